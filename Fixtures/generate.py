@@ -1,0 +1,833 @@
+#!/usr/bin/env python3
+"""Writes the WSCore fixture transcripts under Fixtures/.
+
+Each transcript is stated here from RFC 6455, with this file's own frame encoder and masking, so
+the expected bytes and events do not come from the engine under test. Run it after editing:
+
+    python3 Fixtures/generate.py
+
+It rewrites every generated file (and removes stale ones it generated before, which it marks
+with `"rfc"`); hand-written fixtures elsewhere under Fixtures/ are left alone.
+"""
+import json
+import os
+import shutil
+import struct
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+GENERATED = ["core"]  # folders owned by this script
+
+TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
+CLIENT_KEYS = ["37fa213d", "a1b2c3d4", "00000000", "ffffffff", "5a0f3c96", "01020304"]
+
+
+def mask(payload: bytes, key: bytes) -> bytes:
+    return bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def header(opcode, length, fin=True, rsv=0, key=None, form=None):
+    """RFC 6455 §5.2 header. `form` forces the length encoding: 7, 16 or 64 bits."""
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    m = 0x80 if key is not None else 0
+    if form is None:
+        form = 7 if length < 126 else (16 if length <= 0xFFFF else 64)
+    if form == 7:
+        h = bytes([b0, m | length])
+    elif form == 16:
+        h = bytes([b0, m | 126]) + struct.pack(">H", length)
+    else:
+        h = bytes([b0, m | 127]) + struct.pack(">Q", length)
+    return h + (key if key is not None else b"")
+
+
+def close_payload(code, reason=""):
+    return b"" if code is None else struct.pack(">H", code) + reason.encode()
+
+
+def hexs(b: bytes) -> str:
+    return " ".join(f"{x:02x}" for x in b)
+
+
+def compact(b: bytes):
+    """Bytes as JSON: plain hex, or hex parts with a repeat for long periodic runs."""
+    if len(b) <= 96:
+        return hexs(b)
+    parts, i = [], 0
+    while i < len(b):
+        best = None
+        for p in range(1, 17):
+            j = i + p
+            while j < len(b) and b[j] == b[j - p]:
+                j += 1
+            run = (j - i) // p
+            if run >= 8 and (best is None or run * p > best[1] * best[0]):
+                best = (p, run)
+        if best:
+            p, run = best
+            parts.append({"repeat": hexs(b[i:i + p]), "count": run})
+            i += p * run
+        else:
+            j = min(len(b), i + 32)
+            if parts and isinstance(parts[-1], str):
+                parts[-1] += " " + hexs(b[i:j])
+            else:
+                parts.append(hexs(b[i:j]))
+            i = j
+    return parts
+
+
+class Fixture:
+    """A transcript for one engine in one role. Frames *to* the engine are masked when the
+    engine is a server (clients mask); frames *from* a client engine use its injected keys."""
+
+    def __init__(self, path, role, description, rfc, config=None):
+        self.path, self.role, self.description, self.rfc = path, role, description, rfc
+        self.config = config or {}
+        self.steps = []
+        self.keys = CLIENT_KEYS if role == "client" else []
+        self.key_index = 0
+        self.in_key_index = 0
+
+    # Frames the peer sends us.
+    def frame(self, opcode, payload=b"", fin=True, rsv=0, masked=None, form=None, length=None):
+        if masked is None:
+            masked = self.role == "server"
+        key = None
+        if masked:
+            key = bytes([(0x11 * (self.in_key_index + 1) + k * 0x3B) & 0xFF for k in range(4)])
+            self.in_key_index += 1
+        n = len(payload) if length is None else length
+        return header(opcode, n, fin, rsv, key, form) + (mask(payload, key) if key else payload)
+
+    # Frames we must send.
+    def out_frame(self, opcode, payload=b"", fin=True):
+        if self.role == "client":
+            key = bytes.fromhex(self.keys[self.key_index % len(self.keys)])
+            self.key_index += 1
+            return header(opcode, len(payload), fin, 0, key) + mask(payload, key)
+        return header(opcode, len(payload), fin) + payload
+
+    def out_close(self, code, reason=""):
+        return self.out_frame(CLOSE, close_payload(code, reason))
+
+    # Steps.
+    def receive(self, *frames):
+        self.steps.append({"receive": compact(b"".join(frames))})
+
+    def eof(self):
+        self.steps.append({"receiveEOF": True})
+
+    def tick(self, seconds):
+        self.steps.append({"tick": seconds})
+
+    def events(self, *events):
+        self.steps.append({"expectEvents": list(events)})
+
+    def out(self, *frames, eos=False):
+        step = {"expectOutbound": compact(b"".join(frames))}
+        if eos:
+            step["endOfStream"] = True
+        self.steps.append(step)
+
+    def state(self, lifecycle, **facts):
+        step = {"expectState": lifecycle}
+        step.update(facts)
+        self.steps.append(step)
+
+    def command(self, name, value, error=None):
+        step = {name: value}
+        if error:
+            step["expectError"] = error
+        self.steps.append(step)
+
+    def json(self):
+        d = {"description": self.description, "rfc": self.rfc, "role": self.role}
+        if self.config:
+            d["configuration"] = self.config
+        if self.role == "client":
+            d["maskKeys"] = self.keys
+        d["steps"] = self.steps
+        return d
+
+
+# Event constructors (the JSON forms of WSProtocol.Event).
+def text(s): return {"text": s}
+def binary(b): return {"binary": compact(b)}
+def fragment(kind, b, final): return {"fragment": {"kind": kind, "data": compact(b), "final": final}}
+def ping(b=b""): return {"ping": hexs(b)}
+def pong(b=b""): return {"pong": hexs(b)}
+def close_received(code, reason=""): return {"closeReceived": {"code": code, "reason": reason}}
+def failed(code): return {"failed": code}
+def idle(): return {"idleTimeout": True}
+def cf(code, reason=""): return None if code is False else {"code": code, "reason": reason}
+
+
+def closed(sent=None, received=None, initiator=None, cause=None):
+    return {"closed": {"sent": sent, "received": received, "initiator": initiator, "cause": cause}}
+
+
+FIXTURES = []
+
+
+def fixture(path, role, description, rfc, config=None):
+    f = Fixture(path, role, description, rfc, config)
+    FIXTURES.append(f)
+    return f
+
+
+ROLES = ["server", "client"]
+
+
+def violation(f, frames, code, close_code, before=()):
+    """The peer breaks a rule: failed(code), our Close(close_code, reason = code name), end of
+    stream; then the transport ends and the connection closes with the error as its cause."""
+    f.receive(*frames)
+    f.events(*before, failed(code))
+    f.out(f.out_close(close_code, code), eos=True)
+    f.state("closing")
+    f.eof()
+    f.events(closed(sent=cf(close_code, code), initiator="local", cause={"protocolError": code}))
+    f.state("closed", nextDeadline=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# RFC 6455 §5.7 examples
+
+def rfc_examples():
+    f = fixture("core/rfc6455-5.7/unmasked-text", "client",
+                "§5.7: a single-frame unmasked text message 81 05 48 65 6c 6c 6f contains \"Hello\"", "6455 §5.7")
+    f.receive(bytes.fromhex("810548656c6c6f"))
+    f.events(text("Hello"))
+
+    f = fixture("core/rfc6455-5.7/masked-text", "server",
+                "§5.7: a single-frame masked text message with key 37 fa 21 3d contains \"Hello\"", "6455 §5.7")
+    f.receive(bytes.fromhex("818537fa213d7f9f4d5158"))
+    f.events(text("Hello"))
+
+    f = fixture("core/rfc6455-5.7/fragmented-unmasked-text", "client",
+                "§5.7: a fragmented unmasked text message 01 03 48 65 6c / 80 02 6c 6f contains \"Hello\"", "6455 §5.7")
+    f.receive(bytes.fromhex("010348656c"), bytes.fromhex("80026c6f"))
+    f.events(text("Hello"))
+
+    f = fixture("core/rfc6455-5.7/ping-and-masked-pong", "client",
+                "§5.7: an unmasked Ping 89 05 Hello is answered by the masked Pong 8a 85 37 fa 21 3d 7f 9f 4d 51 58",
+                "6455 §5.7, §5.5.2")
+    f.receive(bytes.fromhex("890548656c6c6f"))
+    f.events(ping(b"Hello"))
+    f.out(bytes.fromhex("8a8537fa213d7f9f4d5158"))
+
+    f = fixture("core/rfc6455-5.7/binary-256", "client",
+                "§5.7: 256 bytes of binary data in a single unmasked frame (82 7e 01 00)", "6455 §5.7")
+    data = bytes(range(256))
+    f.receive(bytes.fromhex("827e0100") + data)
+    f.events(binary(data))
+
+    f = fixture("core/rfc6455-5.7/binary-64k", "client",
+                "§5.7: 64 KiB of binary data in a single unmasked frame (82 7f 00 00 00 00 00 01 00 00)", "6455 §5.7")
+    data = bytes(i % 251 for i in range(65536))
+    f.receive(bytes.fromhex("827f0000000000010000") + data)
+    f.events(binary(data))
+
+    f = fixture("core/rfc6455-5.7/client-sends-masked-hello", "client",
+                "§5.7: a client sending \"Hello\" with key 37 fa 21 3d writes 81 85 37 fa 21 3d 7f 9f 4d 51 58", "6455 §5.7, §5.3")
+    f.command("sendText", "Hello")
+    f.out(bytes.fromhex("818537fa213d7f9f4d5158"))
+
+    f = fixture("core/rfc6455-5.7/server-sends-unmasked-hello", "server",
+                "§5.7: a server sending \"Hello\" writes 81 05 48 65 6c 6c 6f", "6455 §5.7, §5.1")
+    f.command("sendText", "Hello")
+    f.out(bytes.fromhex("810548656c6c6f"))
+
+
+# ---------------------------------------------------------------------------------------------
+# §5.2 payload length boundaries, both directions, both roles
+
+def lengths():
+    for role in ROLES:
+        for n in [0, 125, 126, 127, 65535, 65536]:
+            f = fixture(f"core/length/{role}-{n}", role,
+                        f"§5.2: a {n}-byte binary payload is received and sent with the minimal length encoding "
+                        f"({'7-bit' if n < 126 else '16-bit' if n <= 65535 else '64-bit'})", "6455 §5.2")
+            data = bytes((i * 7 + 3) % 256 for i in range(n))
+            f.receive(f.frame(BINARY, data))
+            f.events(binary(data))
+            f.command("sendBinary", compact(data))
+            f.out(f.out_frame(BINARY, data))
+
+        f = fixture(f"core/length/{role}-2pow32-over-limit", role,
+                    "§5.2: a frame declaring 2^32 bytes (64-bit length) fails with 1009 from its header alone, "
+                    "before any payload arrives", "6455 §5.2, §7.4.1")
+        violation(f, [f.frame(BINARY, b"", length=1 << 32)], "frameTooBig", 1009)
+
+        f = fixture(f"core/length/{role}-msb-set", role,
+                    "§5.2: \"the most significant bit MUST be 0\" in a 64-bit length: 2^63 fails with 1002",
+                    "6455 §5.2")
+        violation(f, [f.frame(BINARY, b"", length=1 << 63)], "lengthMSBSet", 1002)
+
+        f = fixture(f"core/length/{role}-non-minimal-16", role,
+                    "§5.2: \"the minimal number of bytes MUST be used to encode the length\": 5 in the 16-bit form fails",
+                    "6455 §5.2")
+        violation(f, [f.frame(TEXT, b"Hello", form=16)], "nonMinimalLength", 1002)
+
+        f = fixture(f"core/length/{role}-non-minimal-64", role,
+                    "§5.2: 200 encoded in the 64-bit form fails with 1002", "6455 §5.2")
+        violation(f, [f.frame(BINARY, bytes(200), form=64)], "nonMinimalLength", 1002)
+
+        f = fixture(f"core/length/{role}-max-frame-size", role,
+                    "maxFrameSize is enforced exactly: 100 bytes pass, a 101-byte frame fails 1009 at its header",
+                    "6455 §7.4.1 (1009)", {"maxFrameSize": 100})
+        f.receive(f.frame(BINARY, bytes(100)))
+        f.events(binary(bytes(100)))
+        violation(f, [f.frame(BINARY, b"", length=101)], "frameTooBig", 1009)
+
+
+# ---------------------------------------------------------------------------------------------
+# §5.4 fragmentation, §5.5 control frames interleaved
+
+def fragmentation():
+    for role in ROLES:
+        f = fixture(f"core/fragmentation/{role}-text-three-frames", role,
+                    "§5.4: a text message in three frames (text, continuation, continuation+FIN) is delivered whole",
+                    "6455 §5.4")
+        f.receive(f.frame(TEXT, b"Hel", fin=False), f.frame(CONT, b"lo, ", fin=False), f.frame(CONT, b"world"))
+        f.events(text("Hello, world"))
+
+        f = fixture(f"core/fragmentation/{role}-ping-interleaved", role,
+                    "§5.4: \"Control frames MAY be injected in the middle of a fragmented message\"; the Ping is "
+                    "reported and answered before the message completes", "6455 §5.4, §5.5.2")
+        f.receive(f.frame(BINARY, b"\x01\x02", fin=False), f.frame(PING, b"mid"), f.frame(CONT, b"\x03", fin=False),
+                  f.frame(PONG, b"p"), f.frame(CONT, b"\x04"))
+        f.events(ping(b"mid"), pong(b"p"), binary(b"\x01\x02\x03\x04"))
+        f.out(f.out_frame(PONG, b"mid"))
+
+        f = fixture(f"core/fragmentation/{role}-empty-fragments", role,
+                    "§5.4: empty first, middle and final fragments are legal; the message is their concatenation",
+                    "6455 §5.4")
+        f.receive(f.frame(TEXT, b"", fin=False), f.frame(CONT, b"ab", fin=False), f.frame(CONT, b"", fin=False),
+                  f.frame(CONT, b""))
+        f.events(text("ab"))
+
+        f = fixture(f"core/fragmentation/{role}-empty-message", role,
+                    "§5.6: an empty text message and an empty binary message", "6455 §5.6")
+        f.receive(f.frame(TEXT, b""), f.frame(BINARY, b""))
+        f.events(text(""), binary(b""))
+
+        f = fixture(f"core/fragmentation/{role}-streaming", role,
+                    "Streaming delivery: pieces of a fragmented message arrive as fragment events, the last one final",
+                    "6455 §5.4", {"delivery": "streaming"})
+        f.receive(f.frame(TEXT, b"Hel", fin=False))
+        f.events(fragment("text", b"Hel", False))
+        f.receive(f.frame(CONT, b"lo", fin=False), f.frame(PING, b""), f.frame(CONT, b"!"))
+        f.events(fragment("text", b"lo", False), ping(), fragment("text", b"!", True))
+        f.out(f.out_frame(PONG, b""))
+
+        f = fixture(f"core/fragmentation/{role}-streaming-partial-frame", role,
+                    "Streaming delivery does not wait for the end of a frame: half a frame's payload is delivered "
+                    "as soon as it arrives", "6455 §5.4", {"delivery": "streaming"})
+        data = bytes(range(200))
+        whole = f.frame(BINARY, data)
+        f.receive(whole[:120])
+        hlen = len(whole) - len(data)
+        f.events(fragment("binary", data[:120 - hlen], False))
+        f.receive(whole[120:])
+        f.events(fragment("binary", data[120 - hlen:], True))
+
+        f = fixture(f"core/fragmentation/{role}-close-interleaved", role,
+                    "§5.4/§5.5.1: a Close in the middle of a fragmented message ends the connection; the partial "
+                    "message is never delivered", "6455 §5.4, §5.5.1")
+        f.receive(f.frame(TEXT, b"part", fin=False), f.frame(CLOSE, close_payload(1000)))
+        f.events(close_received(1000))
+        f.out(f.out_close(1000), eos=(role == "server"))
+        f.eof()
+        f.events(closed(sent=cf(1000), received=cf(1000), initiator="remote"))
+
+        f = fixture(f"core/fragmentation/{role}-max-fragments", role,
+                    "maxFragmentsPerMessage is enforced exactly: 4 frames pass, a 5th frame fails with 1008",
+                    "6455 §7.4.1 (1008)", {"maxFragmentsPerMessage": 4})
+        f.receive(f.frame(TEXT, b"a", fin=False), f.frame(CONT, b"b", fin=False), f.frame(CONT, b"c", fin=False),
+                  f.frame(CONT, b"d"))
+        f.events(text("abcd"))
+        violation(f, [f.frame(TEXT, b"a", fin=False), f.frame(CONT, b"b", fin=False), f.frame(CONT, b"c", fin=False),
+                      f.frame(CONT, b"d", fin=False), f.frame(CONT, b"e")], "tooManyFragments", 1008)
+
+        f = fixture(f"core/fragmentation/{role}-max-message-size", role,
+                    "maxMessageSize is enforced exactly across fragments: 10 bytes pass, 11 fail with 1009 at the "
+                    "header of the frame that crosses the limit", "6455 §7.4.1 (1009)", {"maxMessageSize": 10})
+        f.receive(f.frame(BINARY, bytes(6), fin=False), f.frame(CONT, bytes(4)))
+        f.events(binary(bytes(10)))
+        violation(f, [f.frame(BINARY, bytes(6), fin=False), f.frame(CONT, b"", length=5)], "messageTooBig", 1009)
+
+        f = fixture(f"core/fragmentation/{role}-unexpected-continuation", role,
+                    "§5.4: a continuation frame with no message in progress fails with 1002", "6455 §5.4")
+        violation(f, [f.frame(CONT, b"x")], "unexpectedContinuation", 1002)
+
+        f = fixture(f"core/fragmentation/{role}-expected-continuation", role,
+                    "§5.4: a new text frame while a fragmented message is in progress fails with 1002", "6455 §5.4")
+        violation(f, [f.frame(TEXT, b"a", fin=False), f.frame(TEXT, b"b")], "expectedContinuation", 1002)
+
+
+# ---------------------------------------------------------------------------------------------
+# §5.2, §5.5 frame rules
+
+def frame_rules():
+    for role in ROLES:
+        for rsv, name in [(4, "rsv1"), (2, "rsv2"), (1, "rsv3")]:
+            f = fixture(f"core/violations/{role}-{name}", role,
+                        f"§5.2: {name.upper()} set with no extension negotiated fails with 1002", "6455 §5.2")
+            violation(f, [f.frame(TEXT, b"Hello", rsv=rsv)], "reservedBitsSet", 1002)
+        for op in [0x3, 0x7, 0xB, 0xF]:
+            f = fixture(f"core/violations/{role}-reserved-opcode-{op:x}", role,
+                        f"§5.2: reserved opcode 0x{op:X} fails with 1002", "6455 §5.2")
+            violation(f, [f.frame(op, b"")], "reservedOpcode", 1002)
+        f = fixture(f"core/violations/{role}-control-too-long", role,
+                    "§5.5: a Ping with a 126-byte payload fails with 1002", "6455 §5.5")
+        violation(f, [f.frame(PING, bytes(126))], "controlFrameTooLong", 1002)
+        f = fixture(f"core/violations/{role}-fragmented-control", role,
+                    "§5.5: \"Control frames themselves MUST NOT be fragmented\": a Ping without FIN fails", "6455 §5.5")
+        violation(f, [f.frame(PING, b"x", fin=False)], "fragmentedControlFrame", 1002)
+        f = fixture(f"core/violations/{role}-violation-stops-reading", role,
+                    "§7.1.7: after a violation nothing more is processed: the valid frame after it is discarded",
+                    "6455 §7.1.7")
+        violation(f, [f.frame(TEXT, b"one"), f.frame(0x3, b""), f.frame(TEXT, b"two")], "reservedOpcode", 1002,
+                  before=[text("one")])
+
+    f = fixture("core/violations/server-unmasked-frame", "server",
+                "§5.1: \"The server MUST close the connection upon receiving a frame that is not masked\"", "6455 §5.1")
+    violation(f, [f.frame(TEXT, b"Hello", masked=False)], "unmaskedFrameFromClient", 1002)
+
+    f = fixture("core/violations/server-accept-unmasked", "server",
+                "acceptUnmaskedFrames lets a server accept unmasked frames from a trusted peer", "6455 §5.1",
+                {"acceptUnmaskedFrames": True})
+    f.receive(f.frame(TEXT, b"Hello", masked=False), f.frame(TEXT, b"again", masked=True))
+    f.events(text("Hello"), text("again"))
+
+    f = fixture("core/violations/client-masked-frame", "client",
+                "§5.1: \"A client MUST close a connection if it detects a masked frame\"", "6455 §5.1")
+    violation(f, [f.frame(TEXT, b"Hello", masked=True)], "maskedFrameFromServer", 1002)
+
+    f = fixture("core/violations/client-masked-control-frame", "client",
+                "§5.1: the masking rule applies to control frames too", "6455 §5.1")
+    violation(f, [f.frame(PING, b"x", masked=True)], "maskedFrameFromServer", 1002)
+
+
+# ---------------------------------------------------------------------------------------------
+# §8.1 UTF-8
+
+GRIN = "\U0001F600".encode()  # f0 9f 98 80
+
+
+def utf8():
+    for role in ROLES:
+        for cut in [1, 2, 3]:
+            f = fixture(f"core/utf8/{role}-4-byte-split-at-{cut}", role,
+                        f"§8.1: U+1F600 split after byte {cut} of 4 across two fragments is valid", "6455 §8.1")
+            f.receive(f.frame(TEXT, b"a" + GRIN[:cut], fin=False), f.frame(CONT, GRIN[cut:] + b"z"))
+            f.events(text("a\U0001F600z"))
+
+        f = fixture(f"core/utf8/{role}-boundaries", role,
+                    "§8.1: the first and last code points of every UTF-8 length (U+0000, U+007F, U+0080, U+07FF, "
+                    "U+0800, U+FFFF, U+10000, U+10FFFF) and U+FFFE are valid", "6455 §8.1, RFC 3629")
+        s = "\u0000\u007f\u0080\u07ff\u0800\uffff\U00010000\U0010ffff\ufffe"
+        f.receive(f.frame(TEXT, s.encode()))
+        f.events(text(s))
+
+        f = fixture(f"core/utf8/{role}-fail-fast", role,
+                    "§8.1 fail fast: a text frame whose first payload byte is invalid (C0) fails with 1007 before "
+                    "the rest of its 100-byte payload arrives", "6455 §8.1")
+        whole = f.frame(TEXT, b"\xc0" + bytes(99))
+        violation(f, [whole[:len(whole) - 99]], "invalidUTF8", 1007)
+
+        f = fixture(f"core/utf8/{role}-fail-in-continuation", role,
+                    "§8.1: invalid UTF-8 in the second fragment of a message fails with 1007", "6455 §8.1")
+        violation(f, [f.frame(TEXT, b"ok ", fin=False), f.frame(CONT, b"\xff")], "invalidUTF8", 1007)
+
+        f = fixture(f"core/utf8/{role}-incomplete-at-end", role,
+                    "§8.1: a text message ending inside a character (E2 82) fails with 1007", "6455 §8.1")
+        violation(f, [f.frame(TEXT, b"\xe2\x82")], "invalidUTF8", 1007)
+
+        f = fixture(f"core/utf8/{role}-binary-not-validated", role,
+                    "§5.6: binary messages are not UTF-8 and are never validated", "6455 §5.6")
+        f.receive(f.frame(BINARY, b"\xc0\xff\xed\xa0\x80"))
+        f.events(binary(b"\xc0\xff\xed\xa0\x80"))
+
+    for name, bad, note in [
+        ("surrogate", b"\xed\xa0\x80", "a UTF-16 surrogate (ED A0 80)"),
+        ("overlong-2", b"\xc0\x80", "an overlong 2-byte NUL (C0 80)"),
+        ("overlong-3", b"\xe0\x80\x80", "an overlong 3-byte encoding (E0 80 80)"),
+        ("overlong-4", b"\xf0\x80\x80\x80", "an overlong 4-byte encoding (F0 80 80 80)"),
+        ("above-10ffff", b"\xf4\x90\x80\x80", "a code point above U+10FFFF (F4 90 80 80)"),
+        ("f5", b"\xf5\x80\x80\x80", "the never-valid byte F5"),
+        ("lone-continuation", b"\x80", "a lone continuation byte"),
+        ("truncated-then-ascii", b"\xe2\x82A", "a truncated sequence followed by ASCII (E2 82 41)"),
+    ]:
+        role = "server" if len(name) % 2 else "client"
+        f = fixture(f"core/utf8/{role}-invalid-{name}", role, f"§8.1: {note} fails with 1007", "6455 §8.1, RFC 3629")
+        violation(f, [f.frame(TEXT, b"ab" + bad + b"cd")], "invalidUTF8", 1007)
+
+    f = fixture("core/utf8/server-streaming-valid-prefix", "server",
+                "§8.1 in streaming mode: the valid bytes before the first invalid one are delivered, then the "
+                "connection fails with 1007", "6455 §8.1", {"delivery": "streaming"})
+    violation(f, [f.frame(TEXT, b"abc\xed\xa0\x80def")], "invalidUTF8", 1007,
+              before=[fragment("text", b"abc\xed", False)])
+
+    f = fixture("core/utf8/client-streaming-split-character", "client",
+                "Streaming: a text fragment may end inside a character; validation carries across pieces",
+                "6455 §8.1", {"delivery": "streaming"})
+    f.receive(f.frame(TEXT, b"x" + GRIN[:2], fin=False))
+    f.events(fragment("text", b"x" + GRIN[:2], False))
+    f.receive(f.frame(CONT, GRIN[2:]))
+    f.events(fragment("text", GRIN[2:], True))
+
+
+# ---------------------------------------------------------------------------------------------
+# §5.5.1, §7 closing handshake
+
+def closing():
+    for role in ROLES:
+        eos = role == "server"
+        f = fixture(f"core/close/{role}-remote-initiates", role,
+                    "§5.5.1: the peer's Close is reported and echoed with its code; "
+                    + ("a server ends TCP first (§7.1.1)" if eos else "a client waits for the server to end TCP (§7.1.1)"),
+                    "6455 §5.5.1, §7.1.1")
+        f.receive(f.frame(CLOSE, close_payload(1000, "bye")))
+        f.events(close_received(1000, "bye"))
+        f.out(f.out_close(1000), eos=eos)
+        f.state("closing", nextDeadline=10)
+        f.receive(f.frame(TEXT, b"ignored"))
+        f.events()
+        f.eof()
+        f.events(closed(sent=cf(1000), received=cf(1000, "bye"), initiator="remote"))
+        f.state("closed", nextDeadline=None)
+
+        f = fixture(f"core/close/{role}-local-initiates", role,
+                    "§7.1.2: after our Close, data still arrives and is delivered until the peer's Close; then "
+                    "the handshake is complete", "6455 §7.1.2, §5.5.1")
+        f.command("close", cf(1000, "done"))
+        f.out(f.out_close(1000, "done"))
+        f.state("closeSent", nextDeadline=10)
+        f.command("sendText", "late", error="notOpen")
+        f.receive(f.frame(TEXT, b"in flight"), f.frame(CLOSE, close_payload(1000)))
+        f.events(text("in flight"), close_received(1000))
+        f.out(eos=eos)
+        f.eof()
+        f.events(closed(sent=cf(1000, "done"), received=cf(1000), initiator="local"))
+
+        f = fixture(f"core/close/{role}-empty-close", role,
+                    "§7.1.5: a Close with no body is reported as code 1005 and answered with an empty Close",
+                    "6455 §5.5.1, §7.1.5")
+        f.receive(f.frame(CLOSE, b""))
+        f.events(close_received(None))
+        f.out(f.out_close(None), eos=eos)
+        f.eof()
+        f.events(closed(sent=cf(None), received=cf(None), initiator="remote"))
+
+        f = fixture(f"core/close/{role}-local-empty-close", role,
+                    "close with no code sends a Close with an empty body", "6455 §5.5.1")
+        f.command("close", None)
+        f.out(f.out_close(None))
+        f.receive(f.frame(CLOSE, b""))
+        f.events(close_received(None))
+        f.out(eos=eos)
+        f.eof()
+        f.events(closed(sent=cf(None), received=cf(None), initiator="local"))
+
+        f = fixture(f"core/close/{role}-close-timeout", role,
+                    "closeTimeout: after our Close, a peer that never answers is given up on at the deadline "
+                    "(code 1006, not clean)", "6455 §7.1.1, §7.1.5", {"closeTimeout": 3})
+        f.tick(1)
+        f.command("close", cf(1001))
+        f.out(f.out_close(1001))
+        f.state("closeSent", nextDeadline=4)
+        f.tick(3.999)
+        f.events()
+        f.tick(4)
+        f.events(closed(sent=cf(1001), initiator="local", cause="closeTimeout"))
+        f.out(eos=True)
+        f.state("closed", nextDeadline=None)
+
+        f = fixture(f"core/close/{role}-eof-without-close", role,
+                    "§7.1.5: the transport ending without a Close gives code 1006 and an unclean close",
+                    "6455 §7.1.5")
+        f.receive(f.frame(TEXT, b"hi"))
+        f.eof()
+        f.events(text("hi"), closed(cause="transportClosed"))
+        f.command("sendText", "x", error="notOpen")
+        f.command("close", cf(1000), error="notOpen")
+
+        f = fixture(f"core/close/{role}-eof-mid-frame", role,
+                    "§7.1.5: the transport ending inside a frame gives 1006; the partial frame is dropped",
+                    "6455 §7.1.5")
+        f.receive(f.frame(TEXT, b"Hello")[:4])
+        f.events()
+        f.eof()
+        f.events(closed(cause="transportClosed"))
+
+        f = fixture(f"core/close/{role}-no-auto-reply", role,
+                    "§5.5.1 with autoCloseReply off: after the peer's Close the application may finish its message "
+                    "(\"An endpoint MAY delay sending a Close frame until its current message is sent\") and then closes",
+                    "6455 §5.5.1", {"autoCloseReply": False})
+        f.command("sendFragment", {"kind": "text", "data": hexs(b"par"), "final": False})
+        f.out(f.out_frame(TEXT, b"par", fin=False))
+        f.receive(f.frame(CLOSE, close_payload(1001, "going")), f.frame(TEXT, b"discarded"))
+        f.events(close_received(1001, "going"))
+        f.state("closeReceived", nextDeadline=None)
+        f.command("sendFragment", {"kind": "text", "data": hexs(b"t"), "final": True})
+        f.out(f.out_frame(CONT, b"t"))
+        f.command("close", cf(1001))
+        f.out(f.out_close(1001), eos=eos)
+        f.state("closing")
+        f.eof()
+        f.events(closed(sent=cf(1001), received=cf(1001, "going"), initiator="remote"))
+
+        f = fixture(f"core/close/{role}-simultaneous", role,
+                    "§7.1.3: both sides send Close at once; each Close answers the other", "6455 §7.1.3")
+        f.command("close", cf(1000, "a"))
+        f.out(f.out_close(1000, "a"))
+        f.receive(f.frame(CLOSE, close_payload(1000, "b")))
+        f.events(close_received(1000, "b"))
+        f.out(eos=eos)
+        f.command("close", cf(1000), error="closeAlreadySent")
+        f.eof()
+        f.events(closed(sent=cf(1000, "a"), received=cf(1000, "b"), initiator="local"))
+
+        f = fixture(f"core/close/{role}-handshake-then-timeout", role,
+                    "§7.1.1: after the handshake, if the transport does not end within closeTimeout it is dropped "
+                    "(the handshake still counts as clean)", "6455 §7.1.1", {"closeTimeout": 2})
+        f.receive(f.frame(CLOSE, close_payload(1000)))
+        f.events(close_received(1000))
+        f.out(f.out_close(1000), eos=eos)
+        f.tick(2)
+        f.events(closed(sent=cf(1000), received=cf(1000), initiator="remote", cause="closeTimeout"))
+        if not eos:
+            f.out(eos=True)
+
+        f = fixture(f"core/close/{role}-invalid-1-byte", role,
+                    "§5.5.1: a Close body of one byte (no room for a code) fails with 1002", "6455 §5.5.1")
+        violation(f, [f.frame(CLOSE, b"\x03")], "invalidClosePayload", 1002)
+
+        f = fixture(f"core/close/{role}-invalid-reason-utf8", role,
+                    "§5.5.1/§8.1: a Close reason that is not valid UTF-8 fails with 1007", "6455 §5.5.1, §8.1")
+        violation(f, [f.frame(CLOSE, close_payload(1000) + b"\xce\xba\xe1\xbd")], "invalidCloseReason", 1007)
+
+        f = fixture(f"core/close/{role}-violation-after-close-sent", role,
+                    "§7.1.7 after our Close: a violation fails the connection without a second Close frame",
+                    "6455 §7.1.7")
+        f.command("close", cf(1000))
+        f.out(f.out_close(1000))
+        f.receive(f.frame(0x3, b""))
+        f.events(failed("reservedOpcode"))
+        f.out(eos=True)
+        f.eof()
+        f.events(closed(sent=cf(1000), initiator="local", cause={"protocolError": "reservedOpcode"}))
+
+    for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535]:
+        role = ROLES[code % 2]
+        f = fixture(f"core/close/{role}-invalid-code-{code}", role,
+                    f"§7.4: close code {code} may not appear on the wire; the connection fails with 1002",
+                    "6455 §7.4.1, §7.4.2")
+        violation(f, [f.frame(CLOSE, close_payload(code))], "invalidCloseCode", 1002)
+
+    for code in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]:
+        role = ROLES[code % 2]
+        f = fixture(f"core/close/{role}-valid-code-{code}", role,
+                    f"§7.4: close code {code} is valid on the wire and is echoed", "6455 §7.4.1, §7.4.2, IANA registry")
+        f.receive(f.frame(CLOSE, close_payload(code, "r")))
+        f.events(close_received(code, "r"))
+        f.out(f.out_close(code), eos=(role == "server"))
+        f.eof()
+        f.events(closed(sent=cf(code), received=cf(code, "r"), initiator="remote"))
+
+    f = fixture("core/close/server-close-command-errors", "server",
+                "close rejects codes that may not be sent, reasons over 123 bytes, and a reason without a code",
+                "6455 §5.5, §7.4")
+    f.command("close", cf(1005), error="invalidCloseCode")
+    f.command("close", cf(1000, "x" * 124), error="invalidCloseReason")
+    f.command("close", {"reason": "why"}, error="invalidCloseReason")
+    f.command("close", cf(4999, "y" * 123))
+    f.out(f.out_close(4999, "y" * 123))
+    f.state("closeSent")
+
+
+# ---------------------------------------------------------------------------------------------
+# §5.5.2–5.5.3 control frames and commands
+
+def control():
+    for role in ROLES:
+        f = fixture(f"core/control/{role}-ping-125", role,
+                    "§5.5.2: a Ping with the largest allowed payload (125 bytes) is answered with an identical Pong",
+                    "6455 §5.5, §5.5.2")
+        data = bytes(range(125))
+        f.receive(f.frame(PING, data))
+        f.events(ping(data))
+        f.out(f.out_frame(PONG, data))
+
+        f = fixture(f"core/control/{role}-no-auto-pong", role,
+                    "autoPong off: the Ping is reported and the application answers it", "6455 §5.5.2",
+                    {"autoPong": False})
+        f.receive(f.frame(PING, b"abc"))
+        f.events(ping(b"abc"))
+        f.out()
+        f.command("pong", hexs(b"abc"))
+        f.out(f.out_frame(PONG, b"abc"))
+
+        f = fixture(f"core/control/{role}-pong-received", role,
+                    "§5.5.3: unsolicited Pongs are reported and need no answer", "6455 §5.5.3")
+        f.receive(f.frame(PONG, b"beat"))
+        f.events(pong(b"beat"))
+        f.out()
+
+        f = fixture(f"core/control/{role}-commands", role,
+                    "ping and pong commands send control frames; payloads over 125 bytes are refused",
+                    "6455 §5.5")
+        f.command("ping", hexs(b"hi"))
+        f.out(f.out_frame(PING, b"hi"))
+        f.command("pong", "")
+        f.out(f.out_frame(PONG, b""))
+        f.command("ping", compact(bytes(126)), error="controlPayloadTooLong")
+        f.out()
+
+        f = fixture(f"core/control/{role}-ping-after-close-sent", role,
+                    "§5.5.2: after our Close, a received Ping is reported but not answered", "6455 §5.5.2, §5.5.1")
+        f.command("close", cf(1000))
+        f.out(f.out_close(1000))
+        f.receive(f.frame(PING, b"p"))
+        f.events(ping(b"p"))
+        f.out()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sending: fragmentation and validation of our own messages
+
+def sending():
+    for role in ROLES:
+        f = fixture(f"core/send/{role}-fragmented", role,
+                    "§5.4: sendFragment emits text, continuation, continuation+FIN; a Ping may go between pieces",
+                    "6455 §5.4")
+        f.command("sendFragment", {"kind": "text", "data": hexs(b"Hel"), "final": False})
+        f.command("ping", "")
+        f.command("sendFragment", {"kind": "text", "data": hexs(b"lo"), "final": False})
+        f.command("sendFragment", {"kind": "text", "data": "", "final": True})
+        f.out(f.out_frame(TEXT, b"Hel", fin=False), f.out_frame(PING), f.out_frame(CONT, b"lo", fin=False),
+              f.out_frame(CONT, b""))
+
+        f = fixture(f"core/send/{role}-auto-fragment", role,
+                    "Messages larger than outboundFragmentSize are split into frames of that size", "6455 §5.4",
+                    {"outboundFragmentSize": 5})
+        f.command("sendText", "Hello, world")
+        f.out(f.out_frame(TEXT, b"Hello", fin=False), f.out_frame(CONT, b", wor", fin=False), f.out_frame(CONT, b"ld"))
+        f.command("sendBinary", hexs(b"12345"))
+        f.out(f.out_frame(BINARY, b"12345"))
+
+        f = fixture(f"core/send/{role}-fragment-errors", role,
+                    "A whole message, or a piece of another kind, while a fragmented message is being sent is "
+                    "refused; invalid UTF-8 in a text piece is refused and sends nothing", "6455 §5.4, §8.1")
+        f.command("sendFragment", {"kind": "text", "data": hexs(b"a" + GRIN[:2]), "final": False})
+        f.out(f.out_frame(TEXT, b"a" + GRIN[:2], fin=False))
+        f.command("sendText", "x", error="fragmentedMessageInProgress")
+        f.command("sendFragment", {"kind": "binary", "data": "00", "final": True}, error="fragmentedMessageInProgress")
+        f.command("sendFragment", {"kind": "text", "data": "41", "final": True}, error="invalidUTF8")
+        f.command("sendFragment", {"kind": "text", "data": hexs(GRIN[2:3]), "final": True}, error="invalidUTF8")
+        f.out()
+        f.command("sendFragment", {"kind": "text", "data": hexs(GRIN[2:]), "final": True})
+        f.out(f.out_frame(CONT, GRIN[2:]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Time: keepalive, idle, deadlines
+
+def timers():
+    for role in ROLES:
+        f = fixture(f"core/time/{role}-keepalive", role,
+                    "Keepalive: a Ping every pingInterval; a Pong clears the wait; the next Ping is one interval "
+                    "after the previous", "6455 §5.5.2", {"pingInterval": 10, "pingTimeout": 5})
+        f.state("open", nextDeadline=10)
+        f.tick(9.5)
+        f.out()
+        f.tick(10)
+        f.out(f.out_frame(PING, b"\x00\x00\x00\x01"))
+        f.state("open", nextDeadline=15)
+        f.tick(12)
+        f.receive(f.frame(PONG, b"\x00\x00\x00\x01"))
+        f.events(pong(b"\x00\x00\x00\x01"))
+        f.state("open", nextDeadline=20)
+        f.tick(20)
+        f.out(f.out_frame(PING, b"\x00\x00\x00\x02"))
+
+        f = fixture(f"core/time/{role}-keepalive-timeout", role,
+                    "Keepalive: no Pong within pingTimeout: a Close 1011 is queued and the connection is dropped "
+                    "at once (code 1006)", "6455 §7.1.5", {"pingInterval": 10, "pingTimeout": 5})
+        f.tick(10)
+        f.out(f.out_frame(PING, b"\x00\x00\x00\x01"))
+        f.receive(f.frame(TEXT, b"data is not a pong"))
+        f.events(text("data is not a pong"))
+        f.tick(15)
+        f.events(closed(sent=cf(1011, "keepalive ping timeout"), initiator="local", cause="keepaliveTimeout"))
+        f.out(f.out_close(1011, "keepalive ping timeout"), eos=True)
+        f.state("closed", nextDeadline=None)
+
+        f = fixture(f"core/time/{role}-any-pong-clears", role,
+                    "Keepalive: any Pong after the keepalive Ping proves the peer alive, whatever its payload",
+                    "6455 §5.5.3", {"pingInterval": 10, "pingTimeout": 5})
+        f.tick(10)
+        f.out(f.out_frame(PING, b"\x00\x00\x00\x01"))
+        f.receive(f.frame(PONG, b"other"))
+        f.events(pong(b"other"))
+        f.tick(16)
+        f.events()
+        f.state("open", nextDeadline=20)
+
+        f = fixture(f"core/time/{role}-no-keepalive", role,
+                    "pingInterval null disables keepalive: no deadline is armed", "6455 §5.5.2", {"pingInterval": None})
+        f.state("open", nextDeadline=None)
+        f.tick(3600)
+        f.out()
+
+        f = fixture(f"core/time/{role}-idle-timeout", role,
+                    "idleTimeout: reported after that long without a data frame in either direction; control "
+                    "frames do not count; the timer re-arms", "Ballerina onIdleTimeout",
+                    {"idleTimeout": 30, "pingInterval": None})
+        f.state("open", nextDeadline=30)
+        f.tick(20)
+        f.receive(f.frame(TEXT, b"hi"))
+        f.events(text("hi"))
+        f.state("open", nextDeadline=50)
+        f.receive(f.frame(PING, b""))
+        f.events(ping())
+        f.out(f.out_frame(PONG, b""))
+        f.tick(40)
+        f.command("sendText", "out")
+        f.out(f.out_frame(TEXT, b"out"))
+        f.state("open", nextDeadline=70)
+        f.tick(70)
+        f.events(idle())
+        f.state("open", nextDeadline=100)
+        f.tick(100)
+        f.events(idle())
+
+
+def main():
+    rfc_examples()
+    lengths()
+    fragmentation()
+    frame_rules()
+    utf8()
+    closing()
+    control()
+    sending()
+    timers()
+    for folder in GENERATED:
+        shutil.rmtree(os.path.join(ROOT, folder), ignore_errors=True)
+    seen = set()
+    for f in FIXTURES:
+        assert f.path not in seen, f.path
+        seen.add(f.path)
+        path = os.path.join(ROOT, f.path + ".json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as out:
+            json.dump(f.json(), out, indent=1, ensure_ascii=False)
+            out.write("\n")
+    print(f"wrote {len(FIXTURES)} fixtures")
+
+
+if __name__ == "__main__":
+    main()

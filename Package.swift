@@ -1,0 +1,51 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-ws",
+    products: [
+        .library(name: "WSCore", targets: ["WSCore"]),
+        .library(name: "WSTesting", targets: ["WSTesting"]),
+        .executable(name: "wsx", targets: ["wsx"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // The sans-I/O engine: no I/O, no clock, no randomness, no threads, no Foundation.
+        .target(
+            name: "WSCore",
+            swiftSettings: strict + [.strictMemorySafety()]
+        ),
+        // The in-memory test adapter: connection pairs and the fixture transcript runner.
+        .target(
+            name: "WSTesting",
+            dependencies: ["WSCore"],
+            swiftSettings: strict
+        ),
+        // Command-line tool: demo and benchmarks (servers and clients join with the adapters).
+        .executableTarget(
+            name: "wsx",
+            dependencies: [
+                "WSCore", "WSTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WSCoreTests",
+            dependencies: ["WSCore", "WSTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WSTestingTests",
+            dependencies: ["WSCore", "WSTesting"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,92 @@
+// Masking and unmasking (RFC 6455 §5.3): a SIMD kernel and its scalar reference.
+//
+// "Octet i of the transformed data is the XOR of octet i of the original data with octet at
+// index i modulo 4 of the masking key." The `phase` argument is the index modulo 4 of the first
+// byte of the buffer, so a payload can be unmasked slice by slice as it arrives.
+//
+// The kernel XORs 64 bytes per step with a `SIMD16<UInt32>` holding the key rotated to the phase,
+// then 8-byte words, then bytes. Wider byte vectors (`SIMD32/64<UInt8>`) are scalarized by Swift
+// 6.3 and run ~500× slower; see ../shared/TOOLCHAIN.md §3. `reference` is the RFC's definition,
+// byte by byte; tests and the fuzz target compare the two.
+
+/// A 4-byte masking key ([RFC 6455 §5.3](https://www.rfc-editor.org/rfc/rfc6455#section-5.3)).
+///
+/// Stored as a `UInt32` whose little-endian bytes are the key bytes in wire order, so
+/// `WSMaskKey(0x37, 0xfa, 0x21, 0x3d)` is the key that appears on the wire as `37 fa 21 3d`.
+public struct WSMaskKey: Hashable, Sendable, CustomStringConvertible {
+    /// The key bytes as a little-endian word: byte 0 on the wire is the low byte.
+    public var rawValue: UInt32
+
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// Creates a key from its four bytes in wire order.
+    public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8) {
+        rawValue = UInt32(b0) | UInt32(b1) << 8 | UInt32(b2) << 16 | UInt32(b3) << 24
+    }
+
+    /// Key byte `i % 4` in wire order.
+    public subscript(i: Int) -> UInt8 { UInt8(truncatingIfNeeded: rawValue >> UInt32((i & 3) * 8)) }
+
+    public var description: String {
+        (0..<4).map { i in let h = String(self[i], radix: 16); return h.count == 1 ? "0" + h : h }.joined()
+    }
+
+    /// The key word rotated so that its low byte applies to a buffer starting at `phase`.
+    @inline(__always)
+    func word(phase: Int) -> UInt32 {
+        let s = UInt32((phase & 3) * 8)
+        return s == 0 ? rawValue : (rawValue &>> s) | (rawValue &<< (32 &- s))
+    }
+
+    /// XORs `buffer` with the key in place, treating its first byte as payload index `phase`.
+    ///
+    /// Masking and unmasking are the same operation. Pass the returned value as the next
+    /// slice's `phase` to continue a payload that arrives in pieces.
+    /// - Returns: `(phase + buffer.count) % 4`.
+    @discardableResult
+    public func apply(to buffer: UnsafeMutableRawBufferPointer, phase: Int) -> Int {
+        guard let base = buffer.baseAddress else { return phase & 3 }
+        let n = buffer.count
+        let w32 = word(phase: phase)
+        var i = 0
+        if n >= 64 {
+            let v = SIMD16<UInt32>(repeating: w32)
+            while i &+ 64 <= n {
+                let x = unsafe base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt32>.self)
+                unsafe base.storeBytes(of: x ^ v, toByteOffset: i, as: SIMD16<UInt32>.self)
+                i &+= 64
+            }
+        }
+        let w64 = UInt64(w32) | UInt64(w32) &<< 32
+        while i &+ 8 <= n {
+            let x = unsafe base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            unsafe base.storeBytes(of: x ^ w64, toByteOffset: i, as: UInt64.self)
+            i &+= 8
+        }
+        // i is a multiple of 8 here, so byte i still lines up with the low byte of w32.
+        var w = w32
+        while i < n {
+            let x = unsafe base.load(fromByteOffset: i, as: UInt8.self)
+            unsafe base.storeBytes(of: x ^ UInt8(truncatingIfNeeded: w), toByteOffset: i, as: UInt8.self)
+            w = (w &>> 8) | (w &<< 24)
+            i &+= 1
+        }
+        return (phase &+ n) & 3
+    }
+
+    /// The RFC's definition, one byte at a time: the reference for ``apply(to:phase:)``.
+    @_spi(Reference)
+    @discardableResult
+    public func applyReference(to buffer: UnsafeMutableRawBufferPointer, phase: Int) -> Int {
+        for i in 0..<buffer.count {
+            unsafe buffer[i] ^= self[phase &+ i]
+        }
+        return (phase &+ buffer.count) & 3
+    }
+
+    /// Masks or unmasks `bytes` in place; the safe entry point for arrays.
+    @discardableResult
+    public func apply(to bytes: inout [UInt8], phase: Int = 0) -> Int {
+        unsafe bytes.withUnsafeMutableBytes { unsafe apply(to: $0, phase: phase) }
+    }
+}

@@ -1,0 +1,127 @@
+extension WSProtocol {
+    /// How received data messages are delivered.
+    public enum Delivery: Hashable, Sendable {
+        /// Each message is assembled and delivered whole as ``Event/text(_:)`` or
+        /// ``Event/binary(_:)``, up to ``Configuration/maxMessageSize``.
+        case wholeMessages
+        /// Payload is delivered as ``Event/fragment(_:)`` as soon as it arrives, without waiting
+        /// for the rest of the frame or message; memory is bounded by the size of each
+        /// ``WSProtocol/receive(_:)``, not by the message. Text is still validated as it arrives.
+        case streaming
+    }
+
+    /// Limits, timers and behaviour of one connection.
+    ///
+    /// Every field has a default chosen to be safe for a server facing untrusted peers; each says
+    /// why and how far to push it. ``WSProtocol/init(role:configuration:now:randomNumberGenerator:)``
+    /// rejects invalid combinations with ``WSUsageError/invalidConfiguration(_:)``.
+    public struct Configuration: Hashable, Sendable {
+        /// The largest frame payload accepted, in bytes. Default 65536 (as Ballerina).
+        ///
+        /// A larger frame fails the connection with 1009 as soon as its header arrives, before
+        /// any of its payload is read. Browsers send each message as one frame, so raise this
+        /// to ``maxMessageSize`` for browser clients that send large messages.
+        public var maxFrameSize: Int = 65536
+
+        /// The largest message accepted, in bytes (the sum of its frames). Default 1 MiB.
+        ///
+        /// In ``Delivery/wholeMessages`` mode this bounds the memory one connection can make us
+        /// hold; it is checked against each frame header, so the message fails with 1009 before
+        /// the offending frame's payload arrives. 1 MiB (python-websockets' default) keeps
+        /// 10,000 connections under 10 GiB at worst; raise it with care.
+        public var maxMessageSize: Int = 1 << 20
+
+        /// The most frames one message may span. Default 16384.
+        ///
+        /// Empty or tiny fragments cost the peer 2–6 bytes each and us a header parse each; the
+        /// cap keeps a flood of them from holding a message open forever. With the default
+        /// ``maxMessageSize`` it still allows fragments averaging 64 bytes. Exceeding it fails
+        /// with 1008.
+        public var maxFragmentsPerMessage: Int = 16384
+
+        /// Whole messages or streaming fragments. Default ``Delivery/wholeMessages``.
+        public var delivery: Delivery = .wholeMessages
+
+        /// Outgoing messages larger than this are split into frames of this size. Default 65536,
+        /// matching the default ``maxFrameSize`` so two default peers always interoperate.
+        public var outboundFragmentSize: Int = 65536
+
+        /// Answer each Ping with a Pong automatically. Default on. The ``Event/ping(_:)`` event
+        /// is reported either way; with this off, the application answers with ``WSProtocol/pong(_:)``.
+        public var autoPong: Bool = true
+
+        /// Answer a received Close with a Close echoing its code, at once. Default on.
+        ///
+        /// With this off, after ``Event/closeReceived(_:)`` the application may finish sending a
+        /// message and must then call ``WSProtocol/close(code:reason:)`` (RFC 6455 §5.5.1 lets
+        /// an endpoint delay its Close until its current message is sent).
+        public var autoCloseReply: Bool = true
+
+        /// Accept unmasked frames from a client (server role only). Default off.
+        ///
+        /// RFC 6455 §5.1: "The server MUST close the connection upon receiving a frame that is
+        /// not masked." Turn on only for trusted, non-browser peers on a private link.
+        public var acceptUnmaskedFrames: Bool = false
+
+        /// Send a keepalive Ping this often while open; `nil` disables keepalive. Default 20 s
+        /// (as python-websockets).
+        public var pingInterval: Duration? = .seconds(20)
+
+        /// Fail the connection if a keepalive Ping gets no Pong within this time. Default 20 s.
+        ///
+        /// Any Pong received after the keepalive Ping counts. On timeout a Close with 1011 is
+        /// queued and the connection closes at once with code 1006: a peer that does not answer
+        /// pings will not answer a Close either.
+        public var pingTimeout: Duration = .seconds(20)
+
+        /// Report ``Event/idleTimeout`` after this long without a data frame in either
+        /// direction; `nil` disables it. Default `nil` (as Ballerina's `idleTimeout = 0`).
+        ///
+        /// Control frames do not count, so keepalive does not hide an idle connection. The
+        /// connection stays open: the application decides (for example by closing it). The
+        /// timer re-arms after each report.
+        public var idleTimeout: Duration? = nil
+
+        /// After our Close is sent, wait this long for the peer's Close (and, once both are
+        /// exchanged or the connection failed, for the transport to end) before giving up.
+        /// Default 10 s (as python-websockets).
+        public var closeTimeout: Duration = .seconds(10)
+
+        /// Above this many queued outbound bytes ``WSProtocol/isWritable`` turns false; adapters
+        /// stop reading from the peer until it turns true again. Default 1 MiB.
+        public var outboundHighWaterMark: Int = 1 << 20
+
+        /// ``WSProtocol/isWritable`` turns true again at or below this many queued bytes.
+        /// Default 256 KiB. Must be below ``outboundHighWaterMark``.
+        public var outboundLowWaterMark: Int = 256 << 10
+
+        /// Data sends that would queue more than this many outbound bytes throw
+        /// ``WSUsageError/outboundBufferFull(bufferedAmount:limit:)``. Control frames (pong,
+        /// close) are never refused. Default 64 MiB: far above the high-water mark, a last guard
+        /// against an application that ignores backpressure.
+        public var maxBufferedAmount: Int = 64 << 20
+
+        /// The defaults described on each field.
+        public static let `default` = Configuration()
+
+        public init() {}
+
+        /// Checks the combination of fields.
+        public func validate() throws(WSUsageError) {
+            func require(_ ok: Bool, _ why: String) throws(WSUsageError) {
+                if !ok { throw .invalidConfiguration(why) }
+            }
+            try require(maxFrameSize > 0, "maxFrameSize must be positive")
+            try require(maxMessageSize > 0, "maxMessageSize must be positive")
+            try require(maxFragmentsPerMessage > 0, "maxFragmentsPerMessage must be positive")
+            try require(outboundFragmentSize > 0, "outboundFragmentSize must be positive")
+            try require(pingInterval.map { $0 > .zero } ?? true, "pingInterval must be positive")
+            try require(pingTimeout > .zero, "pingTimeout must be positive")
+            try require(idleTimeout.map { $0 > .zero } ?? true, "idleTimeout must be positive")
+            try require(closeTimeout >= .zero, "closeTimeout must not be negative")
+            try require(outboundLowWaterMark >= 0, "outboundLowWaterMark must not be negative")
+            try require(outboundLowWaterMark < outboundHighWaterMark, "outboundLowWaterMark must be below outboundHighWaterMark")
+            try require(maxBufferedAmount >= outboundHighWaterMark, "maxBufferedAmount must be at least outboundHighWaterMark")
+        }
+    }
+}

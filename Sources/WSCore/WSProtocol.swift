@@ -1,0 +1,827 @@
+// WSProtocol: the connection state machine of RFC 6455 §5–§7 after the opening handshake, for
+// both roles. A pure function of its inputs: bytes, end of input, commands and the time passed to
+// `tick(now:)`. It does no I/O, reads no clock and draws randomness only from the injected
+// generator (client masking keys).
+//
+// Rules
+// - Pull-based: `receive` only buffers; frames are parsed when `nextEvent()` is called, one event
+//   per call, so memory is bounded by what the adapter feeds between drains. End of input and
+//   timers are processed by `nextEvent()` too, after every buffered byte, so a Pong already
+//   received is never mistaken for a missing one.
+// - Contract for adapters: after any input (`receive`, `receiveEOF`, `tick`), call `nextEvent()`
+//   until it returns nil; after that and after any command, write what `nextOutbound()` (or
+//   `withOutboundBytes`) holds; arm one timer for `nextDeadline`.
+// - A peer's violation: `.failed(error)`, a Close with the error's code queued, end of stream
+//   queued, input discarded, state `closing`. Our misuse: a typed `WSUsageError`, nothing changed.
+// - Role changes only: which side must mask (§5.1), and that a client waits for the server to
+//   end TCP after a clean closing handshake (§7.1.1) instead of ending it first.
+//
+// Transition table (`lifecycle` → `lifecycle`; EOS = `WSOutbound.endOfStream` queued)
+//
+// | state         | input                                   | next          | events / output                       |
+// |---------------|-----------------------------------------|---------------|---------------------------------------|
+// | open          | data, Ping, Pong frame                  | open          | message/fragment, ping (+Pong), pong  |
+// | open          | Close frame, autoCloseReply on          | closing       | closeReceived; Close echo; EOS if server |
+// | open          | Close frame, autoCloseReply off         | closeReceived | closeReceived                         |
+// | open          | close(code:reason:)                     | closeSent     | Close                                 |
+// | open          | violation                               | closing       | failed; Close(code); EOS              |
+// | open          | end of input                            | closed        | closed(1006, transportClosed)         |
+// | open          | keepalive Ping due                      | open          | Ping                                  |
+// | open          | no Pong by pingTimeout                  | closed        | Close(1011); EOS; closed(keepaliveTimeout) |
+// | open          | idleTimeout elapsed                     | open          | idleTimeout                           |
+// | closeSent     | data, Ping, Pong frame                  | closeSent     | message/fragment, ping, pong          |
+// | closeSent     | Close frame                             | closing       | closeReceived; EOS if server          |
+// | closeSent     | violation                               | closing       | failed; EOS                           |
+// | closeSent     | end of input                            | closed        | closed(1006, transportClosed)         |
+// | closeSent     | closeTimeout elapsed                    | closed        | EOS; closed(1006, closeTimeout)       |
+// | closeReceived | close(code:reason:)                     | closing       | Close; EOS if server                  |
+// | closeReceived | end of input                            | closed        | closed(peer's code, transportClosed)  |
+// | closing       | end of input                            | closed        | closed                                |
+// | closing       | closeTimeout elapsed                    | closed        | EOS if not yet; closed                |
+// | closed        | any input                               | closed        | none; commands throw `notOpen`        |
+//
+// Input that arrives in closeReceived, closing or closed is discarded (§1.4: after a Close,
+// "the endpoint ... discards"). Ping, pong and data commands are accepted in open and, for
+// ping/pong/data, closeReceived; `close` in open and closeReceived.
+
+/// The WebSocket protocol engine for one connection after the opening handshake.
+///
+/// Feed it what the transport delivers and drain what it produces:
+///
+/// ```swift
+/// var ws = try WSProtocol(role: .server, now: clock.now)
+/// ws.receive(bytesFromSocket)
+/// ws.tick(now: clock.now)
+/// while let event = ws.nextEvent() {
+///     switch event {
+///     case .text(let s): try ws.sendText(s)          // echo
+///     case .closed: break
+///     default: break
+///     }
+/// }
+/// while let out = ws.nextOutbound() { /* write .bytes, or half-close on .endOfStream */ }
+/// ```
+///
+/// `WSProtocol` is a single-owner value (`~Copyable`): exactly one adapter drives it.
+public struct WSProtocol: ~Copyable, Sendable {
+    /// Which end of the connection this engine is.
+    public enum Role: Hashable, Sendable {
+        /// The side that opened the connection; masks every frame it sends.
+        case client
+        /// The side that accepted it; must receive only masked frames.
+        case server
+    }
+
+    /// This engine's role.
+    public let role: Role
+    /// The configuration, fixed for the connection's life.
+    public let configuration: Configuration
+
+    /// The latest time passed to ``tick(now:)`` (or `init`); timers are armed relative to it.
+    public private(set) var now: WSInstant
+
+    private var state: State
+    var inbound = InboundBuffer()
+    /// Offset in the inbound stream of `inbound`'s read position.
+    private var streamOffset: Int64 = 0
+    private var frame = FrameState.header
+    private var message: InboundMessage?
+    /// The bytes of the message being assembled (``Delivery/wholeMessages``).
+    private var messageBuffer: [UInt8] = []
+    private var inputEnded = false
+    private var pending: [Event] = []
+    var outbound = OutboundBuffer()
+    private var outboundEOS = OutboundEOS.none
+    private var sending = OutboundMessage.none
+    private var maskKeys: MaskKeySource?
+    private var writable = true
+
+    // MARK: State
+
+    private enum State: Sendable {
+        case open(Timers)
+        case closeSent(sent: WSCloseFrame, deadline: WSInstant)
+        case closeReceived(WSCloseFrame)
+        case closing(Closing)
+        case closed(CloseInfo)
+    }
+
+    /// Keepalive and idle timers, meaningful only while open.
+    private struct Timers: Sendable {
+        var nextPing: WSInstant?
+        var pongDeadline: WSInstant?
+        var idleDeadline: WSInstant?
+        var pingsSent: UInt32 = 0
+    }
+
+    private struct Closing: Sendable {
+        var sent: WSCloseFrame?
+        var received: WSCloseFrame?
+        var initiator: Initiator?
+        var cause: Cause?
+        var deadline: WSInstant
+    }
+
+    /// Where the frame parser is: between frames, or inside a data frame's payload.
+    private enum FrameState: Sendable {
+        case header
+        case payload(Payload)
+    }
+
+    private struct Payload: Sendable {
+        var remaining: Int
+        var key: WSMaskKey?
+        var phase: Int
+        var fin: Bool
+    }
+
+    /// The data message being received.
+    private struct InboundMessage: Sendable {
+        var kind: WSMessageKind
+        var utf8 = WSUTF8Validator()
+        var size = 0
+        var frames = 0
+    }
+
+    /// A fragmented message being sent with ``sendFragment(_:kind:isFinal:)``.
+    private enum OutboundMessage: Sendable {
+        case none
+        case inProgress(WSMessageKind, WSUTF8Validator)
+    }
+
+    private enum OutboundEOS: Sendable {
+        case none, queued, delivered
+    }
+
+    // MARK: Creation
+
+    /// Creates the engine for a connection whose opening handshake has completed.
+    ///
+    /// - Parameters:
+    ///   - role: whether we are the client or the server.
+    ///   - configuration: limits and behaviour; validated here.
+    ///   - now: the current time; keepalive and idle timers start from it.
+    ///   - randomNumberGenerator: the source of client masking keys (RFC 6455 §5.3 asks for a
+    ///     strong source of entropy; the default is the system's). Tests inject a fixed one.
+    /// - Throws: ``WSUsageError/invalidConfiguration(_:)``.
+    public init(
+        role: Role,
+        configuration: Configuration = .default,
+        now: WSInstant,
+        randomNumberGenerator: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()
+    ) throws(WSUsageError) {
+        try configuration.validate()
+        self.role = role
+        self.configuration = configuration
+        self.now = now
+        self.maskKeys = role == .client ? MaskKeySource(random: randomNumberGenerator) : nil
+        self.state = .open(Timers(
+            nextPing: configuration.pingInterval.map { now + $0 },
+            idleDeadline: configuration.idleTimeout.map { now + $0 }))
+    }
+
+    // MARK: Observation
+
+    /// Where the connection is in its lifecycle.
+    public var lifecycle: Lifecycle {
+        switch state {
+        case .open: .open
+        case .closeSent: .closeSent
+        case .closeReceived: .closeReceived
+        case .closing: .closing
+        case .closed: .closed
+        }
+    }
+
+    /// Whether the connection is over (``Event/closed(_:)`` has been produced).
+    public var isClosed: Bool { lifecycle == .closed }
+
+    /// How the connection ended, once closed.
+    public var closeInfo: CloseInfo? {
+        if case .closed(let info) = state { return info }
+        return nil
+    }
+
+    /// When ``tick(now:)`` must next be called, or `nil` if no timer is armed.
+    public var nextDeadline: WSInstant? {
+        switch state {
+        case .open(let t):
+            return [t.pongDeadline ?? t.nextPing, t.idleDeadline].compactMap { $0 }.min()
+        case .closeSent(_, let deadline):
+            return deadline
+        case .closeReceived:
+            return nil
+        case .closing(let c):
+            return c.deadline
+        case .closed:
+            return nil
+        }
+    }
+
+    /// Outbound bytes queued and not yet taken by the adapter.
+    public var bufferedAmount: Int { outbound.count }
+
+    /// Whether the application may keep producing: false from the moment ``bufferedAmount``
+    /// reaches ``Configuration/outboundHighWaterMark`` until it falls to
+    /// ``Configuration/outboundLowWaterMark``. Adapters stop reading while it is false.
+    public var isWritable: Bool { writable }
+
+    // MARK: Inputs
+
+    /// Buffers bytes received from the transport. Drain ``nextEvent()`` afterwards.
+    ///
+    /// Bytes arriving after the peer's Close, after a failure or after close are discarded.
+    public mutating func receive(_ bytes: some Collection<UInt8>) {
+        guard acceptsInput else { return }
+        inbound.append(bytes)
+    }
+
+    /// Whether received bytes are still parsed (open, or our Close sent and theirs awaited).
+    var acceptsInput: Bool {
+        if inputEnded { return false }
+        switch state {
+        case .open, .closeSent: return true
+        case .closeReceived, .closing, .closed: return false
+        }
+    }
+
+    /// Records that the transport will deliver no more bytes. Drain ``nextEvent()`` afterwards:
+    /// bytes already buffered are parsed first, then ``Event/closed(_:)`` is produced.
+    public mutating func receiveEOF() {
+        inputEnded = true
+    }
+
+    /// Advances the engine's clock. Drain ``nextEvent()`` afterwards: expired timers are
+    /// processed there (keepalive Ping, Pong timeout, idle timeout, close timeout).
+    ///
+    /// Call it whenever ``nextDeadline`` passes, and before feeding input, so that activity is
+    /// timed correctly. Time never goes backwards: an earlier `now` is ignored.
+    public mutating func tick(now: WSInstant) {
+        if now > self.now { self.now = now }
+    }
+
+    // MARK: Events
+
+    /// Returns the next event, or `nil` when the engine needs more input (or time).
+    ///
+    /// Parsing, end-of-input and timers are processed here; automatic replies (Pong, Close
+    /// echo) and keepalive Pings are queued as a side effect, so drain ``nextOutbound()`` after
+    /// draining events.
+    public mutating func nextEvent() -> Event? {
+        if !pending.isEmpty { return pending.removeFirst() }
+        while acceptsStepping {
+            switch parseStep() {
+            case .event(let event): return event
+            case .again: continue
+            case .needMore: break
+            }
+            break
+        }
+        if inputEnded, let event = processEndOfInput() { return event }
+        return processTimers()
+    }
+
+    private var acceptsStepping: Bool {
+        switch state {
+        case .open, .closeSent: return true
+        case .closeReceived, .closing, .closed: return false
+        }
+    }
+
+    private enum Step {
+        case event(Event)
+        case again
+        case needMore
+    }
+
+    private mutating func parseStep() -> Step {
+        switch frame {
+        case .header:
+            return parseHeader()
+        case .payload(let p):
+            return parsePayload(p)
+        }
+    }
+
+    private mutating func parseHeader() -> Step {
+        let header: WSFrameHeader, headerLength: Int
+        switch inbound.decodeHeader() {
+        case .incomplete:
+            return .needMore
+        case .invalid(let code):
+            return .event(fail(code, detail: "invalid payload length encoding", offset: streamOffset))
+        case .header(let h, let length):
+            header = h
+            headerLength = length
+        }
+        if let (code, detail) = violation(in: header) {
+            return .event(fail(code, detail: detail, offset: streamOffset))
+        }
+        // Lengths are now known to fit: control ≤ 125, data ≤ maxFrameSize.
+        let length = Int(header.payloadLength)
+        if header.opcode.isControl {
+            guard inbound.readable >= headerLength + length else { return .needMore }
+            let frameOffset = streamOffset
+            consume(headerLength)
+            if let key = header.maskKey { _ = inbound.unmask(length, key: key, phase: 0) }
+            return controlFrame(header.opcode, payload: read(length), offset: frameOffset)
+        }
+        consume(headerLength)
+        noteDataActivity()
+        if header.opcode == .continuation {
+            message!.frames += 1
+        } else {
+            message = InboundMessage(kind: header.opcode == .text ? .text : .binary, frames: 1)
+        }
+        message!.size += length
+        frame = .payload(Payload(remaining: length, key: header.maskKey, phase: 0, fin: header.fin))
+        return .again
+    }
+
+    /// The first rule `header` breaks in the current context, if any (RFC 6455 §5.1–§5.5 and
+    /// the configured limits).
+    private func violation(in header: WSFrameHeader) -> (WSProtocolError.Code, String)? {
+        // §5.2: "MUST be 0 unless an extension is negotiated that defines meanings for non-zero values."
+        if header.rsv != 0 { return (.reservedBitsSet, "RSV bits \(header.rsv) set without an extension") }
+        // §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket Connection_."
+        if !header.opcode.isDefined { return (.reservedOpcode, "opcode \(header.opcode)") }
+        switch role {
+        case .server:
+            // §5.1: "The server MUST close the connection upon receiving a frame that is not masked."
+            if header.maskKey == nil && !configuration.acceptUnmaskedFrames {
+                return (.unmaskedFrameFromClient, "client frame is not masked")
+            }
+        case .client:
+            // §5.1: "A client MUST close a connection if it detects a masked frame."
+            if header.maskKey != nil { return (.maskedFrameFromServer, "server frame is masked") }
+        }
+        if header.opcode.isControl {
+            // §5.5: "All control frames MUST have a payload length of 125 bytes or less and MUST NOT be fragmented."
+            if header.payloadLength > 125 {
+                return (.controlFrameTooLong, "\(header.opcode) payload of \(header.payloadLength) bytes")
+            }
+            if !header.fin { return (.fragmentedControlFrame, "\(header.opcode) without FIN") }
+            return nil
+        }
+        // §5.4: continuation frames only inside a fragmented message, new messages only outside one.
+        if header.opcode == .continuation, message == nil {
+            return (.unexpectedContinuation, "continuation frame with no message in progress")
+        }
+        if header.opcode != .continuation, message != nil {
+            return (.expectedContinuation, "\(header.opcode) frame inside a fragmented message")
+        }
+        if header.payloadLength > UInt64(configuration.maxFrameSize) {
+            return (.frameTooBig, "frame of \(header.payloadLength) bytes over the \(configuration.maxFrameSize)-byte limit")
+        }
+        let soFar = message?.size ?? 0
+        if UInt64(soFar) + header.payloadLength > UInt64(configuration.maxMessageSize) {
+            return (.messageTooBig, "message of \(UInt64(soFar) + header.payloadLength)+ bytes over the \(configuration.maxMessageSize)-byte limit")
+        }
+        if (message?.frames ?? 0) >= configuration.maxFragmentsPerMessage {
+            return (.tooManyFragments, "message of more than \(configuration.maxFragmentsPerMessage) frames")
+        }
+        return nil
+    }
+
+    private mutating func parsePayload(_ payload: Payload) -> Step {
+        var p = payload
+        let available = min(p.remaining, inbound.readable)
+        if available == 0 && p.remaining > 0 { return .needMore }
+        if let key = p.key { p.phase = inbound.unmask(available, key: key, phase: p.phase) }
+        let kind = message!.kind
+        if kind == .text, let bad = inbound.validateUTF8(available, with: &message!.utf8) {
+            return failInvalidUTF8(validPrefix: bad)
+        }
+        p.remaining -= available
+        let ends = p.remaining == 0 && p.fin
+        if ends, kind == .text, !message!.utf8.isComplete {
+            let offset = streamOffset + Int64(available)
+            return .event(fail(.invalidUTF8, detail: "text message ends inside a character", offset: offset))
+        }
+        let data = read(available)
+        if p.remaining == 0 {
+            frame = .header
+        } else {
+            frame = .payload(p)
+        }
+        if ends { message = nil }
+        switch configuration.delivery {
+        case .streaming:
+            if available == 0 && !ends { return .again }
+            return .event(.fragment(WSFragment(kind: kind, data: data, isFinal: ends)))
+        case .wholeMessages:
+            guard ends else {
+                messageBuffer.append(contentsOf: data)
+                return .again
+            }
+            if messageBuffer.isEmpty {
+                // The whole message is this one frame's payload, still in the receive buffer.
+                return .event(kind == .text ? .text(String(decoding: data, as: UTF8.self)) : .binary(data))
+            }
+            messageBuffer.append(contentsOf: data)
+            return .event(takeMessage(kind))
+        }
+    }
+
+    /// §8.1: "When an endpoint is to interpret a byte stream as UTF-8 but finds that the byte
+    /// stream is not, in fact, a valid UTF-8 stream, that endpoint MUST _Fail the WebSocket
+    /// Connection_." In streaming mode the valid bytes before the offending one are delivered
+    /// first, so the result does not depend on how the input was split.
+    private mutating func failInvalidUTF8(validPrefix: Int) -> Step {
+        let offset = streamOffset + Int64(validPrefix)
+        guard configuration.delivery == .streaming, validPrefix > 0 else {
+            return .event(fail(.invalidUTF8, detail: "invalid UTF-8 in text message", offset: offset))
+        }
+        let data = read(validPrefix)
+        pending.append(fail(.invalidUTF8, detail: "invalid UTF-8 in text message", offset: offset))
+        return .event(.fragment(WSFragment(kind: .text, data: data, isFinal: false)))
+    }
+
+    private mutating func takeMessage(_ kind: WSMessageKind) -> Event {
+        switch kind {
+        case .text:
+            let text = String(decoding: messageBuffer, as: UTF8.self)
+            messageBuffer.removeAll(keepingCapacity: messageBuffer.capacity <= 64 << 10)
+            return .text(text)
+        case .binary:
+            defer { messageBuffer = [] }
+            return .binary(messageBuffer[...])
+        }
+    }
+
+    private mutating func controlFrame(_ opcode: WSOpcode, payload: ArraySlice<UInt8>, offset: Int64) -> Step {
+        switch opcode {
+        case .ping:
+            // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
+            // response, unless it already received a Close frame."
+            if configuration.autoPong, case .open = state {
+                enqueueControl(.pong, payload)
+            }
+            return .event(.ping(payload))
+        case .pong:
+            if case .open(var t) = state, t.pongDeadline != nil {
+                t.pongDeadline = nil
+                state = .open(t)
+            }
+            return .event(.pong(payload))
+        default:
+            return closeFrame(payload, offset: offset)
+        }
+    }
+
+    private mutating func closeFrame(_ payload: ArraySlice<UInt8>, offset: Int64) -> Step {
+        let received: WSCloseFrame
+        switch payload.count {
+        case 0:
+            received = WSCloseFrame(code: nil)
+        case 1:
+            // §5.5.1: "If there is a body, the first two bytes of the body MUST be a 2-byte unsigned integer"
+            return .event(fail(.invalidClosePayload, detail: "Close payload of 1 byte", offset: offset))
+        default:
+            let code = WSCloseCode(UInt16(payload[payload.startIndex]) << 8 | UInt16(payload[payload.startIndex + 1]))
+            guard code.isValidOnWire else {
+                return .event(fail(.invalidCloseCode, detail: "close code \(code)", offset: offset))
+            }
+            let reason = payload.dropFirst(2)
+            var utf8 = WSUTF8Validator()
+            // §5.5.1: the reason's "interpretation is not defined by this specification" but it
+            // is UTF-8-encoded data, so it gets the same validation as text (§8.1).
+            guard utf8.validate(reason) == nil, utf8.isComplete else {
+                return .event(fail(.invalidCloseReason, detail: "Close reason is not valid UTF-8", offset: offset))
+            }
+            received = WSCloseFrame(code: code, reason: String(decoding: reason, as: UTF8.self))
+        }
+        switch state {
+        case .open:
+            if configuration.autoCloseReply {
+                // §5.5.1: "the endpoint typically echos the status code it received"
+                let reply = WSCloseFrame(code: received.code)
+                enqueueClose(reply)
+                enterClosing(Closing(sent: reply, received: received, initiator: .remote, cause: nil, deadline: now))
+            } else {
+                state = .closeReceived(received)
+                resetReader()
+            }
+        case .closeSent(let sent, _):
+            enterClosing(Closing(sent: sent, received: received, initiator: .local, cause: nil, deadline: now))
+        case .closeReceived, .closing, .closed:
+            preconditionFailure("frames are parsed only while open or closeSent")
+        }
+        return .event(.closeReceived(received))
+    }
+
+    // MARK: Failure, closing, end of input, timers
+
+    /// RFC 6455 §7.1.7 _Fail the WebSocket Connection_: queue a Close with the error's code (if
+    /// ours was not sent yet), end the stream, stop reading. Returns the ``Event/failed(_:)`` event.
+    private mutating func fail(_ code: WSProtocolError.Code, detail: String, offset: Int64) -> Event {
+        let error = WSProtocolError(code, detail: detail, offset: offset)
+        let sent: WSCloseFrame?
+        let initiator: Initiator
+        switch state {
+        case .open:
+            let frame = WSCloseFrame(code: error.closeCode, reason: code.rawValue)
+            enqueueClose(frame)
+            sent = frame
+            initiator = .local
+        case .closeSent(let frame, _):
+            sent = frame
+            initiator = .local
+        case .closeReceived, .closing, .closed:
+            preconditionFailure("frames are parsed only while open or closeSent")
+        }
+        enterClosing(Closing(sent: sent, received: nil, initiator: initiator, cause: .protocolError(error), deadline: now))
+        return .failed(error)
+    }
+
+    /// Both Close frames exchanged, or the connection failed: stop reading and wait up to
+    /// `closeTimeout` for the transport to end. §7.1.1: the server ends TCP first; a client
+    /// waits for it, so only a server (or a failed connection) queues end of stream now.
+    private mutating func enterClosing(_ closing: Closing) {
+        var c = closing
+        c.deadline = now + configuration.closeTimeout
+        if role == .server || c.cause != nil { queueEndOfStream() }
+        state = .closing(c)
+        resetReader()
+    }
+
+    private mutating func enterClosed(_ info: CloseInfo) {
+        state = .closed(info)
+        resetReader()
+        pending.append(.closed(info))
+    }
+
+    private mutating func resetReader() {
+        inbound.discardAll()
+        frame = .header
+        message = nil
+        messageBuffer = []
+    }
+
+    private mutating func processEndOfInput() -> Event? {
+        switch state {
+        case .open:
+            enterClosed(CloseInfo(sent: nil, received: nil, initiator: nil, cause: .transportClosed))
+        case .closeSent(let sent, _):
+            enterClosed(CloseInfo(sent: sent, received: nil, initiator: .local, cause: .transportClosed))
+        case .closeReceived(let received):
+            enterClosed(CloseInfo(sent: nil, received: received, initiator: .remote, cause: .transportClosed))
+        case .closing(let c):
+            enterClosed(CloseInfo(sent: c.sent, received: c.received, initiator: c.initiator, cause: c.cause))
+        case .closed:
+            return nil
+        }
+        return pending.isEmpty ? nil : pending.removeFirst()
+    }
+
+    private mutating func processTimers() -> Event? {
+        switch state {
+        case .open(var t):
+            if let deadline = t.pongDeadline, now >= deadline {
+                // The peer did not answer: queue a Close for form's sake and drop the transport.
+                let frame = WSCloseFrame(code: .internalError, reason: "keepalive ping timeout")
+                enqueueClose(frame)
+                queueEndOfStream()
+                enterClosed(CloseInfo(sent: frame, received: nil, initiator: .local, cause: .keepaliveTimeout))
+                return pending.removeFirst()
+            }
+            if t.pongDeadline == nil, let due = t.nextPing, now >= due, let interval = configuration.pingInterval {
+                t.pingsSent &+= 1
+                let n = t.pingsSent
+                enqueueControl(.ping, [UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16),
+                                       UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)])
+                t.pongDeadline = now + configuration.pingTimeout
+                t.nextPing = max(due + interval, now)
+            }
+            var event: Event?
+            if let deadline = t.idleDeadline, now >= deadline, let idle = configuration.idleTimeout {
+                t.idleDeadline = now + idle
+                event = .idleTimeout
+            }
+            state = .open(t)
+            return event
+        case .closeSent(let sent, let deadline):
+            guard now >= deadline else { return nil }
+            queueEndOfStream()
+            enterClosed(CloseInfo(sent: sent, received: nil, initiator: .local, cause: .closeTimeout))
+            return pending.removeFirst()
+        case .closing(let c):
+            guard now >= c.deadline else { return nil }
+            queueEndOfStream()
+            enterClosed(CloseInfo(sent: c.sent, received: c.received, initiator: c.initiator, cause: c.cause ?? .closeTimeout))
+            return pending.removeFirst()
+        case .closeReceived, .closed:
+            return nil
+        }
+    }
+
+    private mutating func noteDataActivity() {
+        if case .open(var t) = state, let idle = configuration.idleTimeout {
+            t.idleDeadline = now + idle
+            state = .open(t)
+        }
+    }
+
+    // MARK: Commands
+
+    /// Sends a text message, split into frames of at most ``Configuration/outboundFragmentSize``.
+    /// Drain ``nextOutbound()`` afterwards.
+    /// - Throws: ``WSUsageError/notOpen``, ``WSUsageError/fragmentedMessageInProgress``,
+    ///   ``WSUsageError/outboundBufferFull(bufferedAmount:limit:)``.
+    public mutating func sendText(_ text: String) throws(WSUsageError) {
+        try sendMessage(text.utf8, kind: .text)
+    }
+
+    /// Sends a binary message, split into frames of at most ``Configuration/outboundFragmentSize``.
+    /// Drain ``nextOutbound()`` afterwards.
+    /// - Throws: as ``sendText(_:)``.
+    public mutating func sendBinary(_ bytes: some Collection<UInt8>) throws(WSUsageError) {
+        try sendMessage(bytes, kind: .binary)
+    }
+
+    private mutating func sendMessage(_ bytes: some Collection<UInt8>, kind: WSMessageKind) throws(WSUsageError) {
+        try requireSendable()
+        guard case .none = sending else { throw .fragmentedMessageInProgress }
+        try requireRoom(for: bytes.count)
+        appendData(bytes, opcode: kind.opcode, fin: true)
+    }
+
+    /// Sends one piece of a fragmented message: the first call starts a message of `kind`, later
+    /// calls continue it (with the same `kind`), and the call with `isFinal` ends it. Each piece
+    /// becomes one frame or more (see ``Configuration/outboundFragmentSize``). Control frames
+    /// may be sent between pieces. Text pieces are validated as UTF-8 across pieces; a piece may
+    /// end inside a character, the message may not.
+    /// - Throws: ``WSUsageError/invalidUTF8`` (nothing is sent), ``WSUsageError/fragmentedMessageInProgress``
+    ///   for a `kind` different from the message in progress, and the errors of ``sendText(_:)``.
+    public mutating func sendFragment(_ bytes: some Collection<UInt8>, kind: WSMessageKind, isFinal: Bool) throws(WSUsageError) {
+        try requireSendable()
+        var utf8: WSUTF8Validator
+        let opcode: WSOpcode
+        switch sending {
+        case .none:
+            utf8 = WSUTF8Validator()
+            opcode = kind.opcode
+        case .inProgress(let current, let validator):
+            guard current == kind else { throw .fragmentedMessageInProgress }
+            utf8 = validator
+            opcode = .continuation
+        }
+        if kind == .text {
+            guard utf8.validate(bytes) == nil, !isFinal || utf8.isComplete else { throw .invalidUTF8 }
+        }
+        try requireRoom(for: bytes.count)
+        appendData(bytes, opcode: opcode, fin: isFinal)
+        sending = isFinal ? .none : .inProgress(kind, utf8)
+    }
+
+    private mutating func appendData(_ bytes: some Collection<UInt8>, opcode: WSOpcode, fin: Bool) {
+        outbound.appendMessage(bytes, opcode: opcode, fin: fin, fragmentSize: configuration.outboundFragmentSize, keys: &maskKeys)
+        updateWritability()
+        noteDataActivity()
+    }
+
+    /// Sends a Ping with an empty payload.
+    public mutating func ping() throws(WSUsageError) { try ping([UInt8]()) }
+
+    /// Sends a Ping (payload at most 125 bytes). The peer's Pong arrives as ``Event/pong(_:)``.
+    public mutating func ping(_ payload: some Collection<UInt8>) throws(WSUsageError) {
+        try sendControl(.ping, payload)
+    }
+
+    /// Sends an empty Pong (an unsolicited Pong is a unidirectional heartbeat, RFC 6455 §5.5.3).
+    public mutating func pong() throws(WSUsageError) { try pong([UInt8]()) }
+
+    /// Sends a Pong (payload at most 125 bytes), for example in reply to a Ping when
+    /// ``Configuration/autoPong`` is off.
+    public mutating func pong(_ payload: some Collection<UInt8>) throws(WSUsageError) {
+        try sendControl(.pong, payload)
+    }
+
+    private mutating func sendControl(_ opcode: WSOpcode, _ payload: some Collection<UInt8>) throws(WSUsageError) {
+        try requireSendable()
+        guard payload.count <= 125 else { throw .controlPayloadTooLong(payload.count) }
+        enqueueControl(opcode, payload)
+    }
+
+    /// Starts (or, after ``Event/closeReceived(_:)`` with ``Configuration/autoCloseReply`` off,
+    /// completes) the closing handshake. Drain ``nextOutbound()`` afterwards.
+    ///
+    /// - Parameters:
+    ///   - code: the status code, or `nil` for a Close with no body (received as 1005).
+    ///   - reason: at most 123 bytes of UTF-8; requires a code.
+    /// - Throws: ``WSUsageError/invalidCloseCode(_:)``, ``WSUsageError/invalidCloseReason``,
+    ///   ``WSUsageError/closeAlreadySent``, ``WSUsageError/notOpen``.
+    public mutating func close(code: WSCloseCode? = .normalClosure, reason: String = "") throws(WSUsageError) {
+        if let code, !code.isSendable { throw .invalidCloseCode(code) }
+        if (code == nil && !reason.isEmpty) || reason.utf8.count > 123 { throw .invalidCloseReason }
+        let frame = WSCloseFrame(code: code, reason: reason)
+        switch state {
+        case .open:
+            enqueueClose(frame)
+            state = .closeSent(sent: frame, deadline: now + configuration.closeTimeout)
+        case .closeReceived(let received):
+            enqueueClose(frame)
+            enterClosing(Closing(sent: frame, received: received, initiator: .remote, cause: nil, deadline: now))
+        case .closeSent, .closing:
+            throw .closeAlreadySent
+        case .closed:
+            throw .notOpen
+        }
+    }
+
+    /// Data and control frames may be sent while open, and after the peer's Close until ours.
+    private func requireSendable() throws(WSUsageError) {
+        switch state {
+        case .open, .closeReceived: return
+        case .closeSent, .closing, .closed: throw .notOpen
+        }
+    }
+
+    private func requireRoom(for payloadCount: Int) throws(WSUsageError) {
+        let frames = payloadCount / configuration.outboundFragmentSize + 1
+        let total = outbound.count + payloadCount + frames * WSFrameHeader.maxLength
+        if total > configuration.maxBufferedAmount {
+            throw .outboundBufferFull(bufferedAmount: outbound.count, limit: configuration.maxBufferedAmount)
+        }
+    }
+
+    private mutating func enqueueControl(_ opcode: WSOpcode, _ payload: some Collection<UInt8>) {
+        outbound.appendMessage(payload, opcode: opcode, fin: true, fragmentSize: 125, keys: &maskKeys)
+        updateWritability()
+    }
+
+    private mutating func enqueueClose(_ frame: WSCloseFrame) {
+        var body: [UInt8] = []
+        if let code = frame.code {
+            body.reserveCapacity(2 + frame.reason.utf8.count)
+            body.append(UInt8(code.rawValue >> 8))
+            body.append(UInt8(truncatingIfNeeded: code.rawValue))
+            body.append(contentsOf: frame.reason.utf8)
+        }
+        enqueueControl(.close, body)
+    }
+
+    // MARK: Outputs
+
+    /// Takes the next thing to write: all queued bytes at once, then (once) end of stream.
+    /// Returns `nil` when there is nothing to write.
+    public mutating func nextOutbound() -> WSOutbound? {
+        if outbound.count > 0 {
+            let bytes = outbound.takeAll()
+            updateWritability()
+            return .bytes(bytes)
+        }
+        if case .queued = outboundEOS {
+            outboundEOS = .delivered
+            return .endOfStream
+        }
+        return nil
+    }
+
+    /// Whether end of stream is queued and everything before it has been taken: the adapter
+    /// should now half-close the transport (the zero-copy counterpart of ``WSOutbound/endOfStream``,
+    /// for adapters that drain with `withOutboundBytes`).
+    public var isOutboundFinished: Bool {
+        if case .none = outboundEOS { return false }
+        return outbound.count == 0
+    }
+
+    /// Removes the first `count` queued outbound bytes after the adapter wrote them from
+    /// `withOutboundBytes`.
+    public mutating func consumeOutbound(_ count: Int) {
+        outbound.consume(count)
+        updateWritability()
+    }
+
+    /// Lets go of empty buffers' memory. Adapters with many idle connections call it when a
+    /// connection has nothing buffered; the next message allocates again.
+    public mutating func releaseIdleMemory() {
+        inbound.releaseIfEmpty()
+        outbound.releaseIfEmpty()
+        if message == nil { messageBuffer = [] }
+    }
+
+    private mutating func queueEndOfStream() {
+        if case .none = outboundEOS { outboundEOS = .queued }
+    }
+
+    mutating func updateWritability() {
+        if writable, outbound.count >= configuration.outboundHighWaterMark {
+            writable = false
+        } else if !writable, outbound.count <= configuration.outboundLowWaterMark {
+            writable = true
+        }
+    }
+
+    // MARK: Inbound bookkeeping
+
+    private mutating func consume(_ n: Int) {
+        inbound.skip(n)
+        streamOffset += Int64(n)
+    }
+
+    private mutating func read(_ n: Int) -> ArraySlice<UInt8> {
+        streamOffset += Int64(n)
+        return inbound.read(n)
+    }
+}

@@ -1,0 +1,327 @@
+public import WSCore
+import Foundation
+
+/// A transcript: a role, a configuration, injected masking keys, and steps that feed an engine
+/// and state what it must produce. The format is documented in `Fixtures/README.md`.
+public struct WSFixture: Sendable {
+    /// The file's path relative to the fixtures root, without `.json` (its identity in reports).
+    public var name: String
+    public var description: String
+    public var role: WSProtocol.Role
+    public var configuration: WSProtocol.Configuration
+    /// Client masking keys in the order the engine draws them.
+    public var maskKeys: [WSMaskKey]
+    public var steps: [Step]
+
+    /// One line of a transcript.
+    public enum Step: Sendable {
+        /// Feed these bytes (the runner may split them).
+        case receive([UInt8])
+        /// End the input.
+        case receiveEOF
+        /// Advance the clock to this instant.
+        case tick(WSInstant)
+        /// Run a command; `expectError` names the ``WSUsageError`` case it must throw, if any.
+        case command(Command, expectError: String?)
+        /// The events produced since the previous `expectEvents` (fragments merged).
+        case expectEvents([WSProtocol.Event])
+        /// The bytes written since the previous `expectOutbound`, and whether end of stream followed.
+        case expectOutbound([UInt8], endOfStream: Bool)
+        /// Facts about the engine now; `nil` fields are not checked.
+        case expectState(ExpectedState)
+    }
+
+    public enum Command: Sendable {
+        case sendText(String)
+        case sendBinary([UInt8])
+        case sendFragment([UInt8], kind: WSMessageKind, isFinal: Bool)
+        case ping([UInt8])
+        case pong([UInt8])
+        case close(code: WSCloseCode?, reason: String)
+    }
+
+    public struct ExpectedState: Sendable {
+        public var lifecycle: WSProtocol.Lifecycle?
+        /// `.some(nil)` checks that no deadline is armed.
+        public var nextDeadline: WSInstant??
+        public var bufferedAmount: Int?
+        public var isWritable: Bool?
+    }
+}
+
+/// A fixture file that could not be read.
+public struct WSFixtureFormatError: Error, CustomStringConvertible {
+    public var file: String
+    public var message: String
+    public var description: String { "\(file): \(message)" }
+}
+
+extension WSFixture {
+    /// Loads every `*.json` file under `directory`, sorted by path.
+    public static func loadAll(under directory: String) throws -> [WSFixture] {
+        let base = URL(fileURLWithPath: directory).standardizedFileURL.path
+        guard let walker = FileManager.default.enumerator(atPath: base) else {
+            throw WSFixtureFormatError(file: base, message: "not a directory")
+        }
+        var paths: [String] = []
+        for case let relative as String in walker where relative.hasSuffix(".json") { paths.append(relative) }
+        return try paths.sorted().map { relative in
+            let data = try Data(contentsOf: URL(fileURLWithPath: base + "/" + relative))
+            return try WSFixture(json: Array(data), name: String(relative.dropLast(5)))
+        }
+    }
+
+    /// Parses a fixture from its JSON text.
+    public init(json: [UInt8], name: String) throws {
+        let fail = { (message: String) in WSFixtureFormatError(file: name, message: message) }
+        guard let root = try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any] else {
+            throw fail("the top level must be an object")
+        }
+        var p = Parser(file: name)
+        try p.only(root, ["description", "role", "configuration", "maskKeys", "steps", "rfc"], "top level")
+        self.name = name
+        self.description = root["description"] as? String ?? ""
+        switch root["role"] as? String {
+        case "client": role = .client
+        case "server": role = .server
+        default: throw fail("role must be \"client\" or \"server\"")
+        }
+        configuration = try p.configuration(root["configuration"] as? [String: Any] ?? [:])
+        maskKeys = try (root["maskKeys"] as? [String] ?? []).map { hex in
+            let b = try p.bytes(hex)
+            guard b.count == 4 else { throw fail("mask key \(hex) is not 4 bytes") }
+            return WSMaskKey(b[0], b[1], b[2], b[3])
+        }
+        guard let steps = root["steps"] as? [[String: Any]] else { throw fail("steps must be an array of objects") }
+        self.steps = try steps.enumerated().map { i, s in
+            p.context = "step \(i + 1)"
+            return try p.step(s)
+        }
+    }
+}
+
+/// Turns the JSON values of a fixture into typed steps, naming the file and step on error.
+private struct Parser {
+    let file: String
+    var context = "top level"
+
+    func error(_ message: String) -> WSFixtureFormatError {
+        WSFixtureFormatError(file: file, message: "\(context): \(message)")
+    }
+
+    func only(_ object: [String: Any], _ keys: Set<String>, _ what: String) throws {
+        let unknown = Set(object.keys).subtracting(keys)
+        if !unknown.isEmpty { throw error("unknown key(s) \(unknown.sorted()) in \(what)") }
+    }
+
+    /// Bytes: a hex string (spaces allowed), or an array of hex strings,
+    /// `{"repeat": hex, "count": n}` and `{"utf8": text}` parts, concatenated.
+    func bytes(_ value: Any?) throws -> [UInt8] {
+        switch value {
+        case let hex as String:
+            let digits = hex.filter { !$0.isWhitespace }
+            guard digits.count % 2 == 0 else { throw error("odd number of hex digits in \"\(hex.prefix(40))\"") }
+            var out: [UInt8] = []
+            out.reserveCapacity(digits.count / 2)
+            var i = digits.startIndex
+            while i < digits.endIndex {
+                let j = digits.index(i, offsetBy: 2)
+                guard let b = UInt8(digits[i..<j], radix: 16) else { throw error("bad hex \"\(digits[i..<j])\"") }
+                out.append(b)
+                i = j
+            }
+            return out
+        case let parts as [Any]:
+            return try parts.flatMap { try bytes($0) }
+        case let part as [String: Any]:
+            if let text = part["utf8"] as? String {
+                try only(part, ["utf8"], "byte part")
+                return Array(text.utf8)
+            }
+            try only(part, ["repeat", "count"], "byte part")
+            guard let count = part["count"] as? Int, count >= 0 else { throw error("repeat needs a count") }
+            let unit = try bytes(part["repeat"])
+            var out: [UInt8] = []
+            out.reserveCapacity(unit.count * count)
+            for _ in 0..<count { out.append(contentsOf: unit) }
+            return out
+        default:
+            throw error("expected bytes (hex string, or an array of parts)")
+        }
+    }
+
+    func seconds(_ value: Any?) throws -> Duration {
+        guard let s = (value as? NSNumber)?.doubleValue else { throw error("expected seconds as a number") }
+        return .nanoseconds(Int64((s * 1e9).rounded()))
+    }
+
+    func configuration(_ object: [String: Any]) throws -> WSProtocol.Configuration {
+        var c = WSProtocol.Configuration()
+        for (key, value) in object {
+            let int = { () throws -> Int in
+                guard let n = value as? Int else { throw error("\(key) must be an integer") }
+                return n
+            }
+            let bool = { () throws -> Bool in
+                guard let b = value as? Bool else { throw error("\(key) must be a boolean") }
+                return b
+            }
+            switch key {
+            case "maxFrameSize": c.maxFrameSize = try int()
+            case "maxMessageSize": c.maxMessageSize = try int()
+            case "maxFragmentsPerMessage": c.maxFragmentsPerMessage = try int()
+            case "outboundFragmentSize": c.outboundFragmentSize = try int()
+            case "outboundHighWaterMark": c.outboundHighWaterMark = try int()
+            case "outboundLowWaterMark": c.outboundLowWaterMark = try int()
+            case "maxBufferedAmount": c.maxBufferedAmount = try int()
+            case "autoPong": c.autoPong = try bool()
+            case "autoCloseReply": c.autoCloseReply = try bool()
+            case "acceptUnmaskedFrames": c.acceptUnmaskedFrames = try bool()
+            case "delivery":
+                switch value as? String {
+                case "streaming": c.delivery = .streaming
+                case "wholeMessages": c.delivery = .wholeMessages
+                default: throw error("delivery must be \"streaming\" or \"wholeMessages\"")
+                }
+            case "pingInterval": c.pingInterval = value is NSNull ? nil : try seconds(value)
+            case "pingTimeout": c.pingTimeout = try seconds(value)
+            case "idleTimeout": c.idleTimeout = value is NSNull ? nil : try seconds(value)
+            case "closeTimeout": c.closeTimeout = try seconds(value)
+            default: throw error("unknown configuration key \(key)")
+            }
+        }
+        return c
+    }
+
+    func closeFrame(_ value: Any?) throws -> WSCloseFrame? {
+        if value == nil || value is NSNull { return nil }
+        guard let o = value as? [String: Any] else { throw error("a close frame is an object {code, reason}") }
+        try only(o, ["code", "reason"], "close frame")
+        let code = (o["code"] as? Int).map { WSCloseCode(UInt16($0)) }
+        return WSCloseFrame(code: code, reason: o["reason"] as? String ?? "")
+    }
+
+    func kind(_ value: Any?) throws -> WSMessageKind {
+        switch value as? String {
+        case "text": return .text
+        case "binary": return .binary
+        default: throw error("kind must be \"text\" or \"binary\"")
+        }
+    }
+
+    func step(_ s: [String: Any]) throws -> WSFixture.Step {
+        let command: WSFixture.Command
+        if s.count == 1, let (key, value) = s.first {
+            switch key {
+            case "receive": return .receive(try bytes(value))
+            case "receiveEOF": return .receiveEOF
+            case "tick": return .tick(WSInstant(try seconds(value)))
+            case "expectEvents":
+                guard let list = value as? [[String: Any]] else { throw error("expectEvents takes an array of events") }
+                return .expectEvents(try list.map(event))
+            case "expectOutbound": return .expectOutbound(try bytes(value), endOfStream: false)
+            default: break
+            }
+        }
+        if let value = s["expectOutbound"] {
+            try only(s, ["expectOutbound", "endOfStream"], "expectOutbound")
+            return .expectOutbound(try bytes(value), endOfStream: s["endOfStream"] as? Bool ?? false)
+        }
+        if let value = s["expectState"] {
+            try only(s, ["expectState", "nextDeadline", "bufferedAmount", "isWritable"], "expectState")
+            var expected = WSFixture.ExpectedState()
+            if !(value is NSNull) { expected.lifecycle = try lifecycle(value) }
+            if let d = s["nextDeadline"] { expected.nextDeadline = d is NSNull ? .some(nil) : WSInstant(try seconds(d)) }
+            expected.bufferedAmount = s["bufferedAmount"] as? Int
+            expected.isWritable = s["isWritable"] as? Bool
+            return .expectState(expected)
+        }
+        let expectError = s["expectError"] as? String
+        let keys = Set(s.keys).subtracting(["expectError"])
+        guard keys.count == 1, let key = keys.first else { throw error("a step has one action, got \(s.keys.sorted())") }
+        let value = s[key]
+        switch key {
+        case "sendText":
+            guard let t = value as? String else { throw error("sendText takes a string") }
+            command = .sendText(t)
+        case "sendBinary": command = .sendBinary(try bytes(value))
+        case "sendFragment":
+            guard let o = value as? [String: Any] else { throw error("sendFragment takes {kind, data, final}") }
+            try only(o, ["kind", "data", "final"], "sendFragment")
+            command = .sendFragment(try bytes(o["data"]), kind: try kind(o["kind"]), isFinal: o["final"] as? Bool ?? false)
+        case "ping": command = .ping(try bytes(value))
+        case "pong": command = .pong(try bytes(value))
+        case "close":
+            let frame = try closeFrame(value)
+            command = .close(code: frame?.code, reason: frame?.reason ?? "")
+        default: throw error("unknown step \(key)")
+        }
+        return .command(command, expectError: expectError)
+    }
+
+    func lifecycle(_ value: Any) throws -> WSProtocol.Lifecycle {
+        switch value as? String {
+        case "open": return .open
+        case "closeSent": return .closeSent
+        case "closeReceived": return .closeReceived
+        case "closing": return .closing
+        case "closed": return .closed
+        default: throw error("unknown state \(value)")
+        }
+    }
+
+    func event(_ o: [String: Any]) throws -> WSProtocol.Event {
+        guard o.count == 1, let (key, value) = o.first else { throw error("an event has one key") }
+        switch key {
+        case "text":
+            guard let t = value as? String else { throw error("text takes a string") }
+            return .text(t)
+        case "binary": return .binary(try bytes(value)[...])
+        case "fragment":
+            guard let f = value as? [String: Any] else { throw error("fragment takes {kind, data, final}") }
+            try only(f, ["kind", "data", "final"], "fragment")
+            return .fragment(WSFragment(kind: try kind(f["kind"]), data: try bytes(f["data"] ?? "")[...],
+                                        isFinal: f["final"] as? Bool ?? false))
+        case "ping": return .ping(try bytes(value)[...])
+        case "pong": return .pong(try bytes(value)[...])
+        case "closeReceived":
+            guard let frame = try closeFrame(value) else { throw error("closeReceived takes {code, reason}") }
+            return .closeReceived(frame)
+        case "idleTimeout": return .idleTimeout
+        case "failed":
+            guard let code = value as? String else { throw error("failed takes an error code name") }
+            return .failed(WSProtocolError(WSProtocolError.Code(rawValue: code)))
+        case "closed":
+            guard let c = value as? [String: Any] else { throw error("closed takes {sent, received, initiator, cause}") }
+            try only(c, ["sent", "received", "initiator", "cause"], "closed")
+            let initiator: WSProtocol.Initiator?
+            switch c["initiator"] as? String {
+            case "local": initiator = .local
+            case "remote": initiator = .remote
+            case nil: initiator = nil
+            case let other?: throw error("unknown initiator \(other)")
+            }
+            return .closed(WSProtocol.CloseInfo(
+                sent: try closeFrame(c["sent"]), received: try closeFrame(c["received"]),
+                initiator: initiator, cause: try cause(c["cause"])))
+        default:
+            throw error("unknown event \(key)")
+        }
+    }
+
+    func cause(_ value: Any?) throws -> WSProtocol.Cause? {
+        if value == nil || value is NSNull { return nil }
+        if let name = value as? String {
+            switch name {
+            case "transportClosed": return .transportClosed
+            case "keepaliveTimeout": return .keepaliveTimeout
+            case "closeTimeout": return .closeTimeout
+            default: throw error("unknown cause \(name)")
+            }
+        }
+        guard let o = value as? [String: Any], o.count == 1, let code = o["protocolError"] as? String else {
+            throw error("a cause is a name or {protocolError: code}")
+        }
+        return .protocolError(WSProtocolError(WSProtocolError.Code(rawValue: code)))
+    }
+}

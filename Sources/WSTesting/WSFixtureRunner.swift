@@ -1,0 +1,201 @@
+public import WSCore
+
+/// How a fixture's `receive` steps are fed to the engine.
+public enum WSReplayMode: Hashable, Sendable, CustomStringConvertible {
+    /// Each `receive` step in one call.
+    case whole
+    /// One byte per call, draining events after each.
+    case byteByByte
+    /// Seeded random pieces: half of them 1–16 bytes, half up to the whole step.
+    case randomSplits(seed: UInt64)
+
+    /// The three ways every fixture is replayed.
+    public static let standard: [WSReplayMode] = [.whole, .byteByByte, .randomSplits(seed: 1), .randomSplits(seed: 2)]
+
+    public var description: String {
+        switch self {
+        case .whole: "whole"
+        case .byteByByte: "byte-by-byte"
+        case .randomSplits(let seed): "random splits (seed \(seed))"
+        }
+    }
+}
+
+/// Replays ``WSFixture`` transcripts against a fresh ``WSProtocol`` and reports every mismatch.
+///
+/// The runner behaves as an adapter: after every input it drains all events and all outbound
+/// bytes. Events are compared after merging consecutive ``WSProtocol/Event/fragment(_:)``
+/// events of one message (streaming delivery depends on how input was split; the merged
+/// transcript does not). At the end, events or bytes nobody checked are mismatches too.
+public enum WSFixtureRunner {
+    /// Runs `fixture` in `mode`; returns one line per mismatch (empty when the transcript holds).
+    public static func run(_ fixture: WSFixture, mode: WSReplayMode) -> [String] {
+        var failures: [String] = []
+        func fail(_ step: Int, _ message: String) { failures.append("\(fixture.name) [\(mode)] step \(step): \(message)") }
+
+        var engine: WSProtocol
+        do {
+            if fixture.maskKeys.isEmpty {
+                engine = try WSProtocol(role: fixture.role, configuration: fixture.configuration, now: .zero,
+                                        randomNumberGenerator: WSSeededRandom(seed: 1))
+            } else {
+                engine = try WSProtocol(role: fixture.role, configuration: fixture.configuration, now: .zero,
+                                        randomNumberGenerator: WSMaskKeySequence(fixture.maskKeys))
+            }
+        } catch {
+            return ["\(fixture.name): \(error)"]
+        }
+
+        var events: [WSProtocol.Event] = []
+        var written: [UInt8] = []
+        var endOfStream = false
+        func drain(_ step: Int, _ engine: inout WSProtocol) {
+            while let e = engine.nextEvent() { events.append(e) }
+            while let out = engine.nextOutbound() {
+                switch out {
+                case .bytes(let b):
+                    if endOfStream { fail(step, "bytes written after end of stream") }
+                    written += b
+                case .endOfStream:
+                    if endOfStream { fail(step, "end of stream twice") }
+                    endOfStream = true
+                }
+            }
+        }
+
+        for (index, step) in fixture.steps.enumerated() {
+            let n = index + 1
+            switch step {
+            case .receive(let bytes):
+                for chunk in split(bytes, mode: mode, salt: UInt64(n)) {
+                    engine.receive(chunk)
+                    drain(n, &engine)
+                }
+            case .receiveEOF:
+                engine.receiveEOF()
+                drain(n, &engine)
+            case .tick(let now):
+                engine.tick(now: now)
+                drain(n, &engine)
+            case .command(let command, let expectError):
+                do {
+                    try perform(command, on: &engine)
+                    if let expectError { fail(n, "expected \(expectError), command succeeded") }
+                } catch {
+                    let name = usageErrorName(error)
+                    if name != expectError { fail(n, "command threw \(name) (\(error)), expected \(expectError ?? "success")") }
+                }
+                drain(n, &engine)
+            case .expectEvents(let expected):
+                let got = mergeFragments(events)
+                if got != mergeFragments(expected) {
+                    fail(n, "events\n    got      \(got.map(render))\n    expected \(mergeFragments(expected).map(render))")
+                }
+                events = []
+            case .expectOutbound(let expected, let eos):
+                if written != expected {
+                    fail(n, "outbound\n    got      \(hex(written))\n    expected \(hex(expected))")
+                }
+                if endOfStream != eos { fail(n, "end of stream \(endOfStream), expected \(eos)") }
+                written = []
+                endOfStream = false
+            case .expectState(let expected):
+                if let l = expected.lifecycle, engine.lifecycle != l { fail(n, "state \(engine.lifecycle), expected \(l)") }
+                if let d = expected.nextDeadline, engine.nextDeadline != d {
+                    fail(n, "nextDeadline \(String(describing: engine.nextDeadline)), expected \(String(describing: d))")
+                }
+                if let b = expected.bufferedAmount, engine.bufferedAmount != b { fail(n, "bufferedAmount \(engine.bufferedAmount), expected \(b)") }
+                if let w = expected.isWritable, engine.isWritable != w { fail(n, "isWritable \(engine.isWritable), expected \(w)") }
+            }
+        }
+        if !events.isEmpty { fail(fixture.steps.count, "unchecked events at the end: \(mergeFragments(events).map(render))") }
+        if !written.isEmpty || endOfStream {
+            fail(fixture.steps.count, "unchecked outbound at the end: \(hex(written))\(endOfStream ? " + end of stream" : "")")
+        }
+        return failures
+    }
+
+    static func perform(_ command: WSFixture.Command, on engine: inout WSProtocol) throws(WSUsageError) {
+        switch command {
+        case .sendText(let t): try engine.sendText(t)
+        case .sendBinary(let b): try engine.sendBinary(b)
+        case .sendFragment(let b, let kind, let isFinal): try engine.sendFragment(b, kind: kind, isFinal: isFinal)
+        case .ping(let b): try engine.ping(b)
+        case .pong(let b): try engine.pong(b)
+        case .close(let code, let reason): try engine.close(code: code, reason: reason)
+        }
+    }
+
+    /// The name of a ``WSUsageError`` case, as fixtures write it in `expectError`.
+    public static func usageErrorName(_ error: WSUsageError) -> String {
+        switch error {
+        case .notOpen: "notOpen"
+        case .closeAlreadySent: "closeAlreadySent"
+        case .controlPayloadTooLong: "controlPayloadTooLong"
+        case .invalidCloseCode: "invalidCloseCode"
+        case .invalidCloseReason: "invalidCloseReason"
+        case .invalidUTF8: "invalidUTF8"
+        case .fragmentedMessageInProgress: "fragmentedMessageInProgress"
+        case .outboundBufferFull: "outboundBufferFull"
+        case .invalidConfiguration: "invalidConfiguration"
+        }
+    }
+
+    static func split(_ bytes: [UInt8], mode: WSReplayMode, salt: UInt64) -> [ArraySlice<UInt8>] {
+        switch mode {
+        case .whole:
+            return [bytes[...]]
+        case .byteByByte:
+            return bytes.indices.map { bytes[$0...$0] }
+        case .randomSplits(let seed):
+            var rng = WSSeededRandom(seed: seed &* 0x1000_0001 &+ salt)
+            var pieces: [ArraySlice<UInt8>] = []
+            var i = 0
+            while i < bytes.count {
+                let limit = rng.next() & 1 == 0 ? 16 : bytes.count
+                let size = 1 + Int(rng.next() % UInt64(limit))
+                let end = min(bytes.count, i + size)
+                pieces.append(bytes[i..<end])
+                i = end
+            }
+            return pieces
+        }
+    }
+
+    /// Merges each run of fragments of one message into one fragment, so transcripts do not
+    /// depend on how the input was split.
+    public static func mergeFragments(_ events: [WSProtocol.Event]) -> [WSProtocol.Event] {
+        var out: [WSProtocol.Event] = []
+        for event in events {
+            if case .fragment(let next) = event, case .fragment(var open)? = out.last, !open.isFinal, open.kind == next.kind {
+                open.data = ArraySlice(Array(open.data) + next.data)
+                open.isFinal = next.isFinal
+                out[out.count - 1] = .fragment(open)
+            } else {
+                out.append(event)
+            }
+        }
+        return out
+    }
+
+    /// A short rendering of an event for failure messages.
+    public static func render(_ event: WSProtocol.Event) -> String {
+        switch event {
+        case .text(let t): "text(\(t.count > 80 ? "\(t.prefix(80))… (\(t.utf8.count) bytes)" : t.debugDescription))"
+        case .binary(let b): "binary(\(hex(b)))"
+        case .fragment(let f): "fragment(\(f.kind), \(hex(f.data))\(f.isFinal ? ", final" : ""))"
+        case .ping(let b): "ping(\(hex(b)))"
+        case .pong(let b): "pong(\(hex(b)))"
+        case .closeReceived(let f): "closeReceived(\(f))"
+        case .idleTimeout: "idleTimeout"
+        case .failed(let e): "failed(\(e.code))"
+        case .closed(let info): "closed(sent: \(info.sent.map { "\($0)" } ?? "nil"), received: \(info.received.map { "\($0)" } ?? "nil"), initiator: \(info.initiator.map { "\($0)" } ?? "nil"), cause: \(info.cause.map { "\($0)" } ?? "nil"))"
+        }
+    }
+
+    /// Lowercase hex, abbreviated past 64 bytes.
+    public static func hex(_ bytes: some Collection<UInt8>) -> String {
+        let digits = bytes.prefix(64).map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined(separator: " ")
+        return bytes.count > 64 ? "\(digits) … (\(bytes.count) bytes)" : digits
+    }
+}
