@@ -20,7 +20,8 @@
 //
 // | state         | input                                   | next          | events / output                       |
 // |---------------|-----------------------------------------|---------------|---------------------------------------|
-// | open          | data, Ping, Pong frame                  | open          | message/fragment, ping (+Pong), pong  |
+// | open          | data or Pong frame                      | open          | message/fragment, pong                |
+// | open          | Ping frame                              | open          | ping; Pong if autoPong                |
 // | open          | Close frame, autoCloseReply on          | closing       | closeReceived; Close echo; EOS if server |
 // | open          | Close frame, autoCloseReply off         | closeReceived | closeReceived                         |
 // | open          | close(code:reason:)                     | closeSent     | Close                                 |
@@ -128,10 +129,9 @@ public struct WSProtocol: ~Copyable, Sendable {
         case payload(Payload)
     }
 
+    /// Payload bytes are already unmasked by the time the parser reads them (see `InboundBuffer`).
     private struct Payload: Sendable {
         var remaining: Int
-        var key: WSMaskKey?
-        var phase: Int
         var fin: Bool
     }
 
@@ -323,7 +323,6 @@ public struct WSProtocol: ~Copyable, Sendable {
             guard inbound.readable >= headerLength + length else { return .needMore }
             let frameOffset = streamOffset
             consume(headerLength)
-            if let key = header.maskKey { _ = inbound.unmask(length, key: key, phase: 0) }
             return controlFrame(header.opcode, payload: read(length), offset: frameOffset)
         }
         consume(headerLength)
@@ -334,7 +333,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             message = InboundMessage(kind: header.opcode == .text ? .text : .binary, frames: 1)
         }
         message!.size += length
-        frame = .payload(Payload(remaining: length, key: header.maskKey, phase: 0, fin: header.fin))
+        frame = .payload(Payload(remaining: length, fin: header.fin))
         return .again
     }
 
@@ -387,7 +386,6 @@ public struct WSProtocol: ~Copyable, Sendable {
         var p = payload
         let available = min(p.remaining, inbound.readable)
         if available == 0 && p.remaining > 0 { return .needMore }
-        if let key = p.key { p.phase = inbound.unmask(available, key: key, phase: p.phase) }
         let kind = message!.kind
         if kind == .text, let bad = inbound.validateUTF8(available, with: &message!.utf8) {
             return failInvalidUTF8(validPrefix: bad)

@@ -141,7 +141,7 @@ public enum WSFixtureRunner {
         }
     }
 
-    static func split(_ bytes: [UInt8], mode: WSReplayMode, salt: UInt64) -> [ArraySlice<UInt8>] {
+    public static func split(_ bytes: [UInt8], mode: WSReplayMode, salt: UInt64) -> [ArraySlice<UInt8>] {
         switch mode {
         case .whole:
             return [bytes[...]]

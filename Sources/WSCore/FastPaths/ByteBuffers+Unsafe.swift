@@ -4,31 +4,82 @@
 
 /// Received bytes not yet consumed by the parser.
 ///
-/// Payload is unmasked in place and handed to the application as `ArraySlice`s of `storage`, so a
-/// delivered fragment costs no copy and no allocation; if the application still holds a slice
-/// when more bytes arrive, copy-on-write keeps its bytes intact.
+/// Payload is handed to the application as `ArraySlice`s of `storage`, so a delivered fragment
+/// costs no copy and no allocation. To keep that true when the application holds on to slices,
+/// bytes are never modified after they could have been handed out: payloads are unmasked as they
+/// are appended, by a scanner that walks frame boundaries ahead of the parser (`scan`), while
+/// the storage is uniquely referenced. The parser then reads plain bytes.
 struct InboundBuffer {
     private(set) var storage: [UInt8] = []
     private(set) var readIndex = 0
+    /// Bytes before this index have been scanned (payloads unmasked).
+    private var scanIndex = 0
+    private var scanState = Scan.header
+
+    private enum Scan {
+        case header
+        case payload(remaining: UInt64, key: WSMaskKey?, phase: Int)
+        /// An invalid length encoding: the parser fails there, so scanning stops.
+        case stopped
+    }
 
     /// Bytes buffered and not yet consumed.
     var readable: Int { storage.count &- readIndex }
 
-    /// Appends received bytes, first reclaiming consumed space.
+    /// Appends received bytes, first reclaiming consumed space, and unmasks the new payload bytes.
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         if readIndex == storage.count {
             storage.removeAll(keepingCapacity: true)
+            scanIndex = 0
             readIndex = 0
         } else if readIndex >= 4096, readIndex &* 2 >= storage.count {
             storage.removeSubrange(0..<readIndex)
+            scanIndex &-= readIndex
             readIndex = 0
         }
         unsafe storage.append(contentsOf: bytes)
+        scan()
     }
 
     mutating func append(_ bytes: some Collection<UInt8>) {
         if let () = bytes.withContiguousStorageIfAvailable({ unsafe append(UnsafeRawBufferPointer($0)) }) { return }
         unsafe Array(bytes).withUnsafeBytes { unsafe append($0) }
+    }
+
+    /// Walks frames from `scanIndex` to the end of the buffer, unmasking payload bytes in place.
+    private mutating func scan() {
+        let end = storage.count
+        var index = scanIndex
+        var state = scanState
+        unsafe storage.withUnsafeMutableBytes { all in
+            scanning: while index < end {
+                switch state {
+                case .header:
+                    switch unsafe WSFrameHeader.decode(UnsafeRawBufferPointer(rebasing: all[index...])) {
+                    case .incomplete:
+                        break scanning
+                    case .invalid:
+                        state = .stopped
+                        break scanning
+                    case .header(let h, let length):
+                        index &+= length
+                        state = .payload(remaining: h.payloadLength, key: h.maskKey, phase: 0)
+                    }
+                case .payload(let remaining, let key, let phase):
+                    let n = Int(Swift.min(remaining, UInt64(end &- index)))
+                    var next = phase
+                    if let key {
+                        next = unsafe key.apply(to: UnsafeMutableRawBufferPointer(rebasing: all[index..<(index &+ n)]), phase: phase)
+                    }
+                    index &+= n
+                    state = remaining == UInt64(n) ? .header : .payload(remaining: remaining &- UInt64(n), key: key, phase: next)
+                case .stopped:
+                    break scanning
+                }
+            }
+        }
+        scanIndex = index
+        scanState = state
     }
 
     /// Decodes the frame header at the read position.
@@ -38,23 +89,12 @@ struct InboundBuffer {
         }
     }
 
-    /// Unmasks the next `count` bytes in place starting at key phase `phase`; returns the next phase.
-    mutating func unmask(_ count: Int, key: WSMaskKey, phase: Int) -> Int {
-        let start = readIndex
-        return unsafe storage.withUnsafeMutableBytes { all in
-            unsafe key.apply(to: UnsafeMutableRawBufferPointer(rebasing: all[start..<(start &+ count)]), phase: phase)
-        }
-    }
-
     /// Validates the next `count` bytes as UTF-8; returns the index of the first invalid byte.
     func validateUTF8(_ count: Int, with validator: inout WSUTF8Validator) -> Int? {
         unsafe storage.withUnsafeBytes { all in
             unsafe validator.validate(UnsafeRawBufferPointer(rebasing: all[readIndex..<(readIndex &+ count)]))
         }
     }
-
-    /// The next `count` bytes, shared with the buffer (no copy).
-    func peek(_ count: Int) -> ArraySlice<UInt8> { storage[readIndex..<(readIndex &+ count)] }
 
     /// The next `count` bytes (shared, no copy), consumed.
     mutating func read(_ count: Int) -> ArraySlice<UInt8> {
@@ -66,13 +106,17 @@ struct InboundBuffer {
 
     /// Drops every buffered byte (after the connection failed or closed).
     mutating func discardAll() {
-        storage = []
-        readIndex = 0
+        self = InboundBuffer()
     }
 
-    /// Releases the storage if nothing is buffered (see ``WSProtocol/releaseIdleMemory()``).
+    /// Releases the storage if nothing is buffered (see ``WSProtocol/releaseIdleMemory()``);
+    /// the scanner's position within a frame survives.
     mutating func releaseIfEmpty() {
-        if readIndex == storage.count { storage = []; readIndex = 0 }
+        if readIndex == storage.count {
+            storage = []
+            readIndex = 0
+            scanIndex = 0
+        }
     }
 }
 

@@ -1,0 +1,180 @@
+import Testing
+@testable import WSCore
+import WSTesting
+
+/// Encodes a frame the way a peer would (masked if `key` is given).
+func frame(_ opcode: WSOpcode, _ payload: [UInt8], fin: Bool = true, key: WSMaskKey? = nil) -> [UInt8] {
+    var out: [UInt8] = []
+    WSFrameHeader(fin: fin, opcode: opcode, maskKey: key, payloadLength: UInt64(payload.count)).encode(into: &out)
+    var body = payload
+    key?.apply(to: &body)
+    return out + body
+}
+
+func drain(_ p: inout WSProtocol) -> [WSProtocol.Event] {
+    var events: [WSProtocol.Event] = []
+    while let e = p.nextEvent() { events.append(e) }
+    return events
+}
+
+func outbound(_ p: inout WSProtocol) -> (bytes: [UInt8], endOfStream: Bool) {
+    var bytes: [UInt8] = [], eos = false
+    while let o = p.nextOutbound() {
+        switch o {
+        case .bytes(let b): bytes += b
+        case .endOfStream: eos = true
+        }
+    }
+    return (bytes, eos)
+}
+
+let key = WSMaskKey(0x37, 0xfa, 0x21, 0x3d)
+
+@Suite("WSProtocol engine behaviour")
+struct WSProtocolTests {
+    @Test("held events do not copy the receive buffer: 20,000 masked frames in one read share one storage")
+    func heldEventsShareStorage() throws {
+        var config = WSProtocol.Configuration()
+        config.delivery = .streaming
+        var server = try WSProtocol(role: .server, configuration: config, now: .zero)
+        var input: [UInt8] = []
+        for i in 0..<20_000 { input += frame(.binary, [UInt8(truncatingIfNeeded: i), 1, 2, 3], key: key) }
+        server.receive(input)
+        let events = drain(&server)
+        #expect(events.count == 20_000)
+        let addresses = events.compactMap { e -> Int? in
+            guard case .fragment(let f) = e else { return nil }
+            return f.data.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
+        }
+        // Frame i's payload sits 10 bytes (6 header + 4 payload) after frame i-1's in the same buffer.
+        #expect(zip(addresses, addresses.dropFirst()).allSatisfy { $1 - $0 == 10 })
+        guard case .fragment(let last) = events.last else { Issue.record("no fragment"); return }
+        #expect(Array(last.data) == [UInt8(truncatingIfNeeded: 19_999), 1, 2, 3])
+    }
+
+    @Test("input is processed before timers: a Pong already received beats the Pong deadline")
+    func inputBeforeTimers() throws {
+        var config = WSProtocol.Configuration()
+        config.pingInterval = .seconds(10)
+        config.pingTimeout = .seconds(5)
+        var client = try WSProtocol(role: .client, configuration: config, now: .zero)
+        client.tick(now: .seconds(10))
+        #expect(drain(&client).isEmpty)
+        #expect(outbound(&client).bytes.first == 0x89)
+        client.receive(frame(.pong, [0, 0, 0, 1]))
+        client.tick(now: .seconds(16))  // past the Pong deadline, the Pong not yet parsed
+        #expect(drain(&client) == [.pong([0, 0, 0, 1])])
+        #expect(client.lifecycle == .open)
+    }
+
+    @Test("end of input is processed after buffered frames: a Close then EOF in one read is a clean close")
+    func eofAfterBufferedClose() throws {
+        var server = try WSProtocol(role: .server, now: .zero)
+        server.receive(frame(.close, [0x03, 0xE8], key: key))
+        server.receiveEOF()
+        let events = drain(&server)
+        #expect(events.count == 2)
+        guard case .closed(let info)? = events.last else { Issue.record("\(events)"); return }
+        #expect(info.wasClean && info.code == .normalClosure && info.initiator == .remote)
+        #expect(outbound(&server) == ([0x88, 0x02, 0x03, 0xE8], true))
+    }
+
+    @Test("backpressure: isWritable turns false at the high-water mark and true again at the low-water mark")
+    func backpressure() throws {
+        var config = WSProtocol.Configuration()
+        config.outboundHighWaterMark = 100
+        config.outboundLowWaterMark = 40
+        config.maxBufferedAmount = 300
+        var server = try WSProtocol(role: .server, configuration: config, now: .zero)
+        try server.sendBinary([UInt8](repeating: 1, count: 90))  // 92 bytes queued
+        #expect(server.bufferedAmount == 92 && server.isWritable)
+        try server.sendBinary([UInt8](repeating: 2, count: 10))  // 104
+        #expect(server.isWritable == false)
+        server.consumeOutbound(50)  // 54: above the low-water mark, still paused
+        #expect(server.bufferedAmount == 54 && !server.isWritable)
+        server.consumeOutbound(14)  // 40: at the low-water mark
+        #expect(server.isWritable == true)
+        #expect(throws: WSUsageError.outboundBufferFull(bufferedAmount: 40, limit: 300)) {
+            try server.sendBinary([UInt8](repeating: 3, count: 250))
+        }
+        // Control frames are never refused, even past the limit.
+        try server.sendBinary([UInt8](repeating: 4, count: 240))
+        for _ in 0..<3 { try server.ping([UInt8](repeating: 5, count: 125)) }
+        #expect(server.bufferedAmount > 300)
+        try server.close()
+    }
+
+    @Test("zero-copy drain: withOutboundBytes + consumeOutbound, then isOutboundFinished after end of stream")
+    func zeroCopyDrain() throws {
+        var server = try WSProtocol(role: .server, now: .zero)
+        try server.sendText("Hello")
+        let seen = server.withOutboundBytes { Array($0) }
+        #expect(seen == [0x81, 0x05] + Array("Hello".utf8))
+        server.consumeOutbound(3)
+        #expect(server.withOutboundBytes { Array($0) } == Array("ello".utf8))
+        server.receive(frame(.close, [], key: key))
+        _ = drain(&server)
+        #expect(server.isOutboundFinished == false)
+        server.consumeOutbound(server.bufferedAmount)
+        #expect(server.isOutboundFinished == true)
+    }
+
+    @Test("bytes after a failure or after close are discarded: memory stays bounded")
+    func boundedAfterFailure() throws {
+        var server = try WSProtocol(role: .server, now: .zero)
+        server.receive([0x83, 0x80, 0, 0, 0, 0])  // reserved opcode
+        #expect(drain(&server).count == 1)
+        for _ in 0..<100 { server.receive([UInt8](repeating: 0x81, count: 65536)) }
+        #expect(server.inbound.readable == 0)
+        server.receiveEOF()
+        #expect(drain(&server).count == 1)
+        for _ in 0..<10 { server.receive([UInt8](repeating: 0x81, count: 65536)) }
+        #expect(server.inbound.readable == 0)
+    }
+
+    @Test("a huge declared frame does not allocate: 2^62 bytes fails at the header (1009)")
+    func hugeFrameHeader() throws {
+        var client = try WSProtocol(role: .client, now: .zero)
+        client.receive([0x82, 0x7F, 0x40, 0, 0, 0, 0, 0, 0, 0])
+        let events = drain(&client)
+        guard case .failed(let e)? = events.first else { Issue.record("\(events)"); return }
+        #expect(e.code == .frameTooBig && e.closeCode == .messageTooBig && e.offset == 0)
+    }
+
+    @Test("error offsets point at the frame, or at the invalid byte for UTF-8")
+    func errorOffsets() throws {
+        var server = try WSProtocol(role: .server, now: .zero)
+        server.receive(frame(.text, Array("ok".utf8), key: key) + frame(.text, [0x61, 0x62, 0xFF], key: key))
+        let events = drain(&server)
+        guard case .failed(let e)? = events.last else { Issue.record("\(events)"); return }
+        #expect(e.offset == 8 + 6 + 2)  // first frame 8 bytes, second header 6, then "ab"
+        #expect(!e.detail.contains("\u{FF}"))
+    }
+
+    @Test("invalid configurations are refused at init", arguments: [
+        { (c: inout WSProtocol.Configuration) in c.maxFrameSize = 0 },
+        { (c: inout WSProtocol.Configuration) in c.maxMessageSize = -1 },
+        { (c: inout WSProtocol.Configuration) in c.outboundFragmentSize = 0 },
+        { (c: inout WSProtocol.Configuration) in c.pingInterval = .zero },
+        { (c: inout WSProtocol.Configuration) in c.outboundLowWaterMark = c.outboundHighWaterMark },
+        { (c: inout WSProtocol.Configuration) in c.maxBufferedAmount = 10 },
+        { (c: inout WSProtocol.Configuration) in c.idleTimeout = .seconds(-1) },
+    ] as [@Sendable (inout WSProtocol.Configuration) -> Void])
+    func invalidConfiguration(_ change: @Sendable (inout WSProtocol.Configuration) -> Void) {
+        var c = WSProtocol.Configuration()
+        change(&c)
+        #expect(throws: WSUsageError.self) { _ = try WSProtocol(role: .server, configuration: c, now: .zero) }
+    }
+
+    @Test("releaseIdleMemory drops empty buffers and keeps working")
+    func releaseIdleMemory() throws {
+        var pair = try WSConnectionPair()
+        try pair.client.sendBinary([UInt8](repeating: 7, count: 5000))
+        _ = pair.exchange()
+        pair.server.releaseIdleMemory()
+        pair.client.releaseIdleMemory()
+        #expect(pair.server.inbound.storage.capacity == 0)
+        try pair.client.sendText("again")
+        #expect(pair.exchange().server == [.text("again")])
+    }
+}
