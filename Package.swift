@@ -17,9 +17,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
+        // Runtime-dispatched AVX2 kernels for WSCore's fast paths (Swift has no per-function
+        // target features); WSCore falls back to its portable Swift kernels without AVX2.
+        .target(name: "CWSFastPaths"),
         // The sans-I/O engine: no I/O, no clock, no randomness, no threads, no Foundation.
         .target(
             name: "WSCore",
+            dependencies: ["CWSFastPaths"],
             swiftSettings: strict + [.strictMemorySafety()]
         ),
         // The in-memory test adapter: connection pairs and the fixture transcript runner.

@@ -3,21 +3,45 @@
 /// ``WSProtocol`` never reads a clock: adapters pass `now` to ``WSProtocol/init(role:configuration:now:randomNumberGenerator:)``
 /// and ``WSProtocol/tick(now:)``, and read deadlines back from ``WSProtocol/nextDeadline``. The
 /// origin is arbitrary (an adapter typically uses the time it started); only differences matter.
+/// Nanosecond resolution, ±292 years around the origin.
 public struct WSInstant: Comparable, Hashable, Sendable, CustomStringConvertible {
-    /// Time since the adapter's chosen origin.
-    public var sinceOrigin: Duration
+    /// Nanoseconds since the adapter's chosen origin.
+    public var nanoseconds: Int64
 
-    public init(_ sinceOrigin: Duration) { self.sinceOrigin = sinceOrigin }
+    public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
+
+    /// The instant `sinceOrigin` after the origin.
+    public init(_ sinceOrigin: Duration) { nanoseconds = sinceOrigin.nanoseconds }
+
+    /// Time since the adapter's chosen origin.
+    public var sinceOrigin: Duration { .nanoseconds(nanoseconds) }
 
     /// The origin itself.
-    public static let zero = WSInstant(.zero)
+    public static let zero = WSInstant(nanoseconds: 0)
 
     /// An instant `seconds` after the origin (fixtures and tests use this).
-    public static func seconds(_ seconds: Double) -> WSInstant { WSInstant(.nanoseconds(Int64(seconds * 1e9))) }
+    public static func seconds(_ seconds: Double) -> WSInstant { WSInstant(nanoseconds: Int64((seconds * 1e9).rounded())) }
 
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.sinceOrigin < rhs.sinceOrigin }
-    public static func + (lhs: Self, rhs: Duration) -> Self { WSInstant(lhs.sinceOrigin + rhs) }
-    public static func - (lhs: Self, rhs: Self) -> Duration { lhs.sinceOrigin - rhs.sinceOrigin }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
+
+    /// The instant `rhs` later, saturating at the ends of the range.
+    public static func + (lhs: Self, rhs: Duration) -> Self {
+        let (sum, overflow) = lhs.nanoseconds.addingReportingOverflow(rhs.nanoseconds)
+        return WSInstant(nanoseconds: overflow ? (rhs > .zero ? .max : .min) : sum)
+    }
+
+    public static func - (lhs: Self, rhs: Self) -> Duration { .nanoseconds(lhs.nanoseconds &- rhs.nanoseconds) }
 
     public var description: String { "\(sinceOrigin)" }
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating at the ends of `Int64`.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (total, overflow2) = ns.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return overflow2 ? (seconds < 0 ? .min : .max) : total
+    }
 }

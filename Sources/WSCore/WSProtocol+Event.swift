@@ -1,6 +1,9 @@
 extension WSProtocol {
     /// Something the application should know about, returned by ``WSProtocol/nextEvent()``.
     ///
+    /// The large, once-per-connection cases are `indirect`, so an event costs no more to move
+    /// than a fragment does.
+    ///
     /// Payloads are `ArraySlice`s that share the engine's receive buffer: no copy is made to
     /// deliver them. Keep one past the next ``WSProtocol/receive(_:)`` and copy-on-write keeps it
     /// intact (at the cost of one copy of the buffer); wrap it in `Array(...)` to store it long.
@@ -24,10 +27,10 @@ extension WSProtocol {
         case idleTimeout
         /// The peer broke the protocol. A Close frame with ``WSProtocolError/closeCode`` is
         /// queued and nothing more is read; ``closed(_:)`` follows.
-        case failed(WSProtocolError)
+        indirect case failed(WSProtocolError)
         /// The connection is over: the last event. Write any remaining outbound bytes, then
         /// close the transport.
-        case closed(CloseInfo)
+        indirect case closed(CloseInfo)
     }
 
     /// How and why a connection ended (RFC 6455 §7.1.4–7.1.6).

@@ -82,6 +82,9 @@ public struct WSProtocol: ~Copyable, Sendable {
     public private(set) var now: WSInstant
 
     private var state: State
+    /// The checks made on every frame header, copied out of `configuration` in the types the
+    /// checks use.
+    private let limits: Limits
     var inbound = InboundBuffer()
     /// Offset in the inbound stream of `inbound`'s read position.
     private var streamOffset: Int64 = 0
@@ -99,12 +102,31 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     // MARK: State
 
+    /// The rare, large cases are `indirect` so that the hot `open` case keeps the enum small.
     private enum State: Sendable {
         case open(Timers)
         case closeSent(sent: WSCloseFrame, deadline: WSInstant)
         case closeReceived(WSCloseFrame)
-        case closing(Closing)
-        case closed(CloseInfo)
+        indirect case closing(Closing)
+        indirect case closed(CloseInfo)
+    }
+
+    private struct Limits: Sendable {
+        var maxFrameSize: UInt64
+        var maxMessageSize: UInt64
+        var maxFragments: Int
+        var acceptUnmasked: Bool
+        var streaming: Bool
+        var tracksIdle: Bool
+
+        init(_ c: Configuration) {
+            maxFrameSize = UInt64(c.maxFrameSize)
+            maxMessageSize = UInt64(c.maxMessageSize)
+            maxFragments = c.maxFragmentsPerMessage
+            acceptUnmasked = c.acceptUnmaskedFrames
+            streaming = c.delivery == .streaming
+            tracksIdle = c.idleTimeout != nil
+        }
     }
 
     /// Keepalive and idle timers, meaningful only while open.
@@ -129,10 +151,12 @@ public struct WSProtocol: ~Copyable, Sendable {
         case payload(Payload)
     }
 
-    /// Payload bytes are already unmasked by the time the parser reads them (see `InboundBuffer`).
     private struct Payload: Sendable {
         var remaining: Int
         var fin: Bool
+        var key: WSMaskKey?
+        /// The key phase of the next payload byte.
+        var phase: Int = 0
     }
 
     /// The data message being received.
@@ -173,6 +197,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         try configuration.validate()
         self.role = role
         self.configuration = configuration
+        self.limits = Limits(configuration)
         self.now = now
         self.maskKeys = role == .client ? MaskKeySource(random: randomNumberGenerator) : nil
         self.state = .open(Timers(
@@ -228,12 +253,15 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     // MARK: Inputs
 
-    /// Buffers bytes received from the transport. Drain ``nextEvent()`` afterwards.
-    ///
-    /// Bytes arriving after the peer's Close, after a failure or after close are discarded.
-    public mutating func receive(_ bytes: some Collection<UInt8>) {
-        guard acceptsInput else { return }
-        inbound.append(bytes)
+    /// Where the parser stands, for unmasking on arrival: between frames, or inside a masked
+    /// payload (nil inside an unmasked one).
+    var parserPosition: InboundBuffer.ScanStart? {
+        switch frame {
+        case .header: return .header
+        case .payload(let p):
+            guard let key = p.key else { return nil }
+            return p.remaining == 0 ? .header : .payload(remaining: UInt64(p.remaining), key: key, phase: p.phase)
+        }
     }
 
     /// Whether received bytes are still parsed (open, or our Close sent and theirs awaited).
@@ -269,13 +297,18 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// draining events.
     public mutating func nextEvent() -> Event? {
         if !pending.isEmpty { return pending.removeFirst() }
-        while acceptsStepping {
-            switch parseStep() {
-            case .event(let event): return event
-            case .again: continue
-            case .needMore: break
+        if acceptsStepping {
+            if case .header = frame, message == nil, let event = singleFrameMessage() { return event }
+            var progress = true
+            while progress {
+                progress = false
+                let event: Event?
+                switch frame {
+                case .header: event = parseHeader(&progress)
+                case .payload(let p): event = parsePayload(p, &progress)
+                }
+                if let event { return event }
             }
-            break
         }
         if inputEnded, let event = processEndOfInput() { return event }
         return processTimers()
@@ -288,104 +321,160 @@ public struct WSProtocol: ~Copyable, Sendable {
         }
     }
 
-    private enum Step {
-        case event(Event)
-        case again
-        case needMore
-    }
-
-    private mutating func parseStep() -> Step {
-        switch frame {
-        case .header:
-            return parseHeader()
-        case .payload(let p):
-            return parsePayload(p)
-        }
-    }
-
-    private mutating func parseHeader() -> Step {
+    /// Parses the frame header at the read position. Returns an event, or nil with `progress`
+    /// set when it should be called again, or nil with `progress` clear when it needs more input.
+    private mutating func parseHeader(_ progress: inout Bool) -> Event? {
         let header: WSFrameHeader, headerLength: Int
         switch inbound.decodeHeader() {
         case .incomplete:
-            return .needMore
+            return nil
         case .invalid(let code):
-            return .event(fail(code, detail: "invalid payload length encoding", offset: streamOffset))
+            return fail(code, detail: "invalid payload length encoding", offset: streamOffset)
         case .header(let h, let length):
             header = h
             headerLength = length
         }
-        if let (code, detail) = violation(in: header) {
-            return .event(fail(code, detail: detail, offset: streamOffset))
+        if let rule = brokenRule(header) {
+            let (code, detail) = rule.describe(header, configuration: configuration, messageSize: message?.size ?? 0)
+            return fail(code, detail: detail, offset: streamOffset)
         }
         // Lengths are now known to fit: control ≤ 125, data ≤ maxFrameSize.
         let length = Int(header.payloadLength)
         if header.opcode.isControl {
-            guard inbound.readable >= headerLength + length else { return .needMore }
+            guard inbound.readable >= headerLength + length else { return nil }
             let frameOffset = streamOffset
             consume(headerLength)
+            if let key = header.maskKey { inbound.unmask(length, key: key, phase: 0, after: 0) }
             return controlFrame(header.opcode, payload: read(length), offset: frameOffset)
         }
         consume(headerLength)
         noteDataActivity()
         if header.opcode == .continuation {
             message!.frames += 1
+            message!.size += length
         } else {
-            message = InboundMessage(kind: header.opcode == .text ? .text : .binary, frames: 1)
+            message = InboundMessage(kind: header.opcode == .text ? .text : .binary, size: length, frames: 1)
         }
-        message!.size += length
-        frame = .payload(Payload(remaining: length, fin: header.fin))
-        return .again
+        // Straight on to the payload: when it is already buffered the frame completes in this step.
+        return parsePayload(Payload(remaining: length, fin: header.fin, key: header.maskKey), &progress)
     }
 
-    /// The first rule `header` breaks in the current context, if any (RFC 6455 §5.1–§5.5 and
-    /// the configured limits).
-    private func violation(in header: WSFrameHeader) -> (WSProtocolError.Code, String)? {
-        // §5.2: "MUST be 0 unless an extension is negotiated that defines meanings for non-zero values."
-        if header.rsv != 0 { return (.reservedBitsSet, "RSV bits \(header.rsv) set without an extension") }
-        // §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket Connection_."
-        if !header.opcode.isDefined { return (.reservedOpcode, "opcode \(header.opcode)") }
-        switch role {
-        case .server:
-            // §5.1: "The server MUST close the connection upon receiving a frame that is not masked."
-            if header.maskKey == nil && !configuration.acceptUnmaskedFrames {
-                return (.unmaskedFrameFromClient, "client frame is not masked")
+    /// The fast path for the commonest frame: a whole message in one complete, valid frame (FIN,
+    /// no RSV bits, text or binary, masked as the role requires, 7- or 16-bit length within the
+    /// limits) with no fragmented message in progress. It decides from the first bytes before
+    /// consuming anything and returns nil for any other frame, which the general parser then
+    /// handles; for the frames it takes, it does exactly what the general parser would.
+    @inline(__always)
+    private mutating func singleFrameMessage() -> Event? {
+        let readable = inbound.readable
+        guard readable >= 2 else { return nil }
+        let b0 = inbound.peek(0), b1 = inbound.peek(1)
+        guard b0 == 0x81 || b0 == 0x82 else { return nil }
+        let masked = b1 & 0x80 != 0
+        guard masked == (role == .server) else { return nil }
+        var length = Int(b1 & 0x7F)
+        var headerLength = 2
+        if length == 126 {
+            guard readable >= 4 else { return nil }
+            length = Int(inbound.peek(2)) << 8 | Int(inbound.peek(3))
+            guard length >= 126 else { return nil }
+            headerLength = 4
+        } else if length == 127 {
+            return nil
+        }
+        guard UInt64(length) <= limits.maxFrameSize, UInt64(length) <= limits.maxMessageSize,
+              readable >= headerLength + (masked ? 4 : 0) + length else { return nil }
+        let key: WSMaskKey? = masked ? inbound.peekKey(headerLength) : nil
+        if masked { headerLength += 4 }
+
+        consume(headerLength)
+        noteDataActivity()
+        if let key { inbound.unmask(length, key: key, phase: 0, after: 0) }
+        if b0 == 0x81 {
+            var utf8 = WSUTF8Validator()
+            if let bad = inbound.validateUTF8(length, with: &utf8) { return failInvalidUTF8(validPrefix: bad) }
+            guard utf8.isComplete else {
+                return fail(.invalidUTF8, detail: "text message ends inside a character", offset: streamOffset + Int64(length))
             }
-        case .client:
+        }
+        let data = read(length)
+        let kind: WSMessageKind = b0 == 0x81 ? .text : .binary
+        if limits.streaming { return .fragment(WSFragment(kind: kind, data: data, isFinal: true)) }
+        return kind == .text ? .text(String(decoding: data, as: UTF8.self)) : .binary(data)
+    }
+
+    /// The RFC 6455 rules (§5.1–§5.5) and configured limits a frame header can break, in the
+    /// order they are checked. Kept to one byte so the check costs nothing when nothing is broken;
+    /// the words are produced only on failure (`describe`).
+    private enum Rule: UInt8 {
+        case reservedBits, reservedOpcode, unmasked, masked, controlTooLong, fragmentedControl
+        case unexpectedContinuation, expectedContinuation, frameTooBig, messageTooBig, tooManyFragments
+
+        func describe(_ h: WSFrameHeader, configuration c: Configuration, messageSize: Int) -> (WSProtocolError.Code, String) {
+            switch self {
+            case .reservedBits: (.reservedBitsSet, "RSV bits \(h.rsv) set without an extension")
+            case .reservedOpcode: (.reservedOpcode, "opcode \(h.opcode)")
+            case .unmasked: (.unmaskedFrameFromClient, "client frame is not masked")
+            case .masked: (.maskedFrameFromServer, "server frame is masked")
+            case .controlTooLong: (.controlFrameTooLong, "\(h.opcode) payload of \(h.payloadLength) bytes")
+            case .fragmentedControl: (.fragmentedControlFrame, "\(h.opcode) without FIN")
+            case .unexpectedContinuation: (.unexpectedContinuation, "continuation frame with no message in progress")
+            case .expectedContinuation: (.expectedContinuation, "\(h.opcode) frame inside a fragmented message")
+            case .frameTooBig: (.frameTooBig, "frame of \(h.payloadLength) bytes over the \(c.maxFrameSize)-byte limit")
+            case .messageTooBig: (.messageTooBig, "message of \(UInt64(messageSize) + h.payloadLength)+ bytes over the \(c.maxMessageSize)-byte limit")
+            case .tooManyFragments: (.tooManyFragments, "message of more than \(c.maxFragmentsPerMessage) frames")
+            }
+        }
+    }
+
+    /// The first rule `header` breaks in the current context, if any.
+    @inline(__always)
+    private func brokenRule(_ header: WSFrameHeader) -> Rule? {
+        // §5.2: "MUST be 0 unless an extension is negotiated that defines meanings for non-zero values."
+        if header.rsv != 0 { return .reservedBits }
+        // §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket Connection_."
+        if !header.opcode.isDefined { return .reservedOpcode }
+        if header.maskKey == nil {
+            // §5.1: "The server MUST close the connection upon receiving a frame that is not masked."
+            if role == .server && !limits.acceptUnmasked { return .unmasked }
+        } else if role == .client {
             // §5.1: "A client MUST close a connection if it detects a masked frame."
-            if header.maskKey != nil { return (.maskedFrameFromServer, "server frame is masked") }
+            return .masked
         }
         if header.opcode.isControl {
             // §5.5: "All control frames MUST have a payload length of 125 bytes or less and MUST NOT be fragmented."
-            if header.payloadLength > 125 {
-                return (.controlFrameTooLong, "\(header.opcode) payload of \(header.payloadLength) bytes")
-            }
-            if !header.fin { return (.fragmentedControlFrame, "\(header.opcode) without FIN") }
+            if header.payloadLength > 125 { return .controlTooLong }
+            if !header.fin { return .fragmentedControl }
             return nil
         }
         // §5.4: continuation frames only inside a fragmented message, new messages only outside one.
-        if header.opcode == .continuation, message == nil {
-            return (.unexpectedContinuation, "continuation frame with no message in progress")
+        let soFar: Int
+        if let message {
+            if header.opcode != .continuation { return .expectedContinuation }
+            if message.frames >= limits.maxFragments { return .tooManyFragments }
+            soFar = message.size
+        } else {
+            if header.opcode == .continuation { return .unexpectedContinuation }
+            soFar = 0
         }
-        if header.opcode != .continuation, message != nil {
-            return (.expectedContinuation, "\(header.opcode) frame inside a fragmented message")
-        }
-        if header.payloadLength > UInt64(configuration.maxFrameSize) {
-            return (.frameTooBig, "frame of \(header.payloadLength) bytes over the \(configuration.maxFrameSize)-byte limit")
-        }
-        let soFar = message?.size ?? 0
-        if UInt64(soFar) + header.payloadLength > UInt64(configuration.maxMessageSize) {
-            return (.messageTooBig, "message of \(UInt64(soFar) + header.payloadLength)+ bytes over the \(configuration.maxMessageSize)-byte limit")
-        }
-        if (message?.frames ?? 0) >= configuration.maxFragmentsPerMessage {
-            return (.tooManyFragments, "message of more than \(configuration.maxFragmentsPerMessage) frames")
-        }
+        if header.payloadLength > limits.maxFrameSize { return .frameTooBig }
+        if UInt64(soFar) + header.payloadLength > limits.maxMessageSize { return .messageTooBig }
         return nil
     }
 
-    private mutating func parsePayload(_ payload: Payload) -> Step {
+    /// Consumes what is buffered of the current data frame's payload (see `parseHeader` for the
+    /// meaning of the result).
+    private mutating func parsePayload(_ payload: Payload, _ progress: inout Bool) -> Event? {
         var p = payload
         let available = min(p.remaining, inbound.readable)
-        if available == 0 && p.remaining > 0 { return .needMore }
+        if available == 0 && p.remaining > 0 {
+            frame = .payload(p)
+            return nil
+        }
+        if let key = p.key {
+            inbound.unmask(available, key: key, phase: p.phase, after: UInt64(p.remaining &- available))
+            p.phase = (p.phase &+ available) & 3
+        }
         let kind = message!.kind
         if kind == .text, let bad = inbound.validateUTF8(available, with: &message!.utf8) {
             return failInvalidUTF8(validPrefix: bad)
@@ -394,45 +483,43 @@ public struct WSProtocol: ~Copyable, Sendable {
         let ends = p.remaining == 0 && p.fin
         if ends, kind == .text, !message!.utf8.isComplete {
             let offset = streamOffset + Int64(available)
-            return .event(fail(.invalidUTF8, detail: "text message ends inside a character", offset: offset))
+            return fail(.invalidUTF8, detail: "text message ends inside a character", offset: offset)
         }
         let data = read(available)
-        if p.remaining == 0 {
-            frame = .header
-        } else {
-            frame = .payload(p)
-        }
+        frame = p.remaining == 0 ? .header : .payload(p)
         if ends { message = nil }
-        switch configuration.delivery {
-        case .streaming:
-            if available == 0 && !ends { return .again }
-            return .event(.fragment(WSFragment(kind: kind, data: data, isFinal: ends)))
-        case .wholeMessages:
-            guard ends else {
-                messageBuffer.append(contentsOf: data)
-                return .again
+        if limits.streaming {
+            if available == 0 && !ends {
+                progress = true
+                return nil
             }
-            if messageBuffer.isEmpty {
-                // The whole message is this one frame's payload, still in the receive buffer.
-                return .event(kind == .text ? .text(String(decoding: data, as: UTF8.self)) : .binary(data))
-            }
-            messageBuffer.append(contentsOf: data)
-            return .event(takeMessage(kind))
+            return .fragment(WSFragment(kind: kind, data: data, isFinal: ends))
         }
+        guard ends else {
+            messageBuffer.append(contentsOf: data)
+            progress = true
+            return nil
+        }
+        if messageBuffer.isEmpty {
+            // The whole message is this one frame's payload, still in the receive buffer.
+            return kind == .text ? .text(String(decoding: data, as: UTF8.self)) : .binary(data)
+        }
+        messageBuffer.append(contentsOf: data)
+        return takeMessage(kind)
     }
 
     /// §8.1: "When an endpoint is to interpret a byte stream as UTF-8 but finds that the byte
     /// stream is not, in fact, a valid UTF-8 stream, that endpoint MUST _Fail the WebSocket
     /// Connection_." In streaming mode the valid bytes before the offending one are delivered
     /// first, so the result does not depend on how the input was split.
-    private mutating func failInvalidUTF8(validPrefix: Int) -> Step {
+    private mutating func failInvalidUTF8(validPrefix: Int) -> Event {
         let offset = streamOffset + Int64(validPrefix)
-        guard configuration.delivery == .streaming, validPrefix > 0 else {
-            return .event(fail(.invalidUTF8, detail: "invalid UTF-8 in text message", offset: offset))
+        guard limits.streaming, validPrefix > 0 else {
+            return fail(.invalidUTF8, detail: "invalid UTF-8 in text message", offset: offset)
         }
         let data = read(validPrefix)
         pending.append(fail(.invalidUTF8, detail: "invalid UTF-8 in text message", offset: offset))
-        return .event(.fragment(WSFragment(kind: .text, data: data, isFinal: false)))
+        return .fragment(WSFragment(kind: .text, data: data, isFinal: false))
     }
 
     private mutating func takeMessage(_ kind: WSMessageKind) -> Event {
@@ -447,7 +534,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         }
     }
 
-    private mutating func controlFrame(_ opcode: WSOpcode, payload: ArraySlice<UInt8>, offset: Int64) -> Step {
+    private mutating func controlFrame(_ opcode: WSOpcode, payload: ArraySlice<UInt8>, offset: Int64) -> Event {
         switch opcode {
         case .ping:
             // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
@@ -455,37 +542,37 @@ public struct WSProtocol: ~Copyable, Sendable {
             if configuration.autoPong, case .open = state {
                 enqueueControl(.pong, payload)
             }
-            return .event(.ping(payload))
+            return .ping(payload)
         case .pong:
             if case .open(var t) = state, t.pongDeadline != nil {
                 t.pongDeadline = nil
                 state = .open(t)
             }
-            return .event(.pong(payload))
+            return .pong(payload)
         default:
             return closeFrame(payload, offset: offset)
         }
     }
 
-    private mutating func closeFrame(_ payload: ArraySlice<UInt8>, offset: Int64) -> Step {
+    private mutating func closeFrame(_ payload: ArraySlice<UInt8>, offset: Int64) -> Event {
         let received: WSCloseFrame
         switch payload.count {
         case 0:
             received = WSCloseFrame(code: nil)
         case 1:
             // §5.5.1: "If there is a body, the first two bytes of the body MUST be a 2-byte unsigned integer"
-            return .event(fail(.invalidClosePayload, detail: "Close payload of 1 byte", offset: offset))
+            return fail(.invalidClosePayload, detail: "Close payload of 1 byte", offset: offset)
         default:
             let code = WSCloseCode(UInt16(payload[payload.startIndex]) << 8 | UInt16(payload[payload.startIndex + 1]))
             guard code.isValidOnWire else {
-                return .event(fail(.invalidCloseCode, detail: "close code \(code)", offset: offset))
+                return fail(.invalidCloseCode, detail: "close code \(code)", offset: offset)
             }
             let reason = payload.dropFirst(2)
             var utf8 = WSUTF8Validator()
             // §5.5.1: the reason's "interpretation is not defined by this specification" but it
             // is UTF-8-encoded data, so it gets the same validation as text (§8.1).
             guard utf8.validate(reason) == nil, utf8.isComplete else {
-                return .event(fail(.invalidCloseReason, detail: "Close reason is not valid UTF-8", offset: offset))
+                return fail(.invalidCloseReason, detail: "Close reason is not valid UTF-8", offset: offset)
             }
             received = WSCloseFrame(code: code, reason: String(decoding: reason, as: UTF8.self))
         }
@@ -505,7 +592,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         case .closeReceived, .closing, .closed:
             preconditionFailure("frames are parsed only while open or closeSent")
         }
-        return .event(.closeReceived(received))
+        return .closeReceived(received)
     }
 
     // MARK: Failure, closing, end of input, timers
@@ -614,10 +701,9 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     private mutating func noteDataActivity() {
-        if case .open(var t) = state, let idle = configuration.idleTimeout {
-            t.idleDeadline = now + idle
-            state = .open(t)
-        }
+        guard limits.tracksIdle, let idle = configuration.idleTimeout, case .open(var t) = state else { return }
+        t.idleDeadline = now + idle
+        state = .open(t)
     }
 
     // MARK: Commands

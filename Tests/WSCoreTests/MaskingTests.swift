@@ -11,18 +11,21 @@ struct MaskingTests {
         #expect(bytes == [0x7f, 0x9f, 0x4d, 0x51, 0x58])
     }
 
-    @Test("kernel == reference for lengths 0–130 × 4 phases × 8 buffer offsets", arguments: 0...130)
+    @Test("dispatching kernel == portable kernel == reference for lengths 0–130 and around the AVX2 threshold, × 4 phases × 8 buffer offsets",
+          arguments: Array(0...130) + [255, 256, 257, 288, 300, 511, 512, 1000, 4097])
     func differential(length: Int) {
         var rng = WSSeededRandom(seed: UInt64(length))
         let key = WSMaskKey(rawValue: UInt32(truncatingIfNeeded: rng.next()))
         let data = (0..<(length + 8)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         for phase in 0..<4 {
             for offset in 0..<8 {
-                var fast = data, slow = data
+                var fast = data, portable = data, slow = data
                 let p1 = fast.withUnsafeMutableBytes { key.apply(to: UnsafeMutableRawBufferPointer(rebasing: $0[offset..<(offset + length)]), phase: phase) }
-                let p2 = slow.withUnsafeMutableBytes { key.applyReference(to: UnsafeMutableRawBufferPointer(rebasing: $0[offset..<(offset + length)]), phase: phase) }
+                let p2 = portable.withUnsafeMutableBytes { key.applyPortable(to: UnsafeMutableRawBufferPointer(rebasing: $0[offset..<(offset + length)]), phase: phase) }
+                let p3 = slow.withUnsafeMutableBytes { key.applyReference(to: UnsafeMutableRawBufferPointer(rebasing: $0[offset..<(offset + length)]), phase: phase) }
                 #expect(fast == slow, "length \(length) phase \(phase) offset \(offset)")
-                #expect(p1 == p2 && p1 == (phase + length) % 4)
+                #expect(portable == slow, "length \(length) phase \(phase) offset \(offset)")
+                #expect(p1 == p3 && p2 == p3 && p1 == (phase + length) % 4)
             }
         }
     }

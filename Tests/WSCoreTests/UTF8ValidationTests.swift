@@ -2,13 +2,21 @@ import Testing
 @_spi(Reference) import WSCore
 import WSTesting
 
-/// The kernel's answer: the first invalid index over the whole input (nil if none) and the final
-/// completeness, feeding `bytes` in the given pieces.
+/// The dispatching kernel's answer: the first invalid index over the whole input (nil if none)
+/// and the final completeness, feeding `bytes` in the given pieces. Checks that the portable
+/// kernel gives the same answer.
 func kernel(_ bytes: [UInt8], cuts: [Int] = []) -> (bad: Int?, complete: Bool) {
+    let dispatched = run(bytes, cuts: cuts) { v, b in v.validate(b) }
+    let portable = run(bytes, cuts: cuts) { v, b in v.validatePortable(b) }
+    #expect(dispatched == portable, "AVX2 dispatch and portable kernel disagree")
+    return dispatched
+}
+
+func run(_ bytes: [UInt8], cuts: [Int], _ validate: (inout WSUTF8Validator, UnsafeRawBufferPointer) -> Int?) -> (bad: Int?, complete: Bool) {
     var v = WSUTF8Validator()
     var start = 0
     for end in cuts + [bytes.count] where end >= start {
-        let r = bytes.withUnsafeBytes { v.validate(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+        let r = bytes.withUnsafeBytes { validate(&v, UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
         if let r { return (start + r, false) }
         start = end
     }
@@ -111,6 +119,36 @@ struct UTF8ValidationTests {
             #expect(kernel(s, cuts: cuts) == r)
             #expect(r.complete == stdlibValid(s))
         }
+    }
+
+    @Test("kernels == reference on byte soup drawn from every byte class (boundary bytes of each range)")
+    func byteClassSoup() {
+        // The edges of every range RFC 3629's grammar distinguishes.
+        let classes: [UInt8] = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
+                                0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+        var rng = WSSeededRandom(seed: 4242)
+        var mismatches = 0, invalid = 0
+        for _ in 0..<20_000 {
+            let n = 30 + Int(rng.next() % 150)
+            var s = (0..<n).map { _ in UInt8(0x41 + rng.next() % 26) }
+            // Sprinkle valid boundary characters, and now and then one class byte.
+            let valid = ["\u{80}", "\u{7FF}", "\u{800}", "\u{D7FF}", "\u{E000}", "\u{FFFF}", "\u{10000}", "\u{10FFFF}", "é", "😀"]
+            for _ in 0..<Int(1 + rng.next() % 6) {
+                let c = Array(valid[Int(rng.next() % UInt64(valid.count))].utf8)
+                let at = Int(rng.next() % UInt64(n - 4))
+                s.replaceSubrange(at..<(at + c.count), with: c)
+            }
+            if rng.next() % 3 != 0 {
+                let at = Int(rng.next() % UInt64(n))
+                s[at] = classes[Int(rng.next() % UInt64(classes.count))]
+                if at + 1 < n, rng.next() & 1 == 0 { s[at + 1] = 0x80 | UInt8(rng.next() & 0x3F) }
+            }
+            let r = reference(s)
+            if r.bad != nil { invalid += 1 }
+            if kernel(s) != r || kernel(s, cuts: [Int(rng.next() % UInt64(n))]) != r { mismatches += 1 }
+        }
+        #expect(mismatches == 0)
+        #expect(invalid > 5_000 && invalid < 19_000, "soup should be a mix of valid and invalid: \(invalid)")
     }
 
     @Test("pure ASCII blocks and an error right after a long ASCII run")

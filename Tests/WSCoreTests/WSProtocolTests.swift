@@ -32,7 +32,7 @@ let key = WSMaskKey(0x37, 0xfa, 0x21, 0x3d)
 
 @Suite("WSProtocol engine behaviour")
 struct WSProtocolTests {
-    @Test("held events do not copy the receive buffer: 20,000 masked frames in one read share one storage")
+    @Test("held events cost at most one copy of the receive buffer per read, not one per frame")
     func heldEventsShareStorage() throws {
         var config = WSProtocol.Configuration()
         config.delivery = .streaming
@@ -46,8 +46,10 @@ struct WSProtocolTests {
             guard case .fragment(let f) = e else { return nil }
             return f.data.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
         }
-        // Frame i's payload sits 10 bytes (6 header + 4 payload) after frame i-1's in the same buffer.
-        #expect(zip(addresses, addresses.dropFirst()).allSatisfy { $1 - $0 == 10 })
+        // Frame i's payload sits 10 bytes (6 header + 4 payload) after frame i-1's in the same
+        // buffer; a copy shows as one break in that sequence.
+        let copies = zip(addresses, addresses.dropFirst()).filter { $1 - $0 != 10 }.count
+        #expect(copies <= 1)
         guard case .fragment(let last) = events.last else { Issue.record("no fragment"); return }
         #expect(Array(last.data) == [UInt8(truncatingIfNeeded: 19_999), 1, 2, 3])
     }
@@ -176,5 +178,54 @@ struct WSProtocolTests {
         #expect(pair.server.inbound.storage.capacity == 0)
         try pair.client.sendText("again")
         #expect(pair.exchange().server == [.text("again")])
+    }
+}
+
+@Suite("Unmasking on arrival: large reads, mixed frame sizes, held and dropped events")
+struct UnmaskOnArrivalTests {
+    @Test("every payload comes out exactly, whatever the read sizes and frame sizes", arguments: 0..<16)
+    func payloadsIntact(seed: Int) throws {
+        var rng = WSSeededRandom(seed: UInt64(seed) &+ 900)
+        var config = WSProtocol.Configuration()
+        config.delivery = seed % 2 == 0 ? .streaming : .wholeMessages
+        config.maxFrameSize = 1 << 20
+        config.maxMessageSize = 1 << 20
+        config.pingInterval = nil
+        var server = try WSProtocol(role: .server, configuration: config, now: .zero)
+        var input: [UInt8] = []
+        var expected: [[UInt8]] = []
+        for _ in 0..<40 {
+            let sizes = [0, 3, 125, 126, 4095, 4096, 5000, 16 << 10, (16 << 10) + 7, 65536, 100_003]
+            let n = sizes[Int(rng.next() % UInt64(sizes.count))]
+            let payload = (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            input += frame(.binary, payload, key: WSMaskKey(rawValue: UInt32(truncatingIfNeeded: rng.next())))
+            expected.append(payload)
+        }
+        let holdEvents = seed % 3 == 0
+        var held: [WSProtocol.Event] = []
+        var got: [[UInt8]] = []
+        var partial: [UInt8] = []
+        var offset = 0
+        while offset < input.count {
+            let reads = [1, 13, 4096, 16 << 10, (16 << 10) + 5, 65536, 200_000]
+            let end = min(input.count, offset + reads[Int(rng.next() % UInt64(reads.count))])
+            input.withUnsafeBytes { server.receive(UnsafeRawBufferPointer(rebasing: $0[offset..<end])) }
+            offset = end
+            while let e = server.nextEvent() {
+                if holdEvents { held.append(e) }
+                switch e {
+                case .binary(let b): got.append(Array(b))
+                case .fragment(let f):
+                    partial += f.data
+                    if f.isFinal { got.append(partial); partial = [] }
+                default: Issue.record("unexpected \(e)")
+                }
+            }
+        }
+        #expect(got == expected)
+        // Held events still show the bytes they were delivered with.
+        if holdEvents, config.delivery == .wholeMessages {
+            #expect(held.compactMap { if case .binary(let b) = $0 { Array(b) } else { nil } } == expected)
+        }
     }
 }

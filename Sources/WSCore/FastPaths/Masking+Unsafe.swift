@@ -1,13 +1,21 @@
-// Masking and unmasking (RFC 6455 §5.3): a SIMD kernel and its scalar reference.
+// Masking and unmasking (RFC 6455 §5.3): the kernels and their scalar reference.
 //
 // "Octet i of the transformed data is the XOR of octet i of the original data with octet at
 // index i modulo 4 of the masking key." The `phase` argument is the index modulo 4 of the first
 // byte of the buffer, so a payload can be unmasked slice by slice as it arrives.
 //
-// The kernel XORs 64 bytes per step with a `SIMD16<UInt32>` holding the key rotated to the phase,
-// then 8-byte words, then bytes. Wider byte vectors (`SIMD32/64<UInt8>`) are scalarized by Swift
-// 6.3 and run ~500× slower; see ../shared/TOOLCHAIN.md §3. `reference` is the RFC's definition,
-// byte by byte; tests and the fuzz target compare the two.
+// - `apply`: on CPUs with AVX2, buffers of 256 bytes or more go to the C kernel in CWSFastPaths
+//   (32-byte vectors; Swift cannot target AVX2 per function), the rest to the portable kernel.
+// - `applyPortable`: XORs 64 bytes per step with a `SIMD16<UInt32>` holding the key rotated to the
+//   phase, then 8-byte words, then bytes. Wider byte vectors (`SIMD32/64<UInt8>`) are scalarized by
+//   Swift 6.3 and run ~500× slower; see ../shared/TOOLCHAIN.md §3.
+// - `applyReference`: the RFC's definition, byte by byte.
+// Tests and the fuzz target compare all three.
+
+internal import CWSFastPaths
+
+/// Whether the AVX2 kernels of CWSFastPaths may run (checked once; a CPU fact, not state).
+let cpuHasAVX2 = cws_has_avx2() != 0
 
 /// A 4-byte masking key ([RFC 6455 §5.3](https://www.rfc-editor.org/rfc/rfc6455#section-5.3)).
 ///
@@ -45,20 +53,38 @@ public struct WSMaskKey: Hashable, Sendable, CustomStringConvertible {
     /// - Returns: `(phase + buffer.count) % 4`.
     @discardableResult
     public func apply(to buffer: UnsafeMutableRawBufferPointer, phase: Int) -> Int {
+        if buffer.count >= 256, cpuHasAVX2, let base = buffer.baseAddress {
+            // Peel up to 31 bytes so the vector loop runs on 32-byte-aligned addresses: payloads
+            // start 2 to 14 bytes into a frame, and unaligned 32-byte accesses straddle cache lines.
+            let head = (32 &- Int(bitPattern: base) & 31) & 31
+            let vectorPhase = unsafe applyPortable(to: UnsafeMutableRawBufferPointer(rebasing: buffer[..<head]), phase: phase)
+            let done = unsafe cws_mask_avx2(base.advanced(by: head).assumingMemoryBound(to: UInt8.self), buffer.count &- head,
+                                            word(phase: vectorPhase))
+            // `done` is a multiple of 32, so the phase of the remainder is unchanged.
+            unsafe applyPortable(to: UnsafeMutableRawBufferPointer(rebasing: buffer[(head &+ done)...]), phase: vectorPhase)
+            return (phase &+ buffer.count) & 3
+        }
+        return unsafe applyPortable(to: buffer, phase: phase)
+    }
+
+    /// The portable Swift kernel (any CPU): the fallback of ``apply(to:phase:)``.
+    @_spi(Reference)
+    @discardableResult
+    public func applyPortable(to buffer: UnsafeMutableRawBufferPointer, phase: Int) -> Int {
         guard let base = buffer.baseAddress else { return phase & 3 }
         let n = buffer.count
         let w32 = word(phase: phase)
         var i = 0
         if n >= 64 {
             let v = SIMD16<UInt32>(repeating: w32)
-            while i &+ 64 <= n {
+            while n &- i >= 64 {
                 let x = unsafe base.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt32>.self)
                 unsafe base.storeBytes(of: x ^ v, toByteOffset: i, as: SIMD16<UInt32>.self)
                 i &+= 64
             }
         }
         let w64 = UInt64(w32) | UInt64(w32) &<< 32
-        while i &+ 8 <= n {
+        while n &- i >= 8 {
             let x = unsafe base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
             unsafe base.storeBytes(of: x ^ w64, toByteOffset: i, as: UInt64.self)
             i &+= 8
@@ -72,6 +98,25 @@ public struct WSMaskKey: Hashable, Sendable, CustomStringConvertible {
             i &+= 1
         }
         return (phase &+ n) & 3
+    }
+
+    /// XORs `count` (at most 32) bytes at `base`: the inlined path for small payloads, same
+    /// result as ``apply(to:phase:)``.
+    @inline(__always)
+    func applySmall(to base: UnsafeMutableRawPointer, count: Int, phase: Int) {
+        let w32 = word(phase: phase)
+        let w64 = UInt64(w32) | UInt64(w32) &<< 32
+        var i = 0
+        while count &- i >= 8 {
+            unsafe base.storeBytes(of: base.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ w64, toByteOffset: i, as: UInt64.self)
+            i &+= 8
+        }
+        var w = w32
+        while i < count {
+            unsafe base.storeBytes(of: base.load(fromByteOffset: i, as: UInt8.self) ^ UInt8(truncatingIfNeeded: w), toByteOffset: i, as: UInt8.self)
+            w = (w &>> 8) | (w &<< 24)
+            i &+= 1
+        }
     }
 
     /// The RFC's definition, one byte at a time: the reference for ``apply(to:phase:)``.

@@ -4,7 +4,12 @@
 // can be validated fragment by fragment and read by read, and it fails at the first byte that no
 // valid continuation could follow ("fail fast"): `ED A0` (a surrogate) fails at `A0`, `C0` at once.
 //
-// Kernel, in three layers:
+// `validate` dispatches: on CPUs with AVX2, inputs of 64 bytes or more are validated in bulk by the
+// C kernel in CWSFastPaths (Keiser & Lemire's lookup algorithm, 32 bytes per step), with the DFA
+// below handling the edges: finishing a character carried in from the previous call, and a
+// character cut by the end of this one. Elsewhere, or for short inputs, the portable kernel runs.
+//
+// Portable kernel (`validatePortable`), in three layers:
 // 1. ASCII fast path: while at a character boundary, skip 64-byte blocks whose bytes are all
 //    below 0x80 (two `SIMD4<UInt64>` loads, one OR, one test).
 // 2. Shift DFA: each byte's row packs every state's successor in one `UInt64`, 6 bits per state,
@@ -15,11 +20,13 @@
 //    half must end at a boundary (else the text is invalid, because the second half starts at a
 //    lead byte).
 // Any failure is re-run through the scalar reference from the start of its block to find the
-// exact byte, so results never depend on block boundaries.
+// exact byte, so results never depend on block boundaries or on which kernel ran.
 //
 // The reference (`stepReference`) is RFC 3629's table of well-formed sequences written as a
-// switch. Tests and the fuzz target check kernel == reference and reference == the standard
+// switch. Tests and the fuzz target check both kernels == reference and reference == the standard
 // library's `String(validating:)`.
+
+internal import CWSFastPaths
 
 /// An incremental, fail-fast UTF-8 validator.
 ///
@@ -44,12 +51,59 @@ public struct WSUTF8Validator: Hashable, Sendable {
     ///   the index in `bytes` of the first byte that makes the text invalid. Once invalid, the
     ///   validator stays invalid and returns 0 for further input.
     public mutating func validate(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count >= 64, cpuHasAVX2, state != State.reject, let base = bytes.baseAddress else {
+            return unsafe validatePortable(bytes)
+        }
+        let n = bytes.count
+        // Finish a character begun in an earlier call (at most 3 bytes).
+        var i = 0
+        while state != State.accept, i < n {
+            state = Self.stepReference(state, unsafe base.load(fromByteOffset: i, as: UInt8.self))
+            if state == State.reject { return i }
+            i &+= 1
+        }
+        let cut = unsafe Self.endOfLastCompleteCharacter(base, from: i, to: n)
+        if cut &- i >= 32,
+           unsafe cws_utf8_valid_avx2(base.advanced(by: i).assumingMemoryBound(to: UInt8.self), cut &- i) == 0 {
+            if let bad = unsafe Self.locate(base, from: i, to: n, state: State.accept) {
+                state = State.reject
+                return bad
+            }
+            assertionFailure("AVX2 UTF-8 kernel reported an error the reference does not see")
+        } else if cut &- i < 32 {
+            return unsafe validatePortable(UnsafeRawBufferPointer(rebasing: bytes[i...])).map { i &+ $0 }
+        }
+        return unsafe validatePortable(UnsafeRawBufferPointer(rebasing: bytes[cut...])).map { cut &+ $0 }
+    }
+
+    /// Where the last character that fits entirely in `base[from..<to]` ends: `to`, unless the
+    /// buffer ends inside a multi-byte character, in which case that character's lead byte.
+    private static func endOfLastCompleteCharacter(_ base: UnsafeRawPointer, from: Int, to: Int) -> Int {
+        var k = 1
+        while k <= 3, to &- k >= from {
+            let b = unsafe base.load(fromByteOffset: to &- k, as: UInt8.self)
+            if b < 0x80 { return to }
+            if b >= 0xC0 {
+                let length = b >= 0xF0 ? 4 : (b >= 0xE0 ? 3 : 2)
+                return length > k ? to &- k : to
+            }
+            k &+= 1
+        }
+        return to
+    }
+
+    /// The portable Swift kernel (any CPU): the fallback of ``validate(_:)``, same contract.
+    @_spi(Reference)
+    public mutating func validatePortable(_ bytes: UnsafeRawBufferPointer) -> Int? {
         if state == State.reject { return 0 }
         guard let base = bytes.baseAddress else { return nil }
         let n = bytes.count
         var s = state
         var i = 0
-        let bad: Int? = unsafe Self.rows.withUnsafeBufferPointer { rows -> Int? in
+        let entry = state
+        // .some(nil): valid so far; .some(i): invalid at i; nil: the kernel saw an error the
+        // reference cannot find (a kernel bug; the reference decides).
+        let verdict: Int?? = unsafe Self.rows.withUnsafeBufferPointer { rows -> Int?? in
             let t = unsafe rows.baseAddress.unsafelyUnwrapped
             while i &+ 64 <= n {
                 if s == State.accept {
@@ -63,7 +117,7 @@ public struct WSUTF8Validator: Hashable, Sendable {
                 // Split the block at a lead or ASCII byte within 4 bytes of its middle.
                 var j = i &+ 32
                 while j < i &+ 36, unsafe base.load(fromByteOffset: j, as: UInt8.self) & 0xC0 == 0x80 { j &+= 1 }
-                if j == i &+ 36 { return unsafe Self.locate(base, from: i, to: n, state: s) }  // 4 continuation bytes
+                if j == i &+ 36 { return unsafe Self.locate(base, from: i, to: n, state: s).map { .some($0) } }  // 4 continuation bytes
                 var a = s, b = State.accept
                 let lenB = i &+ 64 &- j
                 var k = 0
@@ -78,7 +132,7 @@ public struct WSUTF8Validator: Hashable, Sendable {
                 }
                 b &= 63
                 if a & 63 != State.accept || b == State.reject {
-                    return unsafe Self.locate(base, from: i, to: n, state: s)
+                    return unsafe Self.locate(base, from: i, to: n, state: s).map { .some($0) }
                 }
                 s = b
                 i &+= 64
@@ -89,15 +143,21 @@ public struct WSUTF8Validator: Hashable, Sendable {
                 i &+= 1
             }
             s &= 63
-            if s == State.reject { return unsafe Self.locate(base, from: start, to: n, state: s0) }
-            return nil
+            if s == State.reject { return unsafe Self.locate(base, from: start, to: n, state: s0).map { .some($0) } }
+            return .some(nil)
         }
-        if let bad {
+        switch verdict {
+        case .some(nil):
+            state = s
+            return nil
+        case .some(let bad?):
             state = State.reject
             return bad
+        case nil:
+            assertionFailure("UTF-8 kernel reported an error the reference does not see")
+            state = entry
+            return unsafe validateReference(bytes)
         }
-        state = s
-        return nil
     }
 
     /// Validates `bytes` (for example a whole message held in an array).
@@ -107,14 +167,14 @@ public struct WSUTF8Validator: Hashable, Sendable {
     }
 
     /// Finds the first invalid byte at or after `from`, given the state at `from`, with the
-    /// reference step (the kernel found one in this range).
-    private static func locate(_ base: UnsafeRawPointer, from: Int, to: Int, state: UInt64) -> Int {
+    /// reference step (a kernel found one in this range).
+    private static func locate(_ base: UnsafeRawPointer, from: Int, to: Int, state: UInt64) -> Int? {
         var s = state
         for i in from..<to {
             s = stepReference(s, unsafe base.load(fromByteOffset: i, as: UInt8.self))
             if s == State.reject { return i }
         }
-        preconditionFailure("UTF-8 kernel reported an error the reference does not see")
+        return nil
     }
 
     // MARK: - Reference
