@@ -470,6 +470,12 @@ def utf8():
     violation(f, [f.frame(TEXT, b"abc\xed\xa0\x80def")], "invalidUTF8", 1007,
               before=[fragment("text", b"abc\xed", False)])
 
+    f = fixture("core/utf8/client-streaming-incomplete-at-end", "client",
+                "§8.1 in streaming mode: a text message ending inside a character delivers the bytes that were "
+                "valid so far, then fails with 1007 (the same transcript however the frame is split)",
+                "6455 §8.1", {"delivery": "streaming"})
+    violation(f, [f.frame(TEXT, b"ab\xe2\x82")], "invalidUTF8", 1007, before=[fragment("text", b"ab\xe2\x82", False)])
+
     f = fixture("core/utf8/client-streaming-split-character", "client",
                 "Streaming: a text fragment may end inside a character; validation carries across pieces",
                 "6455 §8.1", {"delivery": "streaming"})

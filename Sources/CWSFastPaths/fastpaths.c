@@ -147,7 +147,19 @@ int cws_utf8_valid_avx2(const uint8_t *p, size_t n) {
     __m256i prev_input = _mm256_setzero_si256();
     __m256i prev_incomplete = _mm256_setzero_si256();
     size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
+    while (i + 32 <= n) {
+        // Runs of ASCII, 128 bytes per test, when no character is pending from the last block.
+        if (i + 128 <= n && _mm256_testz_si256(prev_incomplete, prev_incomplete)) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(p + i));
+            __m256i b = _mm256_loadu_si256((const __m256i *)(p + i + 32));
+            __m256i c = _mm256_loadu_si256((const __m256i *)(p + i + 64));
+            __m256i d = _mm256_loadu_si256((const __m256i *)(p + i + 96));
+            if (_mm256_movemask_epi8(_mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d))) == 0) {
+                prev_input = d;
+                i += 128;
+                continue;
+            }
+        }
         __m256i input = _mm256_loadu_si256((const __m256i *)(p + i));
         if (_mm256_movemask_epi8(input) == 0) {
             // All ASCII: valid unless the previous block ended inside a character.
@@ -157,7 +169,8 @@ int cws_utf8_valid_avx2(const uint8_t *p, size_t n) {
             prev_incomplete = incomplete_tail(input);
         }
         prev_input = input;
-        if ((i & 1023) == 992 && !_mm256_testz_si256(error, error)) return 0;  // fail fast on long inputs
+        i += 32;
+        if ((i & 1023) == 0 && !_mm256_testz_si256(error, error)) return 0;  // fail fast on long inputs
     }
     if (i < n) {
         // The last partial block, padded with ASCII zeros: a character cut by the end shows as TOO_SHORT.

@@ -393,9 +393,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         if b0 == 0x81 {
             var utf8 = WSUTF8Validator()
             if let bad = inbound.validateUTF8(length, with: &utf8) { return failInvalidUTF8(validPrefix: bad) }
-            guard utf8.isComplete else {
-                return fail(.invalidUTF8, detail: "text message ends inside a character", offset: streamOffset + Int64(length))
-            }
+            guard utf8.isComplete else { return failIncompleteText(length) }
         }
         let data = read(length)
         let kind: WSMessageKind = b0 == 0x81 ? .text : .binary
@@ -481,10 +479,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         }
         p.remaining -= available
         let ends = p.remaining == 0 && p.fin
-        if ends, kind == .text, !message!.utf8.isComplete {
-            let offset = streamOffset + Int64(available)
-            return fail(.invalidUTF8, detail: "text message ends inside a character", offset: offset)
-        }
+        if ends, kind == .text, !message!.utf8.isComplete { return failIncompleteText(available) }
         let data = read(available)
         frame = p.remaining == 0 ? .header : .payload(p)
         if ends { message = nil }
@@ -513,12 +508,20 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// Connection_." In streaming mode the valid bytes before the offending one are delivered
     /// first, so the result does not depend on how the input was split.
     private mutating func failInvalidUTF8(validPrefix: Int) -> Event {
-        let offset = streamOffset + Int64(validPrefix)
-        guard limits.streaming, validPrefix > 0 else {
-            return fail(.invalidUTF8, detail: "invalid UTF-8 in text message", offset: offset)
-        }
-        let data = read(validPrefix)
-        pending.append(fail(.invalidUTF8, detail: "invalid UTF-8 in text message", offset: offset))
+        failText(deliveringFirst: validPrefix, detail: "invalid UTF-8 in text message")
+    }
+
+    /// A text message that ends inside a character: the same rule, with the end of the message
+    /// as the point of failure (the `available` bytes before it were valid so far).
+    private mutating func failIncompleteText(_ available: Int) -> Event {
+        failText(deliveringFirst: available, detail: "text message ends inside a character")
+    }
+
+    private mutating func failText(deliveringFirst count: Int, detail: String) -> Event {
+        let offset = streamOffset + Int64(count)
+        guard limits.streaming, count > 0 else { return fail(.invalidUTF8, detail: detail, offset: offset) }
+        let data = read(count)
+        pending.append(fail(.invalidUTF8, detail: detail, offset: offset))
         return .fragment(WSFragment(kind: .text, data: data, isFinal: false))
     }
 

@@ -78,7 +78,7 @@ struct InboundBuffer {
         guard end > unmaskedEnd else { return }
         let from = Swift.max(start, unmaskedEnd)
         let fromPhase = (phase &+ (from &- start)) & 3
-        let before = unsafe storage.withUnsafeBytes { unsafe $0.baseAddress }
+        let before = unsafe storage.withUnsafeBytes { $0.baseAddress }
         unsafe storage.withUnsafeMutableBytes { all in
             let n = end &- from
             if n <= 32, let base = all.baseAddress {
@@ -89,7 +89,7 @@ struct InboundBuffer {
             }
         }
         unmaskedEnd = end
-        if unsafe storage.withUnsafeBytes({ unsafe $0.baseAddress }) != before {
+        if unsafe storage.withUnsafeBytes({ $0.baseAddress }) != before {
             // A held slice made that write copy the storage: unmask everything buffered now.
             scan(from: after == 0 ? .header : .payload(remaining: after, key: key, phase: (phase &+ count) & 3))
         }

@@ -1,0 +1,25 @@
+// Frame header decoding: the fast decoder must agree with the reference on every prefix of the
+// input, and a decoded header must re-encode to exactly the bytes it came from.
+import WSCore
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzFrameHeader(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeBufferPointer(start: data, count: size)
+    for n in 0...min(size, WSFrameHeader.maxLength + 2) {
+        let prefix = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[0..<n]))
+        let fast = WSFrameHeader.decode(prefix)
+        precondition(fast == WSFrameHeader.decodeReference(prefix), "fast and reference decoders disagree")
+        switch fast {
+        case .header(let header, let length):
+            precondition(length <= n && length == header.encodedLength)
+            var encoded: [UInt8] = []
+            header.encode(into: &encoded)
+            precondition(encoded.elementsEqual(bytes[0..<length]), "decode∘encode is not the identity")
+        case .incomplete(let needed):
+            precondition(needed > n && needed <= WSFrameHeader.maxLength)
+        case .invalid:
+            break
+        }
+    }
+    return 0
+}
