@@ -1,0 +1,64 @@
+import Testing
+import WSCore
+import WSTesting
+
+/// The README's examples, run: if one stops compiling or behaving as described, this fails.
+@Suite("README examples")
+struct ReadmeExamplesTests {
+    @Test("sending, fragmenting, closing")
+    func sending() throws {
+        var pair = try WSConnectionPair()
+        let imageBytes: [UInt8] = [0x89, 0x50, 0x4E, 0x47]
+        try pair.client.sendText("hello")
+        try pair.client.sendBinary(imageBytes)
+        try pair.client.sendFragment(Array("Hel".utf8), kind: .text, isFinal: false)
+        try pair.client.ping([1, 2, 3])
+        try pair.client.sendFragment(Array("lo".utf8), kind: .text, isFinal: true)
+        try pair.client.close(code: .goingAway, reason: "shutting down")
+        let server = pair.exchange().server
+        #expect(Array(server.prefix(4)) == [.text("hello"), .binary(imageBytes[...]), .ping([1, 2, 3]), .text("Hello")])
+        #expect(server.contains(.closeReceived(WSCloseFrame(code: .goingAway, reason: "shutting down"))))
+    }
+
+    @Test("time: keepalive deadlines as the README describes")
+    func time() throws {
+        var config = WSProtocol.Configuration()
+        config.pingInterval = .seconds(10)
+        config.pingTimeout = .seconds(5)
+        config.idleTimeout = .seconds(60)
+        var ws = try WSProtocol(role: .client, configuration: config, now: .zero)
+        #expect(ws.nextDeadline == .seconds(10))
+        ws.tick(now: .seconds(10))
+        #expect(ws.nextEvent() == nil)
+        #expect(ws.nextDeadline == .seconds(15))
+        guard case .bytes(let out)? = ws.nextOutbound() else { Issue.record("no ping"); return }
+        #expect(out.first == 0x89)
+    }
+
+    @Test("testing your code with WSConnectionPair")
+    func echo() throws {
+        var pair = try WSConnectionPair()
+        try pair.client.sendText("ping me")
+        #expect(pair.exchange().server == [.text("ping me")])
+    }
+
+    @Test("the echo loop of the engine section")
+    func echoLoop() throws {
+        var pair = try WSConnectionPair()
+        try pair.client.sendText("echo")
+        var toServer: [UInt8] = []
+        while case .bytes(let b)? = pair.client.nextOutbound() { toServer += b }
+        pair.server.receive(toServer)
+        while let event = pair.server.nextEvent() {
+            switch event {
+            case .text(let text): try pair.server.sendText(text)
+            case .binary(let bytes): try pair.server.sendBinary(bytes)
+            default: break
+            }
+        }
+        var toClient: [UInt8] = []
+        while case .bytes(let b)? = pair.server.nextOutbound() { toClient += b }
+        pair.client.receive(toClient)
+        #expect(pair.client.nextEvent() == .text("echo"))
+    }
+}
