@@ -260,7 +260,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         case .header: return .header
         case .payload(let p):
             guard let key = p.key else { return nil }
-            return p.remaining == 0 ? .header : .payload(remaining: UInt64(p.remaining), key: key, phase: p.phase)
+            return .payload(remaining: UInt64(p.remaining), key: key, phase: p.phase)
         }
     }
 
@@ -585,13 +585,13 @@ public struct WSProtocol: ~Copyable, Sendable {
                 // §5.5.1: "the endpoint typically echos the status code it received"
                 let reply = WSCloseFrame(code: received.code)
                 enqueueClose(reply)
-                enterClosing(Closing(sent: reply, received: received, initiator: .remote, cause: nil, deadline: now))
+                enterClosing(sent: reply, received: received, initiator: .remote)
             } else {
                 state = .closeReceived(received)
                 resetReader()
             }
         case .closeSent(let sent, _):
-            enterClosing(Closing(sent: sent, received: received, initiator: .local, cause: nil, deadline: now))
+            enterClosing(sent: sent, received: received, initiator: .local)
         case .closeReceived, .closing, .closed:
             preconditionFailure("frames are parsed only while open or closeSent")
         }
@@ -618,18 +618,17 @@ public struct WSProtocol: ~Copyable, Sendable {
         case .closeReceived, .closing, .closed:
             preconditionFailure("frames are parsed only while open or closeSent")
         }
-        enterClosing(Closing(sent: sent, received: nil, initiator: initiator, cause: .protocolError(error), deadline: now))
+        enterClosing(sent: sent, received: nil, initiator: initiator, cause: .protocolError(error))
         return .failed(error)
     }
 
     /// Both Close frames exchanged, or the connection failed: stop reading and wait up to
     /// `closeTimeout` for the transport to end. §7.1.1: the server ends TCP first; a client
     /// waits for it, so only a server (or a failed connection) queues end of stream now.
-    private mutating func enterClosing(_ closing: Closing) {
-        var c = closing
-        c.deadline = now + configuration.closeTimeout
-        if role == .server || c.cause != nil { queueEndOfStream() }
-        state = .closing(c)
+    private mutating func enterClosing(sent: WSCloseFrame?, received: WSCloseFrame?, initiator: Initiator, cause: Cause? = nil) {
+        if role == .server || cause != nil { queueEndOfStream() }
+        state = .closing(Closing(sent: sent, received: received, initiator: initiator, cause: cause,
+                                 deadline: now + configuration.closeTimeout))
         resetReader()
     }
 
@@ -808,7 +807,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             state = .closeSent(sent: frame, deadline: now + configuration.closeTimeout)
         case .closeReceived(let received):
             enqueueClose(frame)
-            enterClosing(Closing(sent: frame, received: received, initiator: .remote, cause: nil, deadline: now))
+            enterClosing(sent: frame, received: received, initiator: .remote)
         case .closeSent, .closing:
             throw .closeAlreadySent
         case .closed:
@@ -892,7 +891,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         if case .none = outboundEOS { outboundEOS = .queued }
     }
 
-    mutating func updateWritability() {
+    private mutating func updateWritability() {
         if writable, outbound.count >= configuration.outboundHighWaterMark {
             writable = false
         } else if !writable, outbound.count <= configuration.outboundLowWaterMark {

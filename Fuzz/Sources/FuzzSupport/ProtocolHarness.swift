@@ -1,7 +1,6 @@
 // The WSProtocol harness shared by the server and client targets.
 //
-// Input layout: byte 0 picks the configuration, byte 1 the split pattern and tick schedule, the
-// rest is what the peer sends. The engine is run twice, once on the whole input and once on
+// Input layout: see WSTesting's WSProtocolFuzzInput (configuration byte, split byte, peer bytes). The engine is run twice, once on the whole input and once on
 // pieces (with ticks between them), and the oracle checks: no trap; the same events (streaming
 // fragments merged) and the same outbound bytes either way; at most one failure, with a legal
 // close code that our Close frame carries; a closed event at the end; bounded output.
@@ -9,39 +8,14 @@ public import WSCore
 import WSTesting
 
 public func fuzzProtocol(role: WSProtocol.Role, _ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    guard size >= 2 else { return 0 }
-    let c = data[0], s = data[1]
-    var config = WSProtocol.Configuration()
-    config.delivery = c & 1 == 0 ? .wholeMessages : .streaming
-    config.autoPong = c & 2 == 0
-    config.autoCloseReply = c & 4 == 0
-    config.acceptUnmaskedFrames = c & 8 != 0
-    if c & 16 != 0 {
-        config.maxFrameSize = 64
-        config.maxMessageSize = 100
-        config.maxFragmentsPerMessage = 4
-    }
-    config.pingInterval = c & 32 != 0 ? .seconds(1) : nil
-    config.pingTimeout = .seconds(1)
-    config.idleTimeout = c & 64 != 0 ? .seconds(2) : nil
-    config.closeTimeout = .seconds(3)
-    let input = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
-
-    var pieces: [ArraySlice<UInt8>] = []
-    var i = 0, step = 0
-    while i < input.count {
-        let n = s == 0 ? input.count : 1 + (Int(s) &* (step + 1)) % max(1, Int(s) % 17 + 1)
-        pieces.append(input[i..<min(input.count, i + n)])
-        i += n
-        step += 1
-    }
-    let whole = run(role, config, [input[...]], tickEvery: 0)
-    let split = run(role, config, pieces, tickEvery: 0)
+    guard let fuzz = WSProtocolFuzzInput(UnsafeBufferPointer(start: data, count: size)) else { return 0 }
+    let whole = run(role, fuzz.configuration, [fuzz.input[...]], tickEvery: 0)
+    let split = run(role, fuzz.configuration, fuzz.pieces, tickEvery: 0)
     precondition(whole.events == split.events, "events depend on how the input was split")
     precondition(whole.written == split.written, "outbound bytes depend on how the input was split")
     // With time passing between reads the transcript may differ (timers fire), but the oracle
     // on failures, closing and memory still holds.
-    _ = run(role, config, pieces, tickEvery: Int(s >> 4) + 1)
+    _ = run(role, fuzz.configuration, fuzz.pieces, tickEvery: fuzz.tickEvery)
     return 0
 }
 
