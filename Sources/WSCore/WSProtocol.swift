@@ -145,6 +145,25 @@ public struct WSProtocol: ~Copyable, Sendable {
         var deadline: WSInstant
     }
 
+    /// Data ready for the application, located but not yet wrapped in an event: the two ways
+    /// of taking data (``nextEvent()``, ``nextEvent(lendingData:)``) wrap it their own way.
+    private struct Piece {
+        var kind: WSMessageKind
+        /// Where the bytes are in the receive buffer (already consumed), unless `assembled`.
+        var range: Range<Int>
+        /// Whether this ends the message.
+        var isFinal: Bool
+        /// A whole message (``Delivery/wholeMessages``) rather than a streaming fragment.
+        var isMessage: Bool
+        /// The message's bytes are in `messageBuffer` (it spanned several frames).
+        var assembled = false
+    }
+
+    private enum Pulled {
+        case event(Event)
+        case piece(Piece)
+    }
+
     /// Where the frame parser is: between frames, or inside a data frame's payload.
     private enum FrameState: Sendable {
         case header
@@ -296,22 +315,77 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// echo) and keepalive Pings are queued as a side effect, so drain ``nextOutbound()`` after
     /// draining events.
     public mutating func nextEvent() -> Event? {
-        if !pending.isEmpty { return pending.removeFirst() }
+        switch pull() {
+        case .event(let event)?: return event
+        case .piece(let piece)?: return event(for: piece)
+        case nil: return nil
+        }
+    }
+
+    /// What ``nextEvent(lendingData:)`` did.
+    public enum Lent {
+        /// A piece of data was lent to the closure.
+        case data
+        /// Any other event (data events are never returned this way).
+        case event(Event)
+    }
+
+    /// Like ``nextEvent()``, but lends the bytes of data to `body` instead of returning them: a
+    /// `Span` over the receive buffer, valid only during the call, with no copy, no allocation
+    /// and no reference counting. The fastest way to consume a stream (an echo server can send
+    /// the bytes straight back from `body`'s caller, a parser can read them in place).
+    ///
+    /// - Parameter body: called with the kind of the message, its bytes, and whether they end the
+    ///   message. In ``Delivery/wholeMessages`` mode each call is a whole message (text is
+    ///   validated UTF-8, not converted to `String`); in ``Delivery/streaming`` mode each call is
+    ///   a piece as it arrived.
+    /// - Returns: `.data` after `body` ran, `.event` for every other event, nil when the engine
+    ///   needs more input (or time).
+    public mutating func nextEvent(lendingData body: (WSMessageKind, Span<UInt8>, Bool) -> Void) -> Lent? {
+        switch pull() {
+        case .event(let event)?:
+            return .event(event)
+        case .piece(let piece)?:
+            if piece.assembled {
+                body(piece.kind, messageBuffer.span, true)
+                releaseMessageBuffer()
+            } else {
+                body(piece.kind, inbound.storage.span.extracting(piece.range), piece.isFinal)
+            }
+            return .data
+        case nil:
+            return nil
+        }
+    }
+
+    @inline(__always)
+    private mutating func event(for piece: Piece) -> Event {
+        if piece.assembled { return takeMessage(piece.kind) }
+        let data = inbound.storage[piece.range]
+        if !piece.isMessage { return .fragment(WSFragment(kind: piece.kind, data: data, isFinal: piece.isFinal)) }
+        return piece.kind == .text ? .text(String(decoding: data, as: UTF8.self)) : .binary(data)
+    }
+
+    /// The engine's step: pending events first, then buffered input, end of input, timers.
+    /// Inlined into both entry points so each specializes the data path its own way.
+    @inline(__always)
+    private mutating func pull() -> Pulled? {
+        if !pending.isEmpty { return .event(pending.removeFirst()) }
         if acceptsStepping {
-            if case .header = frame, message == nil, let event = singleFrameMessage() { return event }
+            if case .header = frame, message == nil, let pulled = singleFrameMessage() { return pulled }
             var progress = true
             while progress {
                 progress = false
-                let event: Event?
+                let pulled: Pulled?
                 switch frame {
-                case .header: event = parseHeader(&progress)
-                case .payload(let p): event = parsePayload(p, &progress)
+                case .header: pulled = parseHeader(&progress)
+                case .payload(let p): pulled = parsePayload(p, &progress)
                 }
-                if let event { return event }
+                if let pulled { return pulled }
             }
         }
-        if inputEnded, let event = processEndOfInput() { return event }
-        return processTimers()
+        if inputEnded, let event = processEndOfInput() { return .event(event) }
+        return processTimers().map { .event($0) }
     }
 
     private var acceptsStepping: Bool {
@@ -323,20 +397,20 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     /// Parses the frame header at the read position. Returns an event, or nil with `progress`
     /// set when it should be called again, or nil with `progress` clear when it needs more input.
-    private mutating func parseHeader(_ progress: inout Bool) -> Event? {
+    private mutating func parseHeader(_ progress: inout Bool) -> Pulled? {
         let header: WSFrameHeader, headerLength: Int
         switch inbound.decodeHeader() {
         case .incomplete:
             return nil
         case .invalid(let code):
-            return fail(code, detail: "invalid payload length encoding", offset: streamOffset)
+            return .event(fail(code, detail: "invalid payload length encoding", offset: streamOffset))
         case .header(let h, let length):
             header = h
             headerLength = length
         }
         if let rule = brokenRule(header) {
             let (code, detail) = rule.describe(header, configuration: configuration, messageSize: message?.size ?? 0)
-            return fail(code, detail: detail, offset: streamOffset)
+            return .event(fail(code, detail: detail, offset: streamOffset))
         }
         // Lengths are now known to fit: control ≤ 125, data ≤ maxFrameSize.
         let length = Int(header.payloadLength)
@@ -345,7 +419,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             let frameOffset = streamOffset
             consume(headerLength)
             if let key = header.maskKey { inbound.unmask(length, key: key, phase: 0, after: 0) }
-            return controlFrame(header.opcode, payload: read(length), offset: frameOffset)
+            return .event(controlFrame(header.opcode, payload: inbound.storage[take(length)], offset: frameOffset))
         }
         consume(headerLength)
         noteDataActivity()
@@ -365,7 +439,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// consuming anything and returns nil for any other frame, which the general parser then
     /// handles; for the frames it takes, it does exactly what the general parser would.
     @inline(__always)
-    private mutating func singleFrameMessage() -> Event? {
+    private mutating func singleFrameMessage() -> Pulled? {
         let readable = inbound.readable
         guard readable >= 2 else { return nil }
         let b0 = inbound.peek(0), b1 = inbound.peek(1)
@@ -395,10 +469,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             if let bad = inbound.validateUTF8(length, with: &utf8) { return failInvalidUTF8(validPrefix: bad) }
             guard utf8.isComplete else { return failIncompleteText(length) }
         }
-        let data = read(length)
-        let kind: WSMessageKind = b0 == 0x81 ? .text : .binary
-        if limits.streaming { return .fragment(WSFragment(kind: kind, data: data, isFinal: true)) }
-        return kind == .text ? .text(String(decoding: data, as: UTF8.self)) : .binary(data)
+        return .piece(Piece(kind: b0 == 0x81 ? .text : .binary, range: take(length), isFinal: true, isMessage: !limits.streaming))
     }
 
     /// The RFC 6455 rules (§5.1–§5.5) and configured limits a frame header can break, in the
@@ -462,7 +533,7 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     /// Consumes what is buffered of the current data frame's payload (see `parseHeader` for the
     /// meaning of the result).
-    private mutating func parsePayload(_ payload: Payload, _ progress: inout Bool) -> Event? {
+    private mutating func parsePayload(_ payload: Payload, _ progress: inout Bool) -> Pulled? {
         var p = payload
         let available = min(p.remaining, inbound.readable)
         if available == 0 && p.remaining > 0 {
@@ -480,7 +551,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         p.remaining -= available
         let ends = p.remaining == 0 && p.fin
         if ends, kind == .text, !message!.utf8.isComplete { return failIncompleteText(available) }
-        let data = read(available)
+        let range = take(available)
         frame = p.remaining == 0 ? .header : .payload(p)
         if ends { message = nil }
         if limits.streaming {
@@ -488,53 +559,57 @@ public struct WSProtocol: ~Copyable, Sendable {
                 progress = true
                 return nil
             }
-            return .fragment(WSFragment(kind: kind, data: data, isFinal: ends))
+            return .piece(Piece(kind: kind, range: range, isFinal: ends, isMessage: false))
         }
         guard ends else {
-            messageBuffer.append(contentsOf: data)
+            messageBuffer.append(contentsOf: inbound.storage[range])
             progress = true
             return nil
         }
         if messageBuffer.isEmpty {
             // The whole message is this one frame's payload, still in the receive buffer.
-            return kind == .text ? .text(String(decoding: data, as: UTF8.self)) : .binary(data)
+            return .piece(Piece(kind: kind, range: range, isFinal: true, isMessage: true))
         }
-        messageBuffer.append(contentsOf: data)
-        return takeMessage(kind)
+        messageBuffer.append(contentsOf: inbound.storage[range])
+        return .piece(Piece(kind: kind, range: 0..<messageBuffer.count, isFinal: true, isMessage: true, assembled: true))
     }
 
     /// §8.1: "When an endpoint is to interpret a byte stream as UTF-8 but finds that the byte
     /// stream is not, in fact, a valid UTF-8 stream, that endpoint MUST _Fail the WebSocket
     /// Connection_." In streaming mode the valid bytes before the offending one are delivered
     /// first, so the result does not depend on how the input was split.
-    private mutating func failInvalidUTF8(validPrefix: Int) -> Event {
+    private mutating func failInvalidUTF8(validPrefix: Int) -> Pulled {
         failText(deliveringFirst: validPrefix, detail: "invalid UTF-8 in text message")
     }
 
     /// A text message that ends inside a character: the same rule, with the end of the message
     /// as the point of failure (the `available` bytes before it were valid so far).
-    private mutating func failIncompleteText(_ available: Int) -> Event {
+    private mutating func failIncompleteText(_ available: Int) -> Pulled {
         failText(deliveringFirst: available, detail: "text message ends inside a character")
     }
 
-    private mutating func failText(deliveringFirst count: Int, detail: String) -> Event {
+    private mutating func failText(deliveringFirst count: Int, detail: String) -> Pulled {
         let offset = streamOffset + Int64(count)
-        guard limits.streaming, count > 0 else { return fail(.invalidUTF8, detail: detail, offset: offset) }
-        let data = read(count)
+        guard limits.streaming, count > 0 else { return .event(fail(.invalidUTF8, detail: detail, offset: offset)) }
+        let range = take(count)
         pending.append(fail(.invalidUTF8, detail: detail, offset: offset))
-        return .fragment(WSFragment(kind: .text, data: data, isFinal: false))
+        return .piece(Piece(kind: .text, range: range, isFinal: false, isMessage: false))
     }
 
     private mutating func takeMessage(_ kind: WSMessageKind) -> Event {
         switch kind {
         case .text:
-            let text = String(decoding: messageBuffer, as: UTF8.self)
-            messageBuffer.removeAll(keepingCapacity: messageBuffer.capacity <= 64 << 10)
-            return .text(text)
+            defer { releaseMessageBuffer() }
+            return .text(String(decoding: messageBuffer, as: UTF8.self))
         case .binary:
             defer { messageBuffer = [] }
             return .binary(messageBuffer[...])
         }
+    }
+
+    /// Empties the message buffer, keeping its memory only if it is small.
+    private mutating func releaseMessageBuffer() {
+        messageBuffer.removeAll(keepingCapacity: messageBuffer.capacity <= 64 << 10)
     }
 
     private mutating func controlFrame(_ opcode: WSOpcode, payload: ArraySlice<UInt8>, offset: Int64) -> Event {
@@ -639,7 +714,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     private mutating func resetReader() {
-        inbound.discardAll()
+        inbound.consumeAll()
         frame = .header
         message = nil
         messageBuffer = []
@@ -906,8 +981,10 @@ public struct WSProtocol: ~Copyable, Sendable {
         streamOffset += Int64(n)
     }
 
-    private mutating func read(_ n: Int) -> ArraySlice<UInt8> {
+    /// Consumes the next `n` bytes and returns where they are in the receive buffer (they stay
+    /// there, unchanged, until the next `receive`).
+    private mutating func take(_ n: Int) -> Range<Int> {
         streamOffset += Int64(n)
-        return inbound.read(n)
+        return inbound.take(n)
     }
 }

@@ -35,6 +35,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Payload size of the frames in the alloc group, in bytes.")
     var size: Int = 16
 
+    @Flag(help: "In the alloc group, take data with nextEvent(lendingData:) instead of nextEvent().")
+    var lend = false
+
     func run() throws {
         let all = ["unmask", "utf8", "decode"]
         let selected = groups.isEmpty ? all : groups
@@ -42,7 +45,7 @@ struct Bench: ParsableCommand {
             throw ValidationError("unknown group \(g); choose from \((all + ["alloc"]).joined(separator: ", "))")
         }
         let timer = Timer(minSeconds: seconds, repeats: repeats)
-        if selected.contains("alloc") { try allocRun(frames: frames, size: size); return }
+        if selected.contains("alloc") { try allocRun(frames: frames, size: size, lend: lend); return }
         print("swift-ws engine benchmarks (best of \(repeats) × ≥\(seconds) s; ratio = ours / baseline, same run)")
         if selected.contains("unmask") { unmaskBench(timer) }
         if selected.contains("utf8") { utf8Bench(timer) }
@@ -224,6 +227,27 @@ func decodeAll(_ ws: inout WSProtocol, _ input: UnsafeRawBufferPointer, chunk: I
     return frames
 }
 
+/// As `decodeAll`, with the lending API: payloads are read in place, no slice is retained.
+@inline(never)
+func decodeAllLending(_ ws: inout WSProtocol, _ input: UnsafeRawBufferPointer, chunk: Int) -> Int {
+    var frames = 0
+    var bytes = 0
+    var offset = 0
+    while offset < input.count {
+        let end = min(input.count, offset + chunk)
+        ws.receive(UnsafeRawBufferPointer(rebasing: input[offset..<end]))
+        while let result = ws.nextEvent(lendingData: { _, data, isFinal in
+            bytes &+= data.count
+            if isFinal { frames &+= 1 }
+        }) {
+            if case .event = result { break }
+        }
+        offset = end
+    }
+    blackHole(bytes)
+    return frames
+}
+
 /// A straightforward decoder of the kind the engine replaces: buffer whole frames, decode the
 /// header field by field, copy each payload into its own array, unmask it byte by byte.
 @inline(never)
@@ -274,6 +298,11 @@ func decodeBench(_ timer: Timer) throws {
             }
             row("binary \(size == 16 ? "16 B" : "64 KiB") frames, \(mode)", ours, size == 16 ? "M/s" : "GB/s",
                 baseline: ("naive decoder", naive))
+            var lending = try WSProtocol(role: .server, configuration: config, now: .zero)
+            let lent = input.withUnsafeBytes { raw in
+                timer.rate(units: units) { precondition(decodeAllLending(&lending, raw, chunk: 64 << 10) == count) }
+            }
+            row("  … lent (nextEvent(lendingData:))", lent, size == 16 ? "M/s" : "GB/s", baseline: ("naive decoder", naive))
         }
         if size > 16 {
             // The floor: copying the same reads into a reused buffer, as receive must.
@@ -307,7 +336,7 @@ func decodeBench(_ timer: Timer) throws {
 
 /// Decodes exactly `frames` frames of `size` bytes in streaming mode; run under dhat to count
 /// allocations, or under callgrind to count instructions.
-func allocRun(frames: Int, size: Int) throws {
+func allocRun(frames: Int, size: Int, lend: Bool) throws {
     var config = WSProtocol.Configuration()
     config.delivery = .streaming
     config.pingInterval = nil
@@ -317,7 +346,9 @@ func allocRun(frames: Int, size: Int) throws {
     var ws = try WSProtocol(role: .server, configuration: config, now: .zero)
     var total = 0
     input.withUnsafeBytes { raw in
-        for _ in 0..<(frames / batch) { total += decodeAll(&ws, raw, chunk: 64 << 10) }
+        for _ in 0..<(frames / batch) {
+            total += lend ? decodeAllLending(&ws, raw, chunk: 64 << 10) : decodeAll(&ws, raw, chunk: 64 << 10)
+        }
     }
     precondition(total == frames / batch * batch)
     print("decoded \(total) frames")

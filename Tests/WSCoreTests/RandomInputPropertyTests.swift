@@ -127,3 +127,61 @@ struct RandomInputPropertyTests {
         return whole
     }
 }
+
+@Suite("nextEvent(lendingData:) delivers exactly what nextEvent() does")
+struct LendingDataTests {
+    /// Runs `input` through an engine with the lending API and rebuilds the events nextEvent()
+    /// would have produced from the lent bytes.
+    func lendingRun(_ input: [UInt8], role: WSProtocol.Role, config: WSProtocol.Configuration, pieces: [ArraySlice<UInt8>]) throws -> Run {
+        var p = try WSProtocol(role: role, configuration: config, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 5))
+        var run = Run(events: [], written: [], endOfStream: false)
+        func drain(_ p: inout WSProtocol) {
+            var lent: [WSProtocol.Event] = []
+            while let result = p.nextEvent(lendingData: { kind, bytes, isFinal in
+                var copy: [UInt8] = []
+                for i in bytes.indices { copy.append(bytes[i]) }
+                if config.delivery == .streaming {
+                    lent.append(.fragment(WSFragment(kind: kind, data: copy[...], isFinal: isFinal)))
+                } else {
+                    #expect(isFinal)
+                    lent.append(kind == .text ? .text(String(decoding: copy, as: UTF8.self)) : .binary(copy[...]))
+                }
+            }) {
+                switch result {
+                case .data: run.events += lent; lent = []
+                case .event(let e):
+                    if case .text = e { Issue.record("data returned as an event") }
+                    if case .binary = e { Issue.record("data returned as an event") }
+                    if case .fragment = e { Issue.record("data returned as an event") }
+                    run.events.append(e)
+                }
+            }
+            let o = outbound(&p)
+            run.written += o.bytes
+            run.endOfStream = run.endOfStream || o.endOfStream
+        }
+        for piece in pieces {
+            p.receive(piece)
+            drain(&p)
+        }
+        p.receiveEOF()
+        drain(&p)
+        run.events = WSFixtureRunner.mergeFragments(run.events)
+        return run
+    }
+
+    @Test("random streams, both roles, both delivery modes, split at random", arguments: 0..<60)
+    func sameAsEvents(seed: Int) throws {
+        var rng = WSSeededRandom(seed: UInt64(seed) &* 17 &+ 3)
+        let role: WSProtocol.Role = seed % 2 == 0 ? .server : .client
+        var config = WSProtocol.Configuration()
+        config.delivery = seed % 4 < 2 ? .streaming : .wholeMessages
+        config.maxMessageSize = [1 << 20, 200][seed % 2]
+        var input: [UInt8] = []
+        for _ in 0..<Int(rng.next() % 40) { input += randomFrame(&rng, role: role, hostile: seed % 3 == 0) }
+        let pieces = WSFixtureRunner.split(input, mode: .randomSplits(seed: UInt64(seed)), salt: 0)
+        let expected = try replay(input, role: role, config: config, pieces: pieces)
+        let lent = try lendingRun(input, role: role, config: config, pieces: pieces)
+        #expect(lent == expected)
+    }
+}

@@ -157,17 +157,20 @@ struct InboundBuffer {
         }
     }
 
-    /// The next `count` bytes (shared, no copy), consumed.
-    mutating func read(_ count: Int) -> ArraySlice<UInt8> {
+    /// Consumes the next `count` bytes; returns their place in `storage`, where they stay
+    /// unchanged until the next `append` (slices of them are handed out without copying).
+    mutating func take(_ count: Int) -> Range<Int> {
         defer { readIndex &+= count }
-        return storage[readIndex..<(readIndex &+ count)]
+        return readIndex..<(readIndex &+ count)
     }
 
     mutating func skip(_ count: Int) { readIndex &+= count }
 
-    /// Drops every buffered byte (after the connection failed or closed).
-    mutating func discardAll() {
-        self = InboundBuffer()
+    /// Marks every buffered byte consumed (after the connection failed or closed). The storage
+    /// is kept, so places already handed out by `take` stay valid; no more bytes are appended
+    /// once the engine stops reading, and `releaseIfEmpty` frees it.
+    mutating func consumeAll() {
+        readIndex = storage.count
     }
 
     /// Releases the storage if nothing is buffered (see ``WSProtocol/releaseIdleMemory()``).
