@@ -162,6 +162,28 @@ public enum WSFixtureRunner {
         }
     }
 
+    /// Drains `engine` with ``WSProtocol/nextEvent(lendingData:)`` and rebuilds from the lent
+    /// bytes the events ``WSProtocol/nextEvent()`` would have returned, so the two ways of taking
+    /// data can be compared. A data event returned as `.event` (which must never happen) is kept
+    /// as it is, so a comparison shows it.
+    public static func drainLending(_ engine: inout WSProtocol) -> [WSProtocol.Event] {
+        let streaming = engine.configuration.delivery == .streaming
+        var events: [WSProtocol.Event] = []
+        while let result = engine.nextEvent(lendingData: { kind, bytes, isFinal in
+            var copy: [UInt8] = []
+            copy.reserveCapacity(bytes.count)
+            for i in bytes.indices { copy.append(bytes[i]) }
+            if streaming {
+                events.append(.fragment(WSFragment(kind: kind, data: copy[...], isFinal: isFinal)))
+            } else {
+                events.append(kind == .text ? .text(String(decoding: copy, as: UTF8.self)) : .binary(copy[...]))
+            }
+        }) {
+            if case .event(let event) = result { events.append(event) }
+        }
+        return events
+    }
+
     /// Merges each run of fragments of one message into one fragment, so transcripts do not
     /// depend on how the input was split.
     public static func mergeFragments(_ events: [WSProtocol.Event]) -> [WSProtocol.Event] {

@@ -130,32 +130,12 @@ struct RandomInputPropertyTests {
 
 @Suite("nextEvent(lendingData:) delivers exactly what nextEvent() does")
 struct LendingDataTests {
-    /// Runs `input` through an engine with the lending API and rebuilds the events nextEvent()
-    /// would have produced from the lent bytes.
+    /// Runs `input` through an engine with the lending API, rebuilding events from lent bytes.
     func lendingRun(_ input: [UInt8], role: WSProtocol.Role, config: WSProtocol.Configuration, pieces: [ArraySlice<UInt8>]) throws -> Run {
         var p = try WSProtocol(role: role, configuration: config, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 5))
         var run = Run(events: [], written: [], endOfStream: false)
         func drain(_ p: inout WSProtocol) {
-            var lent: [WSProtocol.Event] = []
-            while let result = p.nextEvent(lendingData: { kind, bytes, isFinal in
-                var copy: [UInt8] = []
-                for i in bytes.indices { copy.append(bytes[i]) }
-                if config.delivery == .streaming {
-                    lent.append(.fragment(WSFragment(kind: kind, data: copy[...], isFinal: isFinal)))
-                } else {
-                    #expect(isFinal)
-                    lent.append(kind == .text ? .text(String(decoding: copy, as: UTF8.self)) : .binary(copy[...]))
-                }
-            }) {
-                switch result {
-                case .data: run.events += lent; lent = []
-                case .event(let e):
-                    if case .text = e { Issue.record("data returned as an event") }
-                    if case .binary = e { Issue.record("data returned as an event") }
-                    if case .fragment = e { Issue.record("data returned as an event") }
-                    run.events.append(e)
-                }
-            }
+            run.events += WSFixtureRunner.drainLending(&p)
             let o = outbound(&p)
             run.written += o.bytes
             run.endOfStream = run.endOfStream || o.endOfStream

@@ -35,6 +35,26 @@ struct ReadmeExamplesTests {
         #expect(out.first == 0x89)
     }
 
+    @Test("lending data: bytes read in place, other events returned")
+    func lending() throws {
+        var pair = try WSConnectionPair()
+        try pair.client.sendBinary([1, 2, 3])
+        try pair.client.ping([9])
+        var toServer: [UInt8] = []
+        while case .bytes(let b)? = pair.client.nextOutbound() { toServer += b }
+        pair.server.receive(toServer)
+        var checksum = 0
+        var others: [WSProtocol.Event] = []
+        while let result = pair.server.nextEvent(lendingData: { kind, bytes, isFinal in
+            #expect(kind == .binary && isFinal)
+            for i in bytes.indices { checksum += Int(bytes[i]) }
+        }) {
+            if case .event(let event) = result { others.append(event) }
+        }
+        #expect(checksum == 6)
+        #expect(others == [.ping([9])])
+    }
+
     @Test("testing your code with WSConnectionPair")
     func echo() throws {
         var pair = try WSConnectionPair()

@@ -13,6 +13,9 @@ public func fuzzProtocol(role: WSProtocol.Role, _ data: UnsafePointer<UInt8>, _ 
     let split = run(role, fuzz.configuration, fuzz.pieces, tickEvery: 0)
     precondition(whole.events == split.events, "events depend on how the input was split")
     precondition(whole.written == split.written, "outbound bytes depend on how the input was split")
+    let lent = run(role, fuzz.configuration, fuzz.pieces, tickEvery: 0, lending: true)
+    precondition(lent.events == whole.events, "nextEvent(lendingData:) delivers other data than nextEvent()")
+    precondition(lent.written == whole.written, "nextEvent(lendingData:) writes other bytes than nextEvent()")
     // With time passing between reads the transcript may differ (timers fire), but the oracle
     // on failures, closing and memory still holds.
     _ = run(role, fuzz.configuration, fuzz.pieces, tickEvery: fuzz.tickEvery)
@@ -24,7 +27,8 @@ struct Run {
     var written: [UInt8] = []
 }
 
-func run(_ role: WSProtocol.Role, _ config: WSProtocol.Configuration, _ pieces: [ArraySlice<UInt8>], tickEvery: Int) -> Run {
+func run(_ role: WSProtocol.Role, _ config: WSProtocol.Configuration, _ pieces: [ArraySlice<UInt8>], tickEvery: Int,
+         lending: Bool = false) -> Run {
     var p: WSProtocol
     do {
         p = try WSProtocol(role: role, configuration: config, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 7))
@@ -34,7 +38,11 @@ func run(_ role: WSProtocol.Role, _ config: WSProtocol.Configuration, _ pieces: 
     var r = Run()
     var seconds = 0.0
     func drain(_ p: inout WSProtocol) {
-        while let e = p.nextEvent() { r.events.append(e) }
+        if lending {
+            r.events += WSFixtureRunner.drainLending(&p)
+        } else {
+            while let e = p.nextEvent() { r.events.append(e) }
+        }
         while let o = p.nextOutbound() {
             if case .bytes(let b) = o { r.written += b }
         }
