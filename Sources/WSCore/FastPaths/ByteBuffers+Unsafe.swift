@@ -65,11 +65,6 @@ struct InboundBuffer {
         }
     }
 
-    mutating func append(_ bytes: some Collection<UInt8>) {
-        if let () = bytes.withContiguousStorageIfAvailable({ unsafe append(UnsafeRawBufferPointer($0)) }) { return }
-        unsafe Array(bytes).withUnsafeBytes { unsafe append($0) }
-    }
-
     /// Unmasks the next `count` bytes, which are payload starting at key phase `phase`, with
     /// `after` more bytes of the same payload still to come.
     @inline(__always)
