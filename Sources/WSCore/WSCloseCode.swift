@@ -14,6 +14,7 @@
 /// | 3000–4999 | libraries, frameworks and applications | yes | yes |
 /// | 5000+ | undefined | no | no |
 public struct WSCloseCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The numeric code as it appears on the wire (big-endian, first two bytes of the body).
     public let rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
     /// Creates a close code from its numeric value.
@@ -76,6 +77,7 @@ public struct WSCloseFrame: Hashable, Sendable, CustomStringConvertible {
     /// The reason, at most 123 bytes of UTF-8; empty when absent.
     public var reason: String
 
+    /// Creates a Close frame body; `code` nil means an empty body (the reason must then be empty).
     public init(code: WSCloseCode?, reason: String = "") {
         self.code = code
         self.reason = reason

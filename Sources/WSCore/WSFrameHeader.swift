@@ -22,12 +22,14 @@ public struct WSFrameHeader: Hashable, Sendable {
     public var fin: Bool
     /// RSV1–RSV3 as the low three bits (RSV1 = `0b100`).
     public var rsv: UInt8
+    /// The frame type (may be a reserved value; ``WSProtocol`` judges it).
     public var opcode: WSOpcode
     /// The masking key, present exactly when the MASK bit is set.
     public var maskKey: WSMaskKey?
     /// The payload length (at most 2^63 − 1 on the wire).
     public var payloadLength: UInt64
 
+    /// Creates a header; `rsv` keeps its low three bits.
     public init(fin: Bool = true, rsv: UInt8 = 0, opcode: WSOpcode, maskKey: WSMaskKey? = nil, payloadLength: UInt64) {
         self.fin = fin
         self.rsv = rsv & 0b111

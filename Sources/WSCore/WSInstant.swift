@@ -8,6 +8,7 @@ public struct WSInstant: Comparable, Hashable, Sendable, CustomStringConvertible
     /// Nanoseconds since the adapter's chosen origin.
     public var nanoseconds: Int64
 
+    /// The instant `nanoseconds` after the origin.
     public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
 
     /// The instant `sinceOrigin` after the origin.

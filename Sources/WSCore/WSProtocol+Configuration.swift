@@ -104,6 +104,7 @@ extension WSProtocol {
         /// The defaults described on each field.
         public static let `default` = Configuration()
 
+        /// The defaults described on each field.
         public init() {}
 
         /// Checks the combination of fields.

@@ -52,6 +52,7 @@ extension WSProtocol {
         /// end normally.
         public var cause: Cause?
 
+        /// Derives the close code, reason and cleanliness from the frames exchanged (RFC 6455 §7.1.5–7.1.6).
         public init(sent: WSCloseFrame?, received: WSCloseFrame?, initiator: Initiator?, cause: Cause?) {
             self.code = received?.effectiveCode ?? .abnormalClosure
             self.reason = received?.reason ?? ""
@@ -114,6 +115,7 @@ public struct WSFragment: Hashable, Sendable {
     /// Whether this piece ends the message.
     public var isFinal: Bool
 
+    /// Creates a fragment (tests and transcripts build expected events this way).
     public init(kind: WSMessageKind, data: ArraySlice<UInt8>, isFinal: Bool) {
         self.kind = kind
         self.data = data

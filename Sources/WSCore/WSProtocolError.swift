@@ -15,6 +15,7 @@ public struct WSProtocolError: Error, Hashable, Sendable, CustomStringConvertibl
     /// the offending frame, or of the offending byte itself for UTF-8 errors.
     public var offset: Int64
 
+    /// Creates an error; `closeCode` defaults to the one `code` fails the connection with.
     public init(_ code: Code, closeCode: WSCloseCode? = nil, detail: String = "", offset: Int64 = 0) {
         self.code = code
         self.closeCode = closeCode ?? code.defaultCloseCode
@@ -31,10 +32,12 @@ public struct WSProtocolError: Error, Hashable, Sendable, CustomStringConvertibl
 
     /// The rule a peer broke. An open set: extensions add their own codes.
     public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        /// The rule's name, as transcripts write it.
         public let rawValue: String
         /// The close code sent when this rule is broken.
         public let defaultCloseCode: WSCloseCode
 
+        /// The code named `rawValue`, with its close code if it is a known rule (else 1002).
         public init(rawValue: String) {
             self.rawValue = rawValue
             self.defaultCloseCode = Self.known.first { $0.rawValue == rawValue }?.defaultCloseCode ?? .protocolError

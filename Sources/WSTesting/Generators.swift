@@ -28,6 +28,7 @@ public struct WSMaskKeySequence: RandomNumberGenerator, Sendable {
 public struct WSSeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
+    /// A generator whose sequence is fixed by `seed`.
     public init(seed: UInt64) { state = seed }
 
     public mutating func next() -> UInt64 {

@@ -6,11 +6,15 @@ import Foundation
 public struct WSFixture: Sendable {
     /// The file's path relative to the fixtures root, without `.json` (its identity in reports).
     public var name: String
+    /// What the transcript shows, citing the rule.
     public var description: String
+    /// The engine's role.
     public var role: WSProtocol.Role
+    /// The engine's configuration (defaults plus the file's overrides).
     public var configuration: WSProtocol.Configuration
     /// Client masking keys in the order the engine draws them.
     public var maskKeys: [WSMaskKey]
+    /// The transcript, in order.
     public var steps: [Step]
 
     /// One line of a transcript.
@@ -31,6 +35,7 @@ public struct WSFixture: Sendable {
         case expectState(ExpectedState)
     }
 
+    /// A command run on the engine (``WSProtocol``'s send and close methods).
     public enum Command: Sendable {
         case sendText(String)
         case sendBinary([UInt8])
@@ -40,7 +45,9 @@ public struct WSFixture: Sendable {
         case close(code: WSCloseCode?, reason: String)
     }
 
+    /// Facts checked by an `expectState` step.
     public struct ExpectedState: Sendable {
+        /// The lifecycle state, if checked.
         public var lifecycle: WSProtocol.Lifecycle?
         /// `.some(nil)` checks that no deadline is armed.
         public var nextDeadline: WSInstant??
@@ -51,7 +58,9 @@ public struct WSFixture: Sendable {
 
 /// A fixture file that could not be read.
 public struct WSFixtureFormatError: Error, CustomStringConvertible {
+    /// The fixture's name or path.
     public var file: String
+    /// What is wrong, and where.
     public var message: String
     public var description: String { "\(file): \(message)" }
 }

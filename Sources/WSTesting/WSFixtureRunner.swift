@@ -141,6 +141,7 @@ public enum WSFixtureRunner {
         }
     }
 
+    /// Cuts `bytes` into the reads `mode` feeds; `salt` varies the random splits between steps.
     public static func split(_ bytes: [UInt8], mode: WSReplayMode, salt: UInt64) -> [ArraySlice<UInt8>] {
         switch mode {
         case .whole:

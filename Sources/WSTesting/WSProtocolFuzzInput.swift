@@ -6,6 +6,7 @@ public import WSCore
 /// Byte 0 chooses the configuration, byte 1 how the rest is split into reads, and the rest is
 /// what the peer sends.
 public struct WSProtocolFuzzInput: Sendable {
+    /// The engine configuration chosen by byte 0.
     public var configuration: WSProtocol.Configuration
     /// The bytes the peer sends.
     public var input: [UInt8]

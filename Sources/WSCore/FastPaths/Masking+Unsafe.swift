@@ -25,6 +25,7 @@ public struct WSMaskKey: Hashable, Sendable, CustomStringConvertible {
     /// The key bytes as a little-endian word: byte 0 on the wire is the low byte.
     public var rawValue: UInt32
 
+    /// Creates a key from its little-endian word (byte 0 on the wire is the low byte).
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// Creates a key from its four bytes in wire order.

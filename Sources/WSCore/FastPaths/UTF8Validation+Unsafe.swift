@@ -36,6 +36,7 @@ public struct WSUTF8Validator: Hashable, Sendable {
     /// The DFA state as its bit offset in a transition row (a multiple of 6 below 54).
     @usableFromInline var state: UInt64 = State.accept
 
+    /// A validator at the start of a text (a character boundary).
     public init() {}
 
     /// Whether no invalid byte has been seen.
