@@ -117,7 +117,6 @@ public struct WSProtocol: ~Copyable, Sendable {
         var maxFragments: Int
         var acceptUnmasked: Bool
         var streaming: Bool
-        var tracksIdle: Bool
 
         init(_ c: Configuration) {
             maxFrameSize = UInt64(c.maxFrameSize)
@@ -125,7 +124,6 @@ public struct WSProtocol: ~Copyable, Sendable {
             maxFragments = c.maxFragmentsPerMessage
             acceptUnmasked = c.acceptUnmaskedFrames
             streaming = c.delivery == .streaming
-            tracksIdle = c.idleTimeout != nil
         }
     }
 
@@ -778,7 +776,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     private mutating func noteDataActivity() {
-        guard limits.tracksIdle, let idle = configuration.idleTimeout, case .open(var t) = state else { return }
+        guard let idle = configuration.idleTimeout, case .open(var t) = state else { return }
         t.idleDeadline = now + idle
         state = .open(t)
     }

@@ -9,7 +9,7 @@ public enum WSReplayMode: Hashable, Sendable, CustomStringConvertible {
     /// Seeded random pieces: half of them 1–16 bytes, half up to the whole step.
     case randomSplits(seed: UInt64)
 
-    /// The three ways every fixture is replayed.
+    /// The ways every fixture is replayed: whole, byte by byte, and two seeds of random splits.
     public static let standard: [WSReplayMode] = [.whole, .byteByByte, .randomSplits(seed: 1), .randomSplits(seed: 2)]
 
     public var description: String {

@@ -68,6 +68,11 @@ public struct WSMaskKey: Hashable, Sendable, CustomStringConvertible {
         return unsafe applyPortable(to: buffer, phase: phase)
     }
 
+    /// Whether ``apply(to:phase:)`` and ``WSUTF8Validator/validate(_:)`` use the AVX2 kernels on
+    /// this CPU (for benchmarks and diagnostics).
+    @_spi(Reference)
+    public static var usesAVX2: Bool { cpuHasAVX2 }
+
     /// The portable Swift kernel (any CPU): the fallback of ``apply(to:phase:)``.
     @_spi(Reference)
     @discardableResult
