@@ -15,21 +15,23 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // Runtime-dispatched AVX2 kernels for WSCore's fast paths (Swift has no per-function
         // target features); WSCore falls back to its portable Swift kernels without AVX2.
         .target(name: "CWSFastPaths"),
-        // The sans-I/O engine: no I/O, no clock, no randomness, no threads, no Foundation.
+        // The sans-I/O engine: no I/O, no clock, no randomness, no threads. HTTPTypes is the
+        // currency type for handshake heads.
         .target(
             name: "WSCore",
-            dependencies: ["CWSFastPaths"],
+            dependencies: ["CWSFastPaths", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict + [.strictMemorySafety()]
         ),
         // The in-memory test adapter: connection pairs and the fixture transcript runner.
         .target(
             name: "WSTesting",
-            dependencies: ["WSCore"],
+            dependencies: ["WSCore", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),
         // Command-line tool: demo and benchmarks (servers and clients join with the adapters).
@@ -43,12 +45,12 @@ let package = Package(
         ),
         .testTarget(
             name: "WSCoreTests",
-            dependencies: ["WSCore", "WSTesting"],
+            dependencies: ["WSCore", "WSTesting", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "WSTestingTests",
-            dependencies: ["WSCore", "WSTesting"],
+            dependencies: ["WSCore", "WSTesting", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),
     ]

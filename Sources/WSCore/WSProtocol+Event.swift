@@ -8,6 +8,17 @@ extension WSProtocol {
     /// deliver them. Keep one past the next ``WSProtocol/receive(_:)`` and copy-on-write keeps it
     /// intact (at the cost of one copy of the buffer); wrap it in `Array(...)` to store it long.
     public enum Event: Hashable, Sendable {
+        /// Server: a valid upgrade request arrived; answer with ``WSProtocol/accept(subprotocol:extensions:headers:)``
+        /// or ``WSProtocol/reject(status:headers:body:)`` (RFC 6455 §4.2.2).
+        indirect case upgradeRequested(WSUpgradeRequest)
+        /// The opening handshake completed: the connection is open (both roles).
+        indirect case opened(WSHandshakeResult)
+        /// Client: the server answered with a status other than 101; ``closed(_:)`` follows.
+        indirect case rejected(WSHandshakeRejection)
+        /// The opening handshake failed: as a server, the error answer (400, 405, 408, 414, 426,
+        /// 431) is already queued; as a client, the server's answer was invalid or late.
+        /// ``closed(_:)`` follows.
+        indirect case handshakeFailed(WSHandshakeError)
         /// A whole text message (``Delivery/wholeMessages``), validated as UTF-8.
         case text(String)
         /// A whole binary message (``Delivery/wholeMessages``).
@@ -89,10 +100,18 @@ extension WSProtocol {
         /// The peer's Close, or the end of the transport after the handshake, did not come
         /// within ``Configuration/closeTimeout``.
         case closeTimeout
+        /// The opening handshake failed (reported first as ``Event/handshakeFailed(_:)``).
+        case handshakeFailed(WSHandshakeError)
+        /// The opening handshake was refused with this HTTP status: by the server application
+        /// (``WSProtocol/reject(status:headers:body:)``), or by the server we connected to
+        /// (reported first as ``Event/rejected(_:)``).
+        case handshakeRejected(status: Int)
     }
 
     /// Where the connection is in its lifecycle (see the table in WSProtocol.swift).
     public enum Lifecycle: Hashable, Sendable {
+        /// The opening handshake is in progress (engines created with `init(client:)` or `init(server:)`).
+        case connecting
         /// Both directions open.
         case open
         /// Our Close is sent; still receiving until the peer's Close arrives.

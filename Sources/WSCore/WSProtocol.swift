@@ -1,7 +1,8 @@
-// WSProtocol: the connection state machine of RFC 6455 §5–§7 after the opening handshake, for
-// both roles. A pure function of its inputs: bytes, end of input, commands and the time passed to
+// WSProtocol: the connection state machine of RFC 6455 for both roles: the opening handshake
+// (§4, optional: an engine can also start open, after a handshake done elsewhere) and then
+// §5–§7. A pure function of its inputs: bytes, end of input, commands and the time passed to
 // `tick(now:)`. It does no I/O, reads no clock and draws randomness only from the injected
-// generator (client masking keys).
+// generator (client handshake nonce and masking keys).
 //
 // Rules
 // - Pull-based: `receive` only buffers; frames are parsed when `nextEvent()` is called, one event
@@ -44,6 +45,8 @@
 // Input that arrives in closeReceived, closing or closed is discarded (§1.4: after a Close,
 // "the endpoint ... discards"). Ping, pong and data commands are accepted in open and, for
 // ping/pong/data, closeReceived; `close` in open and closeReceived.
+
+public import HTTPTypes
 
 /// The WebSocket protocol engine for one connection after the opening handshake.
 ///
@@ -104,11 +107,24 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     /// The rare, large cases are `indirect` so that the hot `open` case keeps the enum small.
     private enum State: Sendable {
+        indirect case handshaking(Handshaking)
         case open(Timers)
         case closeSent(sent: WSCloseFrame, deadline: WSInstant)
         case closeReceived(WSCloseFrame)
         indirect case closing(Closing)
         indirect case closed(CloseInfo)
+    }
+
+    /// The opening handshake (RFC 6455 §4), before `open`.
+    private enum Handshaking: Sendable {
+        /// Server: reading the client's request.
+        case readingRequest(HTTPHeadScanner, WSServerHandshake, deadline: WSInstant)
+        /// Server: the request is reported; the application must accept or reject it.
+        case awaitingDecision(WSUpgradeRequest, WSServerHandshake)
+        /// Client: the request is queued; reading the answer.
+        case readingResponse(ClientHandshakeState)
+        /// Client: the answer was not 101; reading its body before reporting it.
+        case readingRejection(HTTPResponse, BodyReader, deadline: WSInstant)
     }
 
     private struct Limits: Sendable {
@@ -217,9 +233,58 @@ public struct WSProtocol: ~Copyable, Sendable {
         self.limits = Limits(configuration)
         self.now = now
         self.maskKeys = role == .client ? MaskKeySource(random: randomNumberGenerator) : nil
-        self.state = .open(Timers(
-            nextPing: configuration.pingInterval.map { now + $0 },
-            idleDeadline: configuration.idleTimeout.map { now + $0 }))
+        self.state = .open(Self.openTimers(configuration, now: now))
+    }
+
+    /// Creates a client engine that starts with the opening handshake (RFC 6455 §4.1): the
+    /// request is queued at once (drain ``nextOutbound()``), then the server's answer is read
+    /// from what ``receive(_:)`` gets. ``Event/opened(_:)`` reports success (frames may follow
+    /// in the same read); ``Event/rejected(_:)`` a non-101 answer; ``Event/handshakeFailed(_:)``
+    /// an invalid one. Each ends in ``Event/closed(_:)`` unless the connection opened.
+    ///
+    /// - Parameters:
+    ///   - handshake: the URL, subprotocols, extensions, headers, cookies, credentials, timeout.
+    ///   - randomNumberGenerator: the source of the 16-byte nonce (the first four masking keys'
+    ///     worth of bytes) and of masking keys.
+    /// - Throws: ``WSUsageError/invalidConfiguration(_:)``, ``WSUsageError/invalidHandshake(_:)``.
+    public init(
+        client handshake: WSClientHandshake,
+        configuration: Configuration = .default,
+        now: WSInstant,
+        randomNumberGenerator: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()
+    ) throws(WSUsageError) {
+        try handshake.validate()
+        try self.init(role: .client, configuration: configuration, now: now, randomNumberGenerator: randomNumberGenerator)
+        var nonce: [UInt8] = []
+        for _ in 0..<4 {
+            let key = maskKeys!.next()
+            nonce += [key[0], key[1], key[2], key[3]]
+        }
+        var request: [UInt8] = []
+        let pending = ClientHandshakeState(handshake, nonce: nonce, now: now, into: &request)
+        outbound.appendRaw(request)
+        state = .handshaking(.readingResponse(pending))
+    }
+
+    /// Creates a server engine that starts with the opening handshake (RFC 6455 §4.2): it reads
+    /// the client's request, answers invalid ones itself (400, 405, 408, 414, 426, 431 with
+    /// ``Event/handshakeFailed(_:)``), and reports a valid one as ``Event/upgradeRequested(_:)``;
+    /// the application then calls ``accept(subprotocol:extensions:headers:)`` or
+    /// ``reject(status:headers:body:)``.
+    ///
+    /// - Throws: ``WSUsageError/invalidConfiguration(_:)``, ``WSUsageError/invalidHandshake(_:)``.
+    public init(
+        server handshake: WSServerHandshake = WSServerHandshake(),
+        configuration: Configuration = .default,
+        now: WSInstant
+    ) throws(WSUsageError) {
+        try handshake.validate()
+        try self.init(role: .server, configuration: configuration, now: now)
+        state = .handshaking(.readingRequest(handshake.makeScanner(), handshake, deadline: now + handshake.timeout))
+    }
+
+    private static func openTimers(_ configuration: Configuration, now: WSInstant) -> Timers {
+        Timers(nextPing: configuration.pingInterval.map { now + $0 }, idleDeadline: configuration.idleTimeout.map { now + $0 })
     }
 
     // MARK: Observation
@@ -227,6 +292,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// Where the connection is in its lifecycle.
     public var lifecycle: Lifecycle {
         switch state {
+        case .handshaking: .connecting
         case .open: .open
         case .closeSent: .closeSent
         case .closeReceived: .closeReceived
@@ -247,6 +313,12 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// When ``tick(now:)`` must next be called, or `nil` if no timer is armed.
     public var nextDeadline: WSInstant? {
         switch state {
+        case .handshaking(let h):
+            switch h {
+            case .readingRequest(_, _, let deadline), .readingRejection(_, _, let deadline): return deadline
+            case .readingResponse(let client): return client.deadline
+            case .awaitingDecision: return nil
+            }
         case .open(let t):
             return [t.pongDeadline ?? t.nextPing, t.idleDeadline].compactMap { $0 }.min()
         case .closeSent(_, let deadline):
@@ -273,6 +345,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// Where the parser stands, for unmasking on arrival: between frames, or inside a masked
     /// payload (nil inside an unmasked one).
     var parserPosition: InboundBuffer.ScanStart? {
+        if case .handshaking = state { return nil }
         switch frame {
         case .header: return .header
         case .payload(let p):
@@ -285,7 +358,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     var acceptsInput: Bool {
         if inputEnded { return false }
         switch state {
-        case .open, .closeSent: return true
+        case .handshaking, .open, .closeSent: return true
         case .closeReceived, .closing, .closed: return false
         }
     }
@@ -381,6 +454,8 @@ public struct WSProtocol: ~Copyable, Sendable {
                 }
                 if let pulled { return pulled }
             }
+        } else if case .handshaking = state, let event = stepHandshake() {
+            return .event(event)
         }
         if inputEnded, let event = processEndOfInput() { return .event(event) }
         return processTimers().map { .event($0) }
@@ -389,7 +464,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     private var acceptsStepping: Bool {
         switch state {
         case .open, .closeSent: return true
-        case .closeReceived, .closing, .closed: return false
+        case .handshaking, .closeReceived, .closing, .closed: return false
         }
     }
 
@@ -665,7 +740,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             }
         case .closeSent(let sent, _):
             enterClosing(sent: sent, received: received, initiator: .local)
-        case .closeReceived, .closing, .closed:
+        case .handshaking, .closeReceived, .closing, .closed:
             preconditionFailure("frames are parsed only while open or closeSent")
         }
         return .closeReceived(received)
@@ -688,7 +763,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         case .closeSent(let frame, _):
             sent = frame
             initiator = .local
-        case .closeReceived, .closing, .closed:
+        case .handshaking, .closeReceived, .closing, .closed:
             preconditionFailure("frames are parsed only while open or closeSent")
         }
         enterClosing(sent: sent, received: nil, initiator: initiator, cause: .protocolError(error))
@@ -720,6 +795,10 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     private mutating func processEndOfInput() -> Event? {
         switch state {
+        case .handshaking(.readingRejection(let response, let reader, _)):
+            return finishRejection(response, reader)
+        case .handshaking:
+            enterClosed(CloseInfo(sent: nil, received: nil, initiator: nil, cause: .transportClosed))
         case .open:
             enterClosed(CloseInfo(sent: nil, received: nil, initiator: nil, cause: .transportClosed))
         case .closeSent(let sent, _):
@@ -736,6 +815,15 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     private mutating func processTimers() -> Event? {
         switch state {
+        case .handshaking(let h):
+            guard let deadline = nextDeadline, now >= deadline else { return nil }
+            let timeout = WSHandshakeError(.handshakeTimeout, detail: "no complete handshake within the timeout")
+            switch h {
+            case .readingRequest(_, let options, _): return failServerHandshake(timeout, options)
+            case .readingResponse: return failClientHandshake(timeout)
+            case .readingRejection(let response, let reader, _): return finishRejection(response, reader, cut: true)
+            case .awaitingDecision: return nil
+            }
         case .open(var t):
             if let deadline = t.pongDeadline, now >= deadline {
                 // The peer did not answer: queue a Close for form's sake and drop the transport.
@@ -779,6 +867,169 @@ public struct WSProtocol: ~Copyable, Sendable {
         guard let idle = configuration.idleTimeout, case .open(var t) = state else { return }
         t.idleDeadline = now + idle
         state = .open(t)
+    }
+
+    // MARK: Opening handshake
+
+    /// Reads handshake bytes: the request (server), the response and a rejection's body
+    /// (client). Returns the event the step produced, or nil when more input (or a decision)
+    /// is needed; end of input and the timeout are handled by `processEndOfInput` and
+    /// `processTimers` after it.
+    private mutating func stepHandshake() -> Event? {
+        while case .handshaking(let h) = state {
+            let buffered = inbound.storage[inbound.readIndex...]
+            switch h {
+            case .readingRequest(var scanner, let options, let deadline):
+                switch scanner.scan(buffered) {
+                case .incomplete:
+                    state = .handshaking(.readingRequest(scanner, options, deadline: deadline))
+                    return nil
+                case .startLineTooLong:
+                    return failServerHandshake(WSHandshakeError(.uriTooLong, detail: "request line over \(scanner.maxStartLine) bytes"), options)
+                case .fieldsTooLarge:
+                    return failServerHandshake(WSHandshakeError(.headerFieldsTooLarge, detail: "header fields over \(options.maxHeaderSize) bytes"), options)
+                case .bareLF(let at):
+                    return failServerHandshake(WSHandshakeError(.malformedRequest, detail: "line ends in a bare LF at byte \(at)"), options)
+                case .complete(let length):
+                    let result = options.evaluate(buffered.prefix(length))
+                    consume(length)
+                    switch result {
+                    case .success(let request):
+                        state = .handshaking(.awaitingDecision(request, options))
+                        return .upgradeRequested(request)
+                    case .failure(let error):
+                        return failServerHandshake(error, options)
+                    }
+                }
+            case .awaitingDecision(_, let options):
+                // A conforming client sends nothing more before our answer; a little (frames
+                // sent optimistically) is kept for after the handshake, more is refused.
+                guard buffered.count <= options.maxHeaderSize else {
+                    return failServerHandshake(WSHandshakeError(.dataBeforeHandshake, detail: "\(buffered.count) bytes sent before the handshake completed"), options)
+                }
+                return nil
+            case .readingResponse(var client):
+                let outcome: ClientHandshakeState.Outcome
+                switch client.scanner.scan(buffered) {
+                case .incomplete:
+                    state = .handshaking(.readingResponse(client))
+                    return nil
+                case .startLineTooLong, .fieldsTooLarge:
+                    return failClientHandshake(WSHandshakeError(.responseTooLarge, detail: "response head over the limit"))
+                case .bareLF(let at):
+                    return failClientHandshake(WSHandshakeError(.malformedResponse, detail: "line ends in a bare LF at byte \(at)"))
+                case .complete(let length):
+                    outcome = client.evaluate(buffered.prefix(length))
+                    consume(length)
+                }
+                switch outcome {
+                case .opened(let result):
+                    state = .open(Self.openTimers(configuration, now: now))
+                    return .opened(result)
+                case .informational:
+                    client.scanner = HTTPHeadScanner(maxStartLine: client.scanner.maxStartLine, maxFieldSection: client.scanner.maxFieldSection)
+                    state = .handshaking(.readingResponse(client))
+                case .rejected(let response, let reader):
+                    state = .handshaking(.readingRejection(response, reader, deadline: client.deadline))
+                case .failed(let error):
+                    return failClientHandshake(error)
+                }
+            case .readingRejection(let response, var reader, let deadline):
+                let (used, done) = reader.read(buffered)
+                consume(used)
+                if done { return finishRejection(response, reader) }
+                state = .handshaking(.readingRejection(response, reader, deadline: deadline))
+                return nil
+            }
+        }
+        return nil
+    }
+
+    /// Answers an invalid request with its status (and whatever fields that status calls for),
+    /// ends the stream and closes.
+    private mutating func failServerHandshake(_ error: WSHandshakeError, _ options: WSServerHandshake) -> Event {
+        var answer: [UInt8] = []
+        options.errorResponse(error, into: &answer)
+        outbound.appendRaw(answer)
+        return endHandshake(.handshakeFailed(error), cause: .handshakeFailed(error))
+    }
+
+    /// §4.1: "the client MUST _Fail the WebSocket Connection_": end the stream and close.
+    private mutating func failClientHandshake(_ error: WSHandshakeError) -> Event {
+        endHandshake(.handshakeFailed(error), cause: .handshakeFailed(error))
+    }
+
+    private mutating func finishRejection(_ response: HTTPResponse, _ reader: BodyReader, cut: Bool = false) -> Event {
+        let rejection = WSHandshakeRejection(response: response, body: reader.body, isBodyTruncated: reader.truncated || cut)
+        return endHandshake(.rejected(rejection), cause: .handshakeRejected(status: response.status.code))
+    }
+
+    /// Queues end of stream, closes with `cause`, and returns `event` (``Event/closed(_:)`` follows it).
+    private mutating func endHandshake(_ event: Event, cause: Cause) -> Event {
+        queueEndOfStream()
+        enterClosed(CloseInfo(sent: nil, received: nil, initiator: nil, cause: cause))
+        return event
+    }
+
+    /// The request reported by ``Event/upgradeRequested(_:)`` while it awaits ``accept(subprotocol:extensions:headers:)``
+    /// or ``reject(status:headers:body:)``; nil otherwise.
+    public var pendingUpgrade: WSUpgradeRequest? {
+        if case .handshaking(.awaitingDecision(let request, _)) = state { return request }
+        return nil
+    }
+
+    /// Accepts the pending upgrade request (RFC 6455 §4.2.2): queues the 101 answer and opens
+    /// the connection. Drain ``nextEvent()`` (``Event/opened(_:)`` comes first, then any frames
+    /// that arrived with the request) and ``nextOutbound()`` afterwards.
+    ///
+    /// - Parameters:
+    ///   - subprotocol: the subprotocol to use; must be one the client offered
+    ///     (``WSUpgradeRequest/selectSubprotocol(preferring:)`` picks by the server's preference).
+    ///   - extensions: the extension answers; nil (the default) negotiates the
+    ///     ``WSServerHandshake/extensions`` against the client's offers.
+    ///   - headers: more response fields, such as `Set-Cookie`. The handshake's own fields are refused.
+    /// - Throws: ``WSUsageError/noPendingUpgrade``, ``WSUsageError/invalidHandshake(_:)``.
+    public mutating func accept(subprotocol: String? = nil, extensions: [WSExtensionElement]? = nil, headers: HTTPFields = [:]) throws(WSUsageError) {
+        guard case .handshaking(.awaitingDecision(let request, let options)) = state else { throw .noPendingUpgrade }
+        if let subprotocol, !request.subprotocols.contains(subprotocol) {
+            throw .invalidHandshake("subprotocol \(subprotocol) was not offered")
+        }
+        let agreed = extensions ?? options.negotiate(request.extensions)
+        for element in agreed {
+            // §9.1: the server answers only with extensions the client offered.
+            guard element.isValid, request.extensions.contains(where: { asciiLowercased($0.name) == asciiLowercased(element.name) }) else {
+                throw .invalidHandshake("extension \(element.name) was not offered or is not a valid element")
+            }
+        }
+        for field in headers where handshakeOwnedFields.contains(field.name) {
+            throw .invalidHandshake("\(field.name) is set by the handshake")
+        }
+        let response = options.acceptResponse(request, subprotocol: subprotocol, extensions: agreed, extra: headers)
+        var bytes: [UInt8] = []
+        appendStatusHead(response.status, fields: response.headerFields, to: &bytes)
+        outbound.appendRaw(bytes)
+        state = .open(Self.openTimers(configuration, now: now))
+        pending.append(.opened(WSHandshakeResult(request: request.head, response: response, subprotocol: subprotocol, extensions: agreed)))
+    }
+
+    /// Refuses the pending upgrade request with an HTTP answer (for example 403 for an origin
+    /// not allowed, 401 with `WWW-Authenticate`, 404, or a 3xx with `Location`), then ends the
+    /// stream and closes. Drain ``nextEvent()`` (``Event/closed(_:)``) and ``nextOutbound()``.
+    ///
+    /// - Parameters:
+    ///   - status: a final status (200–599).
+    ///   - headers: response fields; `Content-Length` and `Connection: close` are added.
+    ///   - body: the response body.
+    /// - Throws: ``WSUsageError/noPendingUpgrade``, ``WSUsageError/invalidHandshake(_:)``.
+    public mutating func reject(status: HTTPResponse.Status, headers: HTTPFields = [:], body: some Collection<UInt8> = [UInt8]()) throws(WSUsageError) {
+        guard case .handshaking(.awaitingDecision(_, let options)) = state else { throw .noPendingUpgrade }
+        guard (200...599).contains(status.code) else { throw .invalidHandshake("a rejection needs a final status (200–599)") }
+        guard headers[values: .transferEncoding].isEmpty else { throw .invalidHandshake("the body is sent with Content-Length") }
+        var bytes: [UInt8] = []
+        options.plainResponse(status: status, fields: headers, body: Array(body), into: &bytes)
+        outbound.appendRaw(bytes)
+        queueEndOfStream()
+        enterClosed(CloseInfo(sent: nil, received: nil, initiator: nil, cause: .handshakeRejected(status: status.code)))
     }
 
     // MARK: Commands
@@ -883,7 +1134,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             enterClosing(sent: frame, received: received, initiator: .remote)
         case .closeSent, .closing:
             throw .closeAlreadySent
-        case .closed:
+        case .handshaking, .closed:
             throw .notOpen
         }
     }
@@ -892,7 +1143,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     private func requireSendable() throws(WSUsageError) {
         switch state {
         case .open, .closeReceived: return
-        case .closeSent, .closing, .closed: throw .notOpen
+        case .handshaking, .closeSent, .closing, .closed: throw .notOpen
         }
     }
 

@@ -118,6 +118,13 @@ public enum WSUsageError: Error, Hashable, Sendable, CustomStringConvertible {
     case outboundBufferFull(bufferedAmount: Int, limit: Int)
     /// An invalid configuration; the string names the rule.
     case invalidConfiguration(String)
+    /// A URL that is not a valid `ws`/`wss` URI (RFC 6455 §3).
+    case invalidURL(String)
+    /// Handshake options or an accept/reject call that break the handshake's rules.
+    case invalidHandshake(String)
+    /// ``WSProtocol/accept(subprotocol:extensions:headers:)`` or ``WSProtocol/reject(status:headers:body:)``
+    /// without an upgrade request awaiting a decision.
+    case noPendingUpgrade
 
     public var description: String {
         switch self {
@@ -130,6 +137,9 @@ public enum WSUsageError: Error, Hashable, Sendable, CustomStringConvertible {
         case .fragmentedMessageInProgress: "a fragmented message is being sent"
         case .outboundBufferFull(let amount, let limit): "outbound buffer holds \(amount) bytes; limit \(limit)"
         case .invalidConfiguration(let why): "invalid configuration: \(why)"
+        case .invalidURL(let why): "invalid WebSocket URL: \(why)"
+        case .invalidHandshake(let why): "invalid handshake: \(why)"
+        case .noPendingUpgrade: "no upgrade request awaits a decision"
         }
     }
 }

@@ -41,6 +41,14 @@ public struct WSConnectionPair: ~Copyable {
         self.server = s
     }
 
+    /// Wires two engines built by the caller, for example ones that start with the opening
+    /// handshake (`WSProtocol(client:)` and `WSProtocol(server:)`): ``exchange()`` then carries
+    /// the request and the answer like any other bytes.
+    public init(client: consuming WSProtocol, server: consuming WSProtocol) {
+        self.client = client
+        self.server = server
+    }
+
     /// Advances both engines' clocks.
     public mutating func tick(now: WSInstant) {
         client.tick(now: now)

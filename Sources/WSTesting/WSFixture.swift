@@ -1,4 +1,5 @@
 public import WSCore
+public import HTTPTypes
 import Foundation
 
 /// A transcript: a role, a configuration, injected masking keys, and steps that feed an engine
@@ -16,6 +17,14 @@ public struct WSFixture: Sendable {
     public var maskKeys: [WSMaskKey]
     /// The transcript, in order.
     public var steps: [Step]
+    /// The opening handshake the engine starts with, if any (else it starts open).
+    public var handshake: Handshake?
+
+    /// Which side of the opening handshake the engine runs, and how.
+    public enum Handshake: Sendable {
+        case client(WSClientHandshake)
+        case server(WSServerHandshake)
+    }
 
     /// One line of a transcript.
     public enum Step: Sendable {
@@ -43,6 +52,8 @@ public struct WSFixture: Sendable {
         case ping([UInt8])
         case pong([UInt8])
         case close(code: WSCloseCode?, reason: String)
+        case accept(subprotocol: String?, extensions: [WSExtensionElement]?, headers: HTTPFields)
+        case reject(status: Int, headers: HTTPFields, body: [UInt8])
     }
 
     /// Facts checked by an `expectState` step.
@@ -87,7 +98,7 @@ extension WSFixture {
             throw fail("the top level must be an object")
         }
         var p = Parser(file: name)
-        try p.only(root, ["description", "role", "configuration", "maskKeys", "steps", "rfc"], "top level")
+        try p.only(root, ["description", "role", "configuration", "maskKeys", "steps", "rfc", "handshake"], "top level")
         self.name = name
         self.description = root["description"] as? String ?? ""
         switch root["role"] as? String {
@@ -100,6 +111,9 @@ extension WSFixture {
             let b = try p.bytes(hex)
             guard b.count == 4 else { throw fail("mask key \(hex) is not 4 bytes") }
             return WSMaskKey(b[0], b[1], b[2], b[3])
+        }
+        if let h = root["handshake"] {
+            handshake = try p.handshake(h, role: role)
         }
         guard let steps = root["steps"] as? [[String: Any]] else { throw fail("steps must be an array of objects") }
         self.steps = try steps.enumerated().map { i, s in
@@ -263,6 +277,16 @@ private struct Parser {
         case "close":
             let frame = try closeFrame(value)
             command = .close(code: frame?.code, reason: frame?.reason ?? "")
+        case "accept":
+            let o = value as? [String: Any] ?? [:]
+            try only(o, ["subprotocol", "extensions", "headers"], "accept")
+            command = .accept(subprotocol: o["subprotocol"] as? String,
+                              extensions: try (o["extensions"] as? [String]).map(extensionElements),
+                              headers: try fields(o["headers"]))
+        case "reject":
+            guard let o = value as? [String: Any], let status = o["status"] as? Int else { throw error("reject takes {status, headers, body}") }
+            try only(o, ["status", "headers", "body"], "reject")
+            command = .reject(status: status, headers: try fields(o["headers"]), body: try o["body"].map(bytes) ?? [])
         default: throw error("unknown step \(key)")
         }
         return .command(command, expectError: expectError)
@@ -270,6 +294,7 @@ private struct Parser {
 
     func lifecycle(_ value: Any) throws -> WSProtocol.Lifecycle {
         switch value as? String {
+        case "connecting": return .connecting
         case "open": return .open
         case "closeSent": return .closeSent
         case "closeReceived": return .closeReceived
@@ -297,6 +322,40 @@ private struct Parser {
             guard let frame = try closeFrame(value) else { throw error("closeReceived takes {code, reason}") }
             return .closeReceived(frame)
         case "idleTimeout": return .idleTimeout
+        case "handshakeFailed":
+            guard let code = value as? String else { throw error("handshakeFailed takes an error code name") }
+            return .handshakeFailed(WSHandshakeError(WSHandshakeError.Code(rawValue: code), detail: ""))
+        case "upgradeRequested":
+            guard let r = value as? [String: Any] else { throw error("upgradeRequested takes an object") }
+            try only(r, ["authority", "target", "headers", "path", "query", "origin", "subprotocols", "extensions", "cookies", "key"], "upgradeRequested")
+            return .upgradeRequested(WSUpgradeRequest(
+                head: HTTPRequest(method: .get, scheme: nil, authority: r["authority"] as? String, path: r["target"] as? String,
+                                  headerFields: try fields(r["headers"])),
+                path: r["path"] as? String ?? "", query: r["query"] as? String, origin: r["origin"] as? String,
+                subprotocols: r["subprotocols"] as? [String] ?? [],
+                extensions: try extensionElements(r["extensions"] as? [String] ?? []),
+                cookies: try pairs(r["cookies"]).map { WSCookie(name: $0.0, value: $0.1) },
+                key: r["key"] as? String ?? ""))
+        case "opened":
+            guard let o = value as? [String: Any], let request = o["request"] as? [String: Any],
+                  let response = o["response"] as? [String: Any], let status = response["status"] as? Int else {
+                throw error("opened takes {request, response, subprotocol, extensions}")
+            }
+            try only(o, ["request", "response", "subprotocol", "extensions"], "opened")
+            try only(request, ["scheme", "authority", "target", "headers"], "opened request")
+            try only(response, ["status", "headers"], "opened response")
+            return .opened(WSHandshakeResult(
+                request: HTTPRequest(method: .get, scheme: request["scheme"] as? String, authority: request["authority"] as? String,
+                                     path: request["target"] as? String, headerFields: try fields(request["headers"])),
+                response: HTTPResponse(status: HTTPResponse.Status(code: status), headerFields: try fields(response["headers"])),
+                subprotocol: o["subprotocol"] as? String,
+                extensions: try extensionElements(o["extensions"] as? [String] ?? [])))
+        case "rejected":
+            guard let o = value as? [String: Any], let status = o["status"] as? Int else { throw error("rejected takes {status, headers, body, truncated}") }
+            try only(o, ["status", "headers", "body", "truncated"], "rejected")
+            return .rejected(WSHandshakeRejection(
+                response: HTTPResponse(status: HTTPResponse.Status(code: status), headerFields: try fields(o["headers"])),
+                body: try o["body"].map(bytes) ?? [], isBodyTruncated: o["truncated"] as? Bool ?? false))
         case "failed":
             guard let code = value as? String else { throw error("failed takes an error code name") }
             return .failed(WSProtocolError(WSProtocolError.Code(rawValue: code)))
@@ -328,9 +387,72 @@ private struct Parser {
             default: throw error("unknown cause \(name)")
             }
         }
-        guard let o = value as? [String: Any], o.count == 1, let code = o["protocolError"] as? String else {
-            throw error("a cause is a name or {protocolError: code}")
+        guard let o = value as? [String: Any], o.count == 1 else { throw error("a cause is a name or a one-key object") }
+        if let code = o["protocolError"] as? String { return .protocolError(WSProtocolError(WSProtocolError.Code(rawValue: code))) }
+        if let code = o["handshakeFailed"] as? String {
+            return .handshakeFailed(WSHandshakeError(WSHandshakeError.Code(rawValue: code), detail: ""))
         }
-        return .protocolError(WSProtocolError(WSProtocolError.Code(rawValue: code)))
+        if let status = o["handshakeRejected"] as? Int { return .handshakeRejected(status: status) }
+        throw error("a cause object is {protocolError}, {handshakeFailed} or {handshakeRejected}")
+    }
+
+    /// `[[name, value], …]` pairs.
+    func pairs(_ value: Any?) throws -> [(String, String)] {
+        guard let value, !(value is NSNull) else { return [] }
+        guard let list = value as? [[String]], list.allSatisfy({ $0.count == 2 }) else { throw error("expected [[name, value], …]") }
+        return list.map { ($0[0], $0[1]) }
+    }
+
+    /// Header fields as `[[name, value], …]`, in order.
+    func fields(_ value: Any?) throws -> HTTPFields {
+        var out = HTTPFields()
+        for (name, v) in try pairs(value) {
+            guard let n = HTTPField.Name(name) else { throw error("invalid field name \(name)") }
+            out.append(HTTPField(name: n, value: v))
+        }
+        return out
+    }
+
+    /// `Sec-WebSocket-Extensions` elements, each written as in the header.
+    func extensionElements(_ texts: [String]) throws -> [WSExtensionElement] {
+        try texts.map { text in
+            guard let parsed = WSExtensionElement.parse([text]), parsed.count == 1 else { throw error("bad extension element \(text)") }
+            return parsed[0]
+        }
+    }
+
+    func handshake(_ value: Any, role: WSProtocol.Role) throws -> WSFixture.Handshake {
+        guard let o = value as? [String: Any] else { throw error("handshake takes an object") }
+        func negotiators() throws -> [any WSExtensionNegotiator] {
+            try (o["extensions"] as? [[String: Any]] ?? []).map { e in
+                guard let name = e["name"] as? String else { throw error("an extension needs a name") }
+                return WSTestExtension(name: name, offers: try extensionElements(e["offers"] as? [String] ?? []))
+            }
+        }
+        switch role {
+        case .client:
+            try only(o, ["url", "subprotocols", "extensions", "headers", "cookies", "authorization", "timeout",
+                         "maxResponseHeaderSize", "maxRejectionBodySize"], "client handshake")
+            guard let url = o["url"] as? String else { throw error("a client handshake needs a url") }
+            var h = WSClientHandshake(url: try WSURL(url))
+            h.subprotocols = o["subprotocols"] as? [String] ?? []
+            h.extensions = try negotiators()
+            h.headers = try fields(o["headers"])
+            h.cookies = try pairs(o["cookies"]).map { WSCookie(name: $0.0, value: $0.1) }
+            if let bearer = o["authorization"] as? String { h.authorization = .bearer(bearer) }
+            if let t = o["timeout"] { h.timeout = try seconds(t) }
+            if let n = o["maxResponseHeaderSize"] as? Int { h.maxResponseHeaderSize = n }
+            if let n = o["maxRejectionBodySize"] as? Int { h.maxRejectionBodySize = n }
+            return .client(h)
+        case .server:
+            try only(o, ["maxURILength", "maxHeaderSize", "timeout", "extensions", "serverName"], "server handshake")
+            var h = WSServerHandshake()
+            if let n = o["maxURILength"] as? Int { h.maxURILength = n }
+            if let n = o["maxHeaderSize"] as? Int { h.maxHeaderSize = n }
+            if let t = o["timeout"] { h.timeout = try seconds(t) }
+            h.extensions = try negotiators()
+            h.serverName = o["serverName"] as? String
+            return .server(h)
+        }
     }
 }

@@ -1,4 +1,5 @@
 public import WSCore
+internal import HTTPTypes
 
 /// How a fixture's `receive` steps are fed to the engine.
 public enum WSReplayMode: Hashable, Sendable, CustomStringConvertible {
@@ -35,13 +36,7 @@ public enum WSFixtureRunner {
 
         var engine: WSProtocol
         do {
-            if fixture.maskKeys.isEmpty {
-                engine = try WSProtocol(role: fixture.role, configuration: fixture.configuration, now: .zero,
-                                        randomNumberGenerator: WSSeededRandom(seed: 1))
-            } else {
-                engine = try WSProtocol(role: fixture.role, configuration: fixture.configuration, now: .zero,
-                                        randomNumberGenerator: WSMaskKeySequence(fixture.maskKeys))
-            }
+            engine = try makeEngine(fixture)
         } catch {
             return ["\(fixture.name): \(error)"]
         }
@@ -115,6 +110,20 @@ public enum WSFixtureRunner {
         return failures
     }
 
+    /// A fresh engine for `fixture`: its role, configuration, keys and handshake.
+    public static func makeEngine(_ fixture: WSFixture) throws(WSUsageError) -> WSProtocol {
+        let keys: any RandomNumberGenerator & Sendable =
+            fixture.maskKeys.isEmpty ? WSSeededRandom(seed: 1) : WSMaskKeySequence(fixture.maskKeys)
+        switch fixture.handshake {
+        case .client(let h)?:
+            return try WSProtocol(client: h, configuration: fixture.configuration, now: .zero, randomNumberGenerator: keys)
+        case .server(let h)?:
+            return try WSProtocol(server: h, configuration: fixture.configuration, now: .zero)
+        case nil:
+            return try WSProtocol(role: fixture.role, configuration: fixture.configuration, now: .zero, randomNumberGenerator: keys)
+        }
+    }
+
     static func perform(_ command: WSFixture.Command, on engine: inout WSProtocol) throws(WSUsageError) {
         switch command {
         case .sendText(let t): try engine.sendText(t)
@@ -123,6 +132,10 @@ public enum WSFixtureRunner {
         case .ping(let b): try engine.ping(b)
         case .pong(let b): try engine.pong(b)
         case .close(let code, let reason): try engine.close(code: code, reason: reason)
+        case .accept(let subprotocol, let extensions, let headers):
+            try engine.accept(subprotocol: subprotocol, extensions: extensions, headers: headers)
+        case .reject(let status, let headers, let body):
+            try engine.reject(status: HTTPResponse.Status(code: status), headers: headers, body: body)
         }
     }
 
@@ -138,6 +151,9 @@ public enum WSFixtureRunner {
         case .fragmentedMessageInProgress: "fragmentedMessageInProgress"
         case .outboundBufferFull: "outboundBufferFull"
         case .invalidConfiguration: "invalidConfiguration"
+        case .invalidURL: "invalidURL"
+        case .invalidHandshake: "invalidHandshake"
+        case .noPendingUpgrade: "noPendingUpgrade"
         }
     }
 
@@ -211,6 +227,10 @@ public enum WSFixtureRunner {
         case .pong(let b): "pong(\(hex(b)))"
         case .closeReceived(let f): "closeReceived(\(f))"
         case .idleTimeout: "idleTimeout"
+        case .upgradeRequested(let r): "upgradeRequested(\(r.head.path ?? ""), \(r.head.headerFields.map(\.description)))"
+        case .opened(let r): "opened(\(r.response.status.code), \(r.response.headerFields.map(\.description)), subprotocol: \(r.subprotocol ?? "nil"), extensions: \(r.extensions))"
+        case .rejected(let r): "rejected(\(r.response.status.code), \(r.response.headerFields.map(\.description)), body: \(hex(r.body))\(r.isBodyTruncated ? ", truncated" : ""))"
+        case .handshakeFailed(let e): "handshakeFailed(\(e.code))"
         case .failed(let e): "failed(\(e.code))"
         case .closed(let info): "closed(sent: \(info.sent.map { "\($0)" } ?? "nil"), received: \(info.received.map { "\($0)" } ?? "nil"), initiator: \(info.initiator.map { "\($0)" } ?? "nil"), cause: \(info.cause.map { "\($0)" } ?? "nil"))"
         }

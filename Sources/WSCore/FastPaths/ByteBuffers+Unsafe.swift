@@ -237,6 +237,11 @@ struct OutboundBuffer {
         }
     }
 
+    /// Appends bytes as they are (the opening handshake's HTTP heads).
+    mutating func appendRaw(_ bytes: [UInt8]) {
+        storage.append(contentsOf: bytes)
+    }
+
     /// Takes every pending byte as an array (the simple, allocating way to drain).
     mutating func takeAll() -> [UInt8] {
         if start == 0 {
