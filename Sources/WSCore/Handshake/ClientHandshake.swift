@@ -27,7 +27,8 @@ struct ClientHandshakeState: Sendable {
         let offers = options.extensions.flatMap { $0.offers() }
         if !offers.isEmpty { fields[.secWebSocketExtensions] = WSExtensionElement.serialize(offers) }
         if let auth = options.authorization { fields[.authorization] = auth.fieldValue }
-        if !options.cookies.isEmpty { fields[.cookie] = options.cookies.map { "\($0.name)=\($0.value)" }.joined(separator: "; ") }
+        // RFC 6265 §5.4: one Cookie field (HTTPFields' subscript would split it, as HTTP/2 does).
+        if !options.cookies.isEmpty { fields.append(HTTPField(name: .cookie, value: options.cookies.map { "\($0.name)=\($0.value)" }.joined(separator: "; "))) }
         fields.append(contentsOf: options.headers)
 
         var wire = HTTPFields()
