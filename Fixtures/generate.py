@@ -9,13 +9,15 @@ the expected bytes and events do not come from the engine under test. Run it aft
 It rewrites every generated file (and removes stale ones it generated before, which it marks
 with `"rfc"`); hand-written fixtures elsewhere under Fixtures/ are left alone.
 """
+import base64
+import hashlib
 import json
 import os
 import shutil
 import struct
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-GENERATED = ["core"]  # folders owned by this script
+GENERATED = ["core", "handshake"]  # folders owned by this script
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 CLIENT_KEYS = ["37fa213d", "a1b2c3d4", "00000000", "ffffffff", "5a0f3c96", "01020304"]
@@ -87,6 +89,7 @@ class Fixture:
         self.keys = CLIENT_KEYS if role == "client" else []
         self.key_index = 0
         self.in_key_index = 0
+        self.handshake = None
 
     # Frames the peer sends us.
     def frame(self, opcode, payload=b"", fin=True, rsv=0, masked=None, form=None, length=None):
@@ -146,6 +149,8 @@ class Fixture:
             d["configuration"] = self.config
         if self.role == "client":
             d["maskKeys"] = self.keys
+        if self.handshake is not None:
+            d["handshake"] = self.handshake
         d["steps"] = self.steps
         return d
 
@@ -810,6 +815,284 @@ def timers():
         f.tick(100)
         f.events(idle())
 
+# ---------------------------------------------------------------------------------------------
+# Opening handshake (RFC 6455 §4), HTTP written out by hand here
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+REASONS = {101: "Switching Protocols", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+           405: "Method Not Allowed", 408: "Request Timeout", 414: "URI Too Long", 426: "Upgrade Required",
+           431: "Request Header Fields Too Large"}
+
+
+def accept_for(key):
+    """§4.2.2: base64(SHA-1(key + GUID)), with Python's own SHA-1 and base64."""
+    return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+
+
+def head(start, fields, body=b""):
+    return (start + "\r\n" + "".join(f"{n}: {v}\r\n" for n, v in fields) + "\r\n").encode() + body
+
+
+def error_answer(status, code, extra=()):
+    """What the server engine answers to a bad request: the status, its fields, a body naming the rule."""
+    body = f"{status} {REASONS[status]}: {code}\n".encode()
+    fields = [(n, v + ", close" if n == "Connection" else v) for n, v in extra]
+    fields += [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    if not any(n == "Connection" for n, _ in fields):
+        fields.append(("Connection", "close"))
+    return head(f"HTTP/1.1 {status} {REASONS[status]}", fields, body)
+
+
+def upgrade_requested(target, fields, subprotocols=(), extensions=(), cookies=()):
+    d = dict((n.lower(), v) for n, v in fields)
+    path, _, query = target.partition("?")
+    return {"upgradeRequested": {
+        "authority": d["host"], "target": target, "headers": [[n, v] for n, v in fields if n.lower() != "host"],
+        "path": path, "query": query if "?" in target else None, "origin": d.get("origin"),
+        "subprotocols": list(subprotocols), "extensions": list(extensions), "cookies": [list(c) for c in cookies],
+        "key": d["sec-websocket-key"]}}
+
+
+def opened(request_target, request_fields, response_fields, scheme=None, subprotocol=None, extensions=()):
+    d = dict((n.lower(), v) for n, v in request_fields)
+    return {"opened": {
+        "request": {"scheme": scheme, "authority": d["host"], "target": request_target,
+                    "headers": [[n, v] for n, v in request_fields if n.lower() != "host"]},
+        "response": {"status": 101, "headers": [list(f) for f in response_fields]},
+        "subprotocol": subprotocol, "extensions": list(extensions)}}
+
+
+RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+BASE_REQUEST = [("Host", "server.example.com"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Key", RFC_KEY), ("Sec-WebSocket-Version", "13")]
+CHROME_REQUEST = [
+    ("Host", "127.0.0.1:9001"), ("Connection", "Upgrade"), ("Pragma", "no-cache"), ("Cache-Control", "no-cache"),
+    ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"),
+    ("Upgrade", "websocket"), ("Origin", "http://127.0.0.1:9001"), ("Sec-WebSocket-Version", "13"),
+    ("Accept-Encoding", "gzip, deflate, br, zstd"), ("Accept-Language", "en-US,en;q=0.9"),
+    ("Cookie", "session=abc123; theme=dark"), ("Sec-WebSocket-Key", "x3JJHMbDL1EzLkh9GBhXDw=="),
+    ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
+    ("Sec-WebSocket-Protocol", "chat.v2, chat.v1")]
+CURL_REQUEST = [("Host", "localhost:8080"), ("User-Agent", "curl/8.5.0"), ("Accept", "*/*"),
+                ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
+                ("Sec-WebSocket-Key", "AQIDBAUGBwgJCgsMDQ4PEA==")]
+
+
+def answer_101(key, extra=()):
+    return [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept_for(key))] + list(extra)
+
+
+def handshake_server():
+    def server(path, description, rfc, options=None):
+        f = fixture("handshake/server/" + path, "server", description, rfc)
+        f.handshake = options or {}
+        return f
+
+    f = server("rfc-example", "§1.2/§1.3: the RFC's request, answered with the RFC's accept key; subprotocol chosen", "6455 §1.2, §1.3, §4.2.2")
+    fields = BASE_REQUEST + [("Origin", "http://example.com"), ("Sec-WebSocket-Protocol", "chat, superchat")]
+    f.state("connecting", nextDeadline=120)
+    f.receive(head("GET /chat HTTP/1.1", fields))
+    f.events(upgrade_requested("/chat", fields, subprotocols=["chat", "superchat"]))
+    f.state("connecting", nextDeadline=None)  # the decision is the application's; no timer runs
+    f.out()
+    f.command("accept", {"subprotocol": "chat"})
+    assert accept_for(RFC_KEY) == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    response = answer_101(RFC_KEY, [("Sec-WebSocket-Protocol", "chat")])
+    f.events(opened("/chat", fields, response, subprotocol="chat"))
+    f.out(head("HTTP/1.1 101 Switching Protocols", response))
+    f.state("open")
+
+    f = server("browser-request", "A browser's full request: many fields, cookies, an unknown extension (ignored, §9.1), two subprotocols", "6455 §4.2.1, §9.1",
+               {"serverName": "swift-ws"})
+    f.receive(head("GET /ws?room=42&x=%20 HTTP/1.1", CHROME_REQUEST))
+    f.events(upgrade_requested("/ws?room=42&x=%20", CHROME_REQUEST, subprotocols=["chat.v2", "chat.v1"],
+                               extensions=["permessage-deflate; client_max_window_bits"],
+                               cookies=[("session", "abc123"), ("theme", "dark")]))
+    f.command("accept", {"subprotocol": "chat.v1", "headers": [["Set-Cookie", "seen=1"]]})
+    response = answer_101("x3JJHMbDL1EzLkh9GBhXDw==", [("Sec-WebSocket-Protocol", "chat.v1"), ("Server", "swift-ws"), ("Set-Cookie", "seen=1")])
+    f.events(opened("/ws?room=42&x=%20", CHROME_REQUEST, response, subprotocol="chat.v1"))
+    f.out(head("HTTP/1.1 101 Switching Protocols", response))
+
+    f = server("curl-request", "A curl-style minimal request, then a masked text frame in the same read, delivered after accept", "6455 §4.2.1")
+    f.receive(head("GET / HTTP/1.1", CURL_REQUEST), f.frame(TEXT, b"early"))
+    f.events(upgrade_requested("/", CURL_REQUEST))
+    f.command("accept", {})
+    response = answer_101("AQIDBAUGBwgJCgsMDQ4PEA==")
+    f.events(opened("/", CURL_REQUEST, response), text("early"))
+    f.out(head("HTTP/1.1 101 Switching Protocols", response))
+    f.command("sendText", "hi")
+    f.out(f.out_frame(TEXT, b"hi"))
+
+    f = server("extension-negotiated", "§9.1: the server's negotiator answers the offer it accepts; other extensions are ignored", "6455 §9.1",
+               {"extensions": [{"name": "x-test"}]})
+    fields = BASE_REQUEST + [("Sec-WebSocket-Extensions", "x-unknown, x-test; a=1, x-test")]
+    f.receive(head("GET /chat HTTP/1.1", fields))
+    f.events(upgrade_requested("/chat", fields, extensions=["x-unknown", "x-test; a=1", "x-test"]))
+    f.command("accept", {})
+    response = answer_101(RFC_KEY, [("Sec-WebSocket-Extensions", "x-test; a=1")])
+    f.events(opened("/chat", fields, response, extensions=["x-test; a=1"]))
+    f.out(head("HTTP/1.1 101 Switching Protocols", response))
+
+    f = server("reject-403", "The application refuses (an origin not allowed): status, fields, body, Connection: close, end of stream", "6455 §4.2.2, §10.2")
+    fields = BASE_REQUEST + [("Origin", "https://evil.test")]
+    f.receive(head("GET /chat HTTP/1.1", fields))
+    f.events(upgrade_requested("/chat", fields))
+    f.command("reject", {"status": 403, "headers": [["X-Why", "origin"]], "body": hexs(b"forbidden")})
+    f.events(closed(cause={"handshakeRejected": 403}))
+    f.out(head("HTTP/1.1 403 Forbidden", [("X-Why", "origin"), ("Content-Type", "text/plain; charset=utf-8"),
+                                          ("Content-Length", "9"), ("Connection", "close")], b"forbidden"), eos=True)
+
+    bad = [
+        ("method-post", "POST /chat HTTP/1.1", BASE_REQUEST, 405, "methodNotAllowed", [("Allow", "GET")]),
+        ("http-1.0", "GET /chat HTTP/1.0", BASE_REQUEST, 400, "unsupportedHTTPVersion", []),
+        ("bad-request-line", "GET /chat  HTTP/1.1", BASE_REQUEST, 400, "malformedRequest", []),
+        ("absolute-form", "GET ws://h/chat HTTP/1.1", BASE_REQUEST, 400, "malformedRequest", []),
+        ("no-host", "GET /chat HTTP/1.1", BASE_REQUEST[1:], 400, "missingHost", []),
+        ("no-upgrade", "GET /chat HTTP/1.1", [BASE_REQUEST[0]], 426, "upgradeRequired",
+         [("Upgrade", "websocket"), ("Connection", "Upgrade")]),
+        ("upgrade-not-websocket", "GET /chat HTTP/1.1", [BASE_REQUEST[0], ("Upgrade", "h2c"), ("Connection", "Upgrade")], 426,
+         "upgradeRequired", [("Upgrade", "websocket"), ("Connection", "Upgrade")]),
+        ("connection-keep-alive", "GET /chat HTTP/1.1", [BASE_REQUEST[0], BASE_REQUEST[1], ("Connection", "keep-alive")], 400,
+         "missingConnectionUpgrade", []),
+        ("version-8", "GET /chat HTTP/1.1", BASE_REQUEST[:4] + [("Sec-WebSocket-Version", "8")], 426, "unsupportedVersion",
+         [("Sec-WebSocket-Version", "13")]),
+        ("key-15-bytes", "GET /chat HTTP/1.1", BASE_REQUEST[:3] + [("Sec-WebSocket-Key", base64.b64encode(bytes(15)).decode()), BASE_REQUEST[4]],
+         400, "invalidKey", []),
+        ("key-not-base64", "GET /chat HTTP/1.1", BASE_REQUEST[:3] + [("Sec-WebSocket-Key", "not base64 at all!!!!!!="), BASE_REQUEST[4]],
+         400, "invalidKey", []),
+        ("bad-extension-grammar", "GET /chat HTTP/1.1", BASE_REQUEST + [("Sec-WebSocket-Extensions", "x; a=\"b c\"")], 400,
+         "invalidNegotiationHeader", []),
+    ]
+    for name, line, fields, status, code, extra in bad:
+        f = server("bad/" + name, f"§4.2.1: {code} answers {status}", "6455 §4.2.1, §4.4")
+        f.receive(head(line, fields))
+        f.events({"handshakeFailed": code}, closed(cause={"handshakeFailed": code}))
+        f.out(error_answer(status, code, extra), eos=True)
+
+    f = server("bad/bare-lf", "RFC 9112 §2.2: a bare LF line ending is refused at once, before the head ends", "6455 §4.2.1; 9112 §2.2")
+    f.receive(b"GET /chat HTTP/1.1\nHost: h\n")
+    f.events({"handshakeFailed": "malformedRequest"}, closed(cause={"handshakeFailed": "malformedRequest"}))
+    f.out(error_answer(400, "malformedRequest"), eos=True)
+
+    # Limits, exact at the boundary.
+    for over in (0, 1):
+        target = "/" + "u" * (63 + over)
+        f = server(f"limits/uri-{64 + over}", f"maxURILength 64: a {64 + over}-byte target is {'accepted' if not over else 'answered 414'}",
+                   "9110 §15.5.15", {"maxURILength": 64})
+        f.receive(head(f"GET {target} HTTP/1.1", BASE_REQUEST))
+        if over:
+            f.events({"handshakeFailed": "uriTooLong"}, closed(cause={"handshakeFailed": "uriTooLong"}))
+            f.out(error_answer(414, "uriTooLong"), eos=True)
+        else:
+            f.events(upgrade_requested(target, BASE_REQUEST))
+            f.out()
+    section_size = len(head("X", BASE_REQUEST)) - len(b"X\r\n") - 2
+    for over in (0, 1):
+        limit = section_size + 20
+        fields = BASE_REQUEST + [("X-Pad", "p" * (20 - len("X-Pad: \r\n") + over))]
+        f = server(f"limits/header-{'over' if over else 'at'}-limit", f"maxHeaderSize {limit}: a field section of {limit + over} bytes is {'answered 431' if over else 'accepted'}",
+                   "6585 §5", {"maxHeaderSize": limit})
+        f.receive(head("GET /chat HTTP/1.1", fields))
+        if over:
+            f.events({"handshakeFailed": "headerFieldsTooLarge"}, closed(cause={"handshakeFailed": "headerFieldsTooLarge"}))
+            f.out(error_answer(431, "headerFieldsTooLarge"), eos=True)
+        else:
+            f.events(upgrade_requested("/chat", fields))
+            f.out()
+
+    f = server("timeout", "No complete request within the handshake timeout: 408 and end of stream", "6455 §4.2.1", {"timeout": 5})
+    f.receive(b"GET /chat HTTP/1.1\r\nHost: h\r\n")
+    f.state("connecting", nextDeadline=5)
+    f.tick(4.999)
+    f.events()
+    f.tick(5)
+    f.events({"handshakeFailed": "handshakeTimeout"}, closed(cause={"handshakeFailed": "handshakeTimeout"}))
+    f.out(error_answer(408, "handshakeTimeout"), eos=True)
+
+    f = server("eof-mid-request", "The client leaves before its request ends: closed, nothing sent", "6455 §4.2.1")
+    f.receive(b"GET /chat HTTP/1.1\r\nHo")
+    f.eof()
+    f.events(closed(cause="transportClosed"))
+    f.out()
+
+
+def client_fixture(path, description, rfc, options=None):
+    f = fixture("handshake/client/" + path, "client", description, rfc)
+    f.handshake = {"url": "ws://example.com:8080/chat?room=1"}
+    f.handshake.update(options or {})
+    f.key_index = 4  # the first four keys' bytes are the handshake nonce
+    return f
+
+
+CLIENT_NONCE_KEY = base64.b64encode(b"".join(bytes.fromhex(k) for k in CLIENT_KEYS[:4])).decode()
+
+
+def client_request(extra=(), target="/chat?room=1", host="example.com:8080"):
+    fields = [("Host", host), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+              ("Sec-WebSocket-Key", CLIENT_NONCE_KEY), ("Sec-WebSocket-Version", "13")] + list(extra)
+    return fields, head(f"GET {target} HTTP/1.1", fields)
+
+
+def handshake_client():
+    f = client_fixture("opened", "§4.1: the request, then a 101 and a frame in one read: opened, then the message", "6455 §4.1")
+    fields, request = client_request()
+    f.state("connecting", nextDeadline=300)
+    f.out(request)
+    response = answer_101(CLIENT_NONCE_KEY)
+    f.receive(head("HTTP/1.1 101 Switching Protocols", response), f.frame(TEXT, b"welcome"))
+    f.events(opened("/chat?room=1", fields, response, scheme="ws"), text("welcome"))
+    f.command("sendText", "hi")
+    f.out(f.out_frame(TEXT, b"hi"))
+
+    f = client_fixture("subprotocol-and-extension", "§4.1: the server picks one offered subprotocol and accepts an offered extension", "6455 §4.1, §9.1",
+                       {"subprotocols": ["v2", "v1"], "extensions": [{"name": "x-test", "offers": ["x-test; a=1"]}],
+                        "headers": [["Origin", "http://example.com"]], "cookies": [["s", "1"]], "authorization": "tok"})
+    fields, request = client_request([("Sec-WebSocket-Protocol", "v2, v1"), ("Sec-WebSocket-Extensions", "x-test; a=1"),
+                                      ("Authorization", "Bearer tok"), ("Cookie", "s=1"), ("Origin", "http://example.com")])
+    f.out(request)
+    response = answer_101(CLIENT_NONCE_KEY, [("Sec-WebSocket-Protocol", "v1"), ("Sec-WebSocket-Extensions", "x-test; a=1")])
+    f.receive(head("HTTP/1.1 101 Switching Protocols", response))
+    f.events(opened("/chat?room=1", fields, response, scheme="ws", subprotocol="v1", extensions=["x-test; a=1"]))
+
+    fail_cases = [
+        ("wrong-accept", [("Sec-WebSocket-Accept", accept_for(RFC_KEY))], "invalidAccept"),
+        ("subprotocol-not-offered", [("Sec-WebSocket-Accept", accept_for(CLIENT_NONCE_KEY)), ("Sec-WebSocket-Protocol", "chat")], "unexpectedSubprotocol"),
+        ("extension-not-offered", [("Sec-WebSocket-Accept", accept_for(CLIENT_NONCE_KEY)), ("Sec-WebSocket-Extensions", "permessage-deflate")], "unexpectedExtension"),
+    ]
+    for name, accept_fields, code in fail_cases:
+        f = client_fixture("bad/" + name, f"§4.1: {code} fails the connection", "6455 §4.1")
+        f.out(client_request()[1])
+        f.receive(head("HTTP/1.1 101 Switching Protocols", [("Upgrade", "websocket"), ("Connection", "Upgrade")] + accept_fields))
+        f.events({"handshakeFailed": code}, closed(cause={"handshakeFailed": code}))
+        f.out(eos=True)
+
+    f = client_fixture("rejected-401", "§4.1: a 401 is reported with its fields and body (Content-Length), then closed", "6455 §4.1")
+    f.out(client_request()[1])
+    fields = [("WWW-Authenticate", "Bearer"), ("Content-Length", "12")]
+    f.receive(head("HTTP/1.1 401 Unauthorized", fields, b"log in first"))
+    f.events({"rejected": {"status": 401, "headers": [list(x) for x in fields], "body": hexs(b"log in first"), "truncated": False}},
+             closed(cause={"handshakeRejected": 401}))
+    f.out(eos=True)
+
+    f = client_fixture("rejected-chunked", "A rejection body in chunked transfer coding is decoded", "9112 §7.1")
+    f.out(client_request()[1])
+    fields = [("Location", "ws://elsewhere/"), ("Transfer-Encoding", "chunked")]
+    f.receive(head("HTTP/1.1 307 Temporary Redirect", fields, b"4\r\nmove\r\n3;ext=1\r\nd o\r\n0\r\n\r\n"))
+    f.events({"rejected": {"status": 307, "headers": [list(x) for x in fields], "body": hexs(b"moved o"), "truncated": False}},
+             closed(cause={"handshakeRejected": 307}))
+    f.out(eos=True)
+
+    f = client_fixture("timeout", "No answer within the handshake timeout fails the connection", "6455 §4.1", {"timeout": 3})
+    f.out(client_request()[1])
+    f.tick(3)
+    f.events({"handshakeFailed": "handshakeTimeout"}, closed(cause={"handshakeFailed": "handshakeTimeout"}))
+    f.out(eos=True)
+
+
+def handshake():
+    handshake_server()
+    handshake_client()
+
 
 def main():
     rfc_examples()
@@ -821,6 +1104,7 @@ def main():
     control()
     sending()
     timers()
+    handshake()
     for folder in GENERATED:
         shutil.rmtree(os.path.join(ROOT, folder), ignore_errors=True)
     seen = set()

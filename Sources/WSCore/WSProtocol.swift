@@ -42,6 +42,20 @@
 // | closing       | closeTimeout elapsed                    | closed        | EOS if not yet; closed                |
 // | closed        | any input                               | closed        | none; commands throw `notOpen`        |
 //
+// The opening handshake, for engines created with `init(client:)` or `init(server:)`:
+//
+// | state         | input                                   | next          | events / output                       |
+// |---------------|-----------------------------------------|---------------|---------------------------------------|
+// | connecting    | server: a complete, valid request       | connecting    | upgradeRequested; no timer until decided |
+// | connecting    | server: accept(...)                     | open          | opened; 101; buffered frames follow   |
+// | connecting    | server: reject(status:...)              | closed        | the answer; EOS; closed(handshakeRejected) |
+// | connecting    | server: an invalid request              | closed        | handshakeFailed; 4xx answer; EOS; closed |
+// | connecting    | client: a valid 101                     | open          | opened; frames in the same read follow |
+// | connecting    | client: a non-101 answer and its body   | closed        | rejected; EOS; closed(handshakeRejected) |
+// | connecting    | client: an invalid answer               | closed        | handshakeFailed; EOS; closed          |
+// | connecting    | end of input                            | closed        | closed(transportClosed)               |
+// | connecting    | handshake timeout elapsed               | closed        | handshakeFailed; 408 if server; EOS; closed |
+//
 // Input that arrives in closeReceived, closing or closed is discarded (§1.4: after a Close,
 // "the endpoint ... discards"). Ping, pong and data commands are accepted in open and, for
 // ping/pong/data, closeReceived; `close` in open and closeReceived.

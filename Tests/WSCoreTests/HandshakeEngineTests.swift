@@ -223,10 +223,10 @@ struct ClientHandshakeTests {
 
     @Test("handshake options that break the rules are a usage error")
     func invalidOptions() throws {
-        #expect(throws: WSUsageError.self) { try Self.client { $0.subprotocols = ["a b"] } }
-        #expect(throws: WSUsageError.self) { try Self.client { $0.subprotocols = ["a", "a"] } }
-        #expect(throws: WSUsageError.self) { try Self.client { $0.headers[.secWebSocketKey] = "x" } }
-        #expect(throws: WSUsageError.self) { try Self.client { $0.cookies = [WSCookie(name: "a", value: "b;c")] } }
+        #expect(throws: WSUsageError.self) { _ = try Self.client { $0.subprotocols = ["a b"] } }
+        #expect(throws: WSUsageError.self) { _ = try Self.client { $0.subprotocols = ["a", "a"] } }
+        #expect(throws: WSUsageError.self) { _ = try Self.client { $0.headers[.secWebSocketKey] = "x" } }
+        #expect(throws: WSUsageError.self) { _ = try Self.client { $0.cookies = [WSCookie(name: "a", value: "b;c")] } }
     }
 
     @Test("a 101 split at every byte opens the same way, and a frame in the same read follows")

@@ -101,10 +101,87 @@ struct TransitionTableTests {
             .deletingLastPathComponent().appendingPathComponent("Sources/WSCore/WSProtocol.swift")
         let rows = try String(contentsOf: source, encoding: .utf8).split(separator: "\n")
             .filter { $0.hasPrefix("// | ") && !$0.hasPrefix("// | state") }
-        #expect(rows.count == transitions.count)
+        #expect(rows.count == transitions.count + handshakeTransitions.count)
         for row in rows {
             let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            #expect(transitions.contains { "\($0.from)" == cells[1] && "\($0.to)" == cells[3] }, "\(row)")
+            let walked = transitions.contains { "\($0.from)" == cells[1] && "\($0.to)" == cells[3] }
+                || handshakeTransitions.contains { $0.input == cells[2] && "\($0.to)" == cells[3] }
+            #expect(walked, "\(row)")
+        }
+    }
+}
+
+/// One handshake row: an engine in `role` fed `steps`, which must end in `to` having written
+/// bytes that start with `writes`.
+struct HandshakeTransition: Sendable, CustomTestStringConvertible {
+    var input: String
+    var roles: [WSProtocol.Role]
+    var to: WSProtocol.Lifecycle
+    var steps: @Sendable (inout WSProtocol) throws -> Void
+    var writes: String?
+    var testDescription: String { "connecting + \(input) → \(to)" }
+}
+
+private let goodRequest = Array("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".utf8)
+
+let handshakeTransitions: [HandshakeTransition] = [
+    HandshakeTransition(input: "server: a complete, valid request", roles: [.server], to: .connecting, steps: { p in
+        p.receive(goodRequest)
+    }),
+    HandshakeTransition(input: "server: accept(...)", roles: [.server], to: .open, steps: { p in
+        p.receive(goodRequest)
+        _ = drain(&p)
+        try p.accept()
+    }, writes: "HTTP/1.1 101"),
+    HandshakeTransition(input: "server: reject(status:...)", roles: [.server], to: .closed, steps: { p in
+        p.receive(goodRequest)
+        _ = drain(&p)
+        try p.reject(status: .notFound)
+    }, writes: "HTTP/1.1 404"),
+    HandshakeTransition(input: "server: an invalid request", roles: [.server], to: .closed, steps: { p in
+        p.receive(Array("GET / HTTP/1.1\r\nHost: h\r\n\r\n".utf8))
+    }, writes: "HTTP/1.1 426"),
+    HandshakeTransition(input: "client: a valid 101", roles: [.client], to: .open, steps: { p in
+        p.receive(Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: \(clientAccept)\r\n\r\n".utf8))
+    }),
+    HandshakeTransition(input: "client: a non-101 answer and its body", roles: [.client], to: .closed, steps: { p in
+        p.receive(Array("HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno".utf8))
+    }),
+    HandshakeTransition(input: "client: an invalid answer", roles: [.client], to: .closed, steps: { p in
+        p.receive(Array("HTTP/1.1 101 Switching Protocols\r\n\r\n".utf8))
+    }),
+    HandshakeTransition(input: "end of input", roles: [.client, .server], to: .closed, steps: { p in
+        p.receiveEOF()
+    }),
+    HandshakeTransition(input: "handshake timeout elapsed", roles: [.client, .server], to: .closed, steps: { p in
+        p.tick(now: .seconds(300))
+    }),
+]
+
+/// The client engines' nonce comes from `WSSeededRandom(seed: 1)`; this is its accept value.
+private let clientAccept: String = {
+    var p = try! WSProtocol(client: WSClientHandshake(url: try! WSURL("ws://h/")), now: .zero, randomNumberGenerator: WSSeededRandom(seed: 1))
+    guard case .bytes(let b)? = p.nextOutbound() else { return "" }
+    let text = String(decoding: b, as: UTF8.self)
+    let line = text.split(separator: "\r\n").first { $0.hasPrefix("Sec-WebSocket-Key: ") }!
+    return WSHandshake.acceptValue(forKey: String(line.dropFirst("Sec-WebSocket-Key: ".count)))
+}()
+
+@Suite("WSProtocol transition table: the opening handshake rows")
+struct HandshakeTransitionTests {
+    @Test("row", arguments: handshakeTransitions)
+    func row(_ t: HandshakeTransition) throws {
+        for role in t.roles {
+            var p = role == .server
+                ? try WSProtocol(server: WSServerHandshake(), now: .zero)
+                : try WSProtocol(client: WSClientHandshake(url: try WSURL("ws://h/")), now: .zero, randomNumberGenerator: WSSeededRandom(seed: 1))
+            _ = outbound(&p)
+            #expect(p.lifecycle == .connecting)
+            try t.steps(&p)
+            _ = drain(&p)
+            #expect(p.lifecycle == t.to, "\(role)")
+            let written = String(decoding: outbound(&p).bytes, as: UTF8.self)
+            if let prefix = t.writes { #expect(written.hasPrefix(prefix), "\(role) wrote \(written.prefix(20))") }
         }
     }
 }

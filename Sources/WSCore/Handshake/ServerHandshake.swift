@@ -101,7 +101,8 @@ extension WSServerHandshake {
             break
         }
         let status = withReasonPhrase(HTTPResponse.Status(code: error.code.status ?? 400))
-        plainResponse(status: status, fields: fields, body: Array("\(status.code) \(status.reasonPhrase): \(error.detail)\n".utf8), into: &out)
+        // The body names the rule, not the detail: nothing the peer sent is echoed back.
+        plainResponse(status: status, fields: fields, body: Array("\(status.code) \(status.reasonPhrase): \(error.code)\n".utf8), into: &out)
     }
 
     /// A complete non-101 answer: the fields given plus `Server`, `Content-Length` and
