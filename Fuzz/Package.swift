@@ -15,5 +15,7 @@ let package = Package(
         .executableTarget(name: "FuzzUTF8", dependencies: core),
         .executableTarget(name: "FuzzProtocolServer", dependencies: ["FuzzSupport"]),
         .executableTarget(name: "FuzzProtocolClient", dependencies: ["FuzzSupport"]),
+        .executableTarget(name: "FuzzHandshakeServer", dependencies: ["FuzzSupport"]),
+        .executableTarget(name: "FuzzHandshakeClient", dependencies: ["FuzzSupport"]),
     ]
 )

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Seeds Fuzz/Corpus/<Target>/ from the fixture transcripts (small, hand-checked inputs)."""
-import glob, hashlib, json, os
+import base64, glob, hashlib, json, os, re, struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "Fixtures")
@@ -23,12 +23,36 @@ def put(target, data):
         f.write(data)
 
 
+def splitmix64(seed):
+    state = seed
+    while True:
+        state = (state + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+        yield z ^ (z >> 31)
+
+
+# The handshake harness's client draws its nonce from WSSeededRandom(seed: 7): four masking keys,
+# two per 64-bit draw, low half first, each key's bytes little-endian = the draw's bytes.
+_rng = splitmix64(7)
+HARNESS_KEY = base64.b64encode(struct.pack("<QQ", next(_rng), next(_rng))).decode()
+HARNESS_ACCEPT = base64.b64encode(hashlib.sha1((HARNESS_KEY + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+
+
 for path in sorted(glob.glob(os.path.join(FIXTURES, "**", "*.json"), recursive=True)):
     fx = json.load(open(path))
     config = fx.get("configuration", {})
     flags = (1 if config.get("delivery") == "streaming" else 0) | (8 if config.get("acceptUnmaskedFrames") else 0)
     stream = b"".join(parts(s["receive"]) for s in fx["steps"] if "receive" in s)
     if not stream or len(stream) > 2048:
+        continue
+    if "handshake" in fx:
+        target = "FuzzHandshakeServer" if fx["role"] == "server" else "FuzzHandshakeClient"
+        stream = re.sub(rb"Sec-WebSocket-Accept: [A-Za-z0-9+/=]+", b"Sec-WebSocket-Accept: " + HARNESS_ACCEPT, stream)
+        for f in (flags, flags | 0x80):
+            put(target, bytes([f, 0]) + stream)
+            put(target, bytes([f, 5]) + stream)
         continue
     target = "FuzzProtocolServer" if fx["role"] == "server" else "FuzzProtocolClient"
     put(target, bytes([flags, 0]) + stream)

@@ -7,18 +7,24 @@
 public import WSCore
 import WSTesting
 
-public func fuzzProtocol(role: WSProtocol.Role, _ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+/// - Parameter handshake: start with the opening handshake (`init(client:)`/`init(server:)`);
+///   a server accepts each upgrade request, or rejects it when bit 7 of the configuration byte is set.
+public func fuzzProtocol(role: WSProtocol.Role, _ data: UnsafePointer<UInt8>, _ size: Int, handshake: Bool = false) -> CInt {
     guard let fuzz = WSProtocolFuzzInput(UnsafeBufferPointer(start: data, count: size)) else { return 0 }
-    let whole = run(role, fuzz.configuration, [fuzz.input[...]], tickEvery: 0)
-    let split = run(role, fuzz.configuration, fuzz.pieces, tickEvery: 0)
+    let mode: HandshakeMode = !handshake ? .none : (data[0] & 0x80 == 0 ? .accept : .reject)
+    let run = { (pieces: [ArraySlice<UInt8>], tickEvery: Int, lending: Bool) in
+        FuzzSupport.run(role, fuzz.configuration, pieces, tickEvery: tickEvery, lending: lending, handshake: mode)
+    }
+    let whole = run([fuzz.input[...]], 0, false)
+    let split = run(fuzz.pieces, 0, false)
     precondition(whole.events == split.events, "events depend on how the input was split")
     precondition(whole.written == split.written, "outbound bytes depend on how the input was split")
-    let lent = run(role, fuzz.configuration, fuzz.pieces, tickEvery: 0, lending: true)
+    let lent = run(fuzz.pieces, 0, true)
     precondition(lent.events == whole.events, "nextEvent(lendingData:) delivers other data than nextEvent()")
     precondition(lent.written == whole.written, "nextEvent(lendingData:) writes other bytes than nextEvent()")
     // With time passing between reads the transcript may differ (timers fire), but the oracle
     // on failures, closing and memory still holds.
-    _ = run(role, fuzz.configuration, fuzz.pieces, tickEvery: fuzz.tickEvery)
+    _ = run(fuzz.pieces, fuzz.tickEvery, false)
     return 0
 }
 
@@ -27,11 +33,33 @@ struct Run {
     var written: [UInt8] = []
 }
 
+enum HandshakeMode { case none, accept, reject }
+
+/// The URL of the client handshake target; its nonce comes from `WSSeededRandom(seed: 7)`
+/// (Fuzz/seed.py computes the matching accept key for the seed corpus).
+let fuzzURL = try! WSURL("ws://fuzz.test/chat")
+
 func run(_ role: WSProtocol.Role, _ config: WSProtocol.Configuration, _ pieces: [ArraySlice<UInt8>], tickEvery: Int,
-         lending: Bool = false) -> Run {
+         lending: Bool, handshake: HandshakeMode) -> Run {
     var p: WSProtocol
+    let keys = WSSeededRandom(seed: 7)
     do {
-        p = try WSProtocol(role: role, configuration: config, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 7))
+        switch (handshake, role) {
+        case (.none, _): p = try WSProtocol(role: role, configuration: config, now: .zero, randomNumberGenerator: keys)
+        case (_, .client):
+            var h = WSClientHandshake(url: fuzzURL)
+            h.subprotocols = ["chat", "superchat"]
+            h.extensions = [WSTestExtension(name: "x-test", offers: [WSExtensionElement(name: "x-test", parameters: [.init("a", "1")])])]
+            h.maxResponseHeaderSize = 1024
+            h.maxRejectionBodySize = 256
+            p = try WSProtocol(client: h, configuration: config, now: .zero, randomNumberGenerator: keys)
+        case (_, .server):
+            var h = WSServerHandshake()
+            h.maxURILength = 256
+            h.maxHeaderSize = 1024
+            h.extensions = [WSTestExtension(name: "x-test")]
+            p = try WSProtocol(server: h, configuration: config, now: .zero)
+        }
     } catch {
         preconditionFailure("configuration rejected: \(error)")
     }
@@ -42,6 +70,19 @@ func run(_ role: WSProtocol.Role, _ config: WSProtocol.Configuration, _ pieces: 
             r.events += WSFixtureRunner.drainLending(&p)
         } else {
             while let e = p.nextEvent() { r.events.append(e) }
+        }
+        if let request = p.pendingUpgrade {
+            do {
+                if handshake == .reject {
+                    try p.reject(status: .forbidden, body: Array("no".utf8))
+                } else {
+                    try p.accept(subprotocol: request.selectSubprotocol(preferring: ["superchat", "chat"]))
+                }
+            } catch {
+                preconditionFailure("accept/reject of a reported request failed: \(error)")
+            }
+            drain(&p)
+            return
         }
         while let o = p.nextOutbound() {
             if case .bytes(let b) = o { r.written += b }
@@ -67,6 +108,12 @@ func run(_ role: WSProtocol.Role, _ config: WSProtocol.Configuration, _ pieces: 
         precondition([1002, 1007, 1008, 1009].contains(f.closeCode.rawValue), "illegal close code \(f.closeCode)")
         precondition(info.cause == .protocolError(f))
         precondition(info.sent != nil)
+    }
+    let handshakeFailures = r.events.filter { if case .handshakeFailed = $0 { true } else { false } }
+    precondition(handshakeFailures.count <= 1, "more than one handshake failure")
+    if case .handshakeFailed(let e)? = handshakeFailures.first {
+        precondition(info.cause == .handshakeFailed(e), "closed for another reason than the handshake failure")
+        precondition(role == .client || e.status != nil, "a server handshake failure without a status")
     }
     precondition(r.written.count <= 64 + pieces.reduce(0) { $0 + $1.count } * 2 + 4096, "output grew without bound")
     r.events = WSFixtureRunner.mergeFragments(r.events)
