@@ -1,3 +1,4 @@
+import HTTPTypes
 import Testing
 import WSCore
 import WSTesting
@@ -80,5 +81,34 @@ struct ReadmeExamplesTests {
         while case .bytes(let b)? = pair.server.nextOutbound() { toClient += b }
         pair.client.receive(toClient)
         #expect(pair.client.nextEvent() == .text("echo"))
+    }
+
+    @Test("opening handshake: client request, origin policy, accept with subprotocol and cookie; reject otherwise")
+    func handshake() throws {
+        for origin in ["https://chat.example.com", "https://evil.test"] {
+            var request = WSClientHandshake(url: try WSURL("wss://chat.example.com/room?id=7"))
+            request.subprotocols = ["chat.v2", "chat.v1"]
+            request.headers[.origin] = origin
+            request.cookies = [WSCookie(name: "session", value: "abc")]
+            request.authorization = .bearer("token")
+            let client = try WSProtocol(client: request, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 3))
+            let server = try WSProtocol(server: WSServerHandshake(), now: .zero)
+            var pair = WSConnectionPair(client: client, server: server)
+            guard case .upgradeRequested(let r)? = pair.exchange().server.first else { Issue.record("no request"); return }
+            #expect(r.queryItems.map { "\($0.name)=\($0.value)" } == ["id=7"])
+            #expect(r.cookies == [WSCookie(name: "session", value: "abc")])
+            let origins = WSOriginPolicy(allowing: ["https://chat.example.com", "*.example.org"])
+            if origins.allows(r.origin) {
+                try pair.server.accept(subprotocol: r.selectSubprotocol(preferring: ["chat.v2", "chat.v1"]), headers: [.setCookie: "seen=1"])
+                guard case .opened(let result)? = pair.exchange().client.first else { Issue.record("not opened"); return }
+                #expect(result.subprotocol == "chat.v2")
+                #expect(result.response.headerFields[.setCookie] == "seen=1")
+            } else {
+                try pair.server.reject(status: .forbidden, body: Array("origin not allowed".utf8))
+                guard case .rejected(let rejection)? = pair.exchange().client.first else { Issue.record("not rejected"); return }
+                #expect(rejection.response.status == .forbidden)
+                #expect(rejection.body == Array("origin not allowed".utf8))
+            }
+        }
     }
 }
