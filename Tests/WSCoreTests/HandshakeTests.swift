@@ -85,7 +85,7 @@ struct WSURLTests {
     }
 
     @Test("invalid URIs are a usage error",
-          arguments: ["http://example.com", "example.com", "ws://", "ws://host#frag", "ws://host:0", "ws://host:65536",
+          arguments: ["http://example.com", "example.com", "ws://", "ws://host#frag", "ws://u:%+1@host/", "ws://host:0", "ws://host:65536",
                       "ws://host:8x", "ws://[::1", "ws://[zz::1]/", "ws://bad host/", "ws://hé.com/"])
     func invalid(text: String) {
         #expect(throws: WSUsageError.self) { try WSURL(text) }

@@ -133,7 +133,8 @@ private func percentDecoded(_ s: Substring) -> String? {
     var bytes = s.utf8[...]
     while let b = bytes.popFirst() {
         if b == UInt8(ascii: "%") {
-            guard bytes.count >= 2, let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+            guard bytes.count >= 2, bytes.prefix(2).allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }),
+                  let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) else { return nil }
             out.append(v)
             bytes = bytes.dropFirst(2)
         } else {
