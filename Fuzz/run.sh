@@ -50,6 +50,7 @@ case "${1:-}" in
             case "$t" in
                 FuzzProtocolServer) cases+=(../Fixtures/fuzz-regressions/server-*.bin) ;;
                 FuzzProtocolClient) cases+=(../Fixtures/fuzz-regressions/client-*.bin) ;;
+                FuzzHandshakeServer) cases+=(../Fixtures/fuzz-regressions/handshake-server-*.bin) ;;
             esac
             [ ${#cases[@]} -eq 0 ] && continue
             echo "== $t: ${#cases[@]} regression input(s)"

@@ -43,8 +43,13 @@ struct HTTPHeadScanner: Sendable {
         while let found = bytes[(base + scanned)...].firstIndex(of: lf) {
             let at = found - base
             scanned = at + 1
-            guard at > lineStart, bytes[found - 1] == cr else { return .bareLF(at: at) }
-            let lineLength = at - 1 - lineStart
+            let endsInCRLF = at > lineStart && bytes[found - 1] == cr
+            let lineLength = at - lineStart - (endsInCRLF ? 1 : 0)
+            // Limits before line endings, as when the line arrives without its LF: the outcome
+            // must not depend on how the input was split (a fuzzer finding).
+            if fieldsStart == nil, lineLength > maxStartLine { return .startLineTooLong }
+            if let fieldsStart, lineStart - fieldsStart + lineLength > maxFieldSection { return .fieldsTooLarge }
+            guard endsInCRLF else { return .bareLF(at: at) }
             if let fieldsStart {
                 if lineLength == 0 {
                     return lineStart - fieldsStart > maxFieldSection ? .fieldsTooLarge : .complete(length: at + 1)
