@@ -1066,21 +1066,21 @@ def handshake_client():
         f.events({"handshakeFailed": code}, closed(cause={"handshakeFailed": code}))
         f.out(eos=True)
 
-    f = client_fixture("rejected-401", "§4.1: a 401 is reported with its fields and body (Content-Length), then closed", "6455 §4.1")
-    f.out(client_request()[1])
-    fields = [("WWW-Authenticate", "Bearer"), ("Content-Length", "12")]
-    f.receive(head("HTTP/1.1 401 Unauthorized", fields, b"log in first"))
-    f.events({"rejected": {"status": 401, "headers": [list(x) for x in fields], "body": hexs(b"log in first"), "truncated": False}},
-             closed(cause={"handshakeRejected": 401}))
-    f.out(eos=True)
-
-    f = client_fixture("rejected-chunked", "A rejection body in chunked transfer coding is decoded", "9112 §7.1")
-    f.out(client_request()[1])
-    fields = [("Location", "ws://elsewhere/"), ("Transfer-Encoding", "chunked")]
-    f.receive(head("HTTP/1.1 307 Temporary Redirect", fields, b"4\r\nmove\r\n3;ext=1\r\nd o\r\n0\r\n\r\n"))
-    f.events({"rejected": {"status": 307, "headers": [list(x) for x in fields], "body": hexs(b"moved o"), "truncated": False}},
-             closed(cause={"handshakeRejected": 307}))
-    f.out(eos=True)
+    rejections = [
+        ("rejected-401", "§4.1: a 401 is reported with its fields and body (Content-Length), then closed", "6455 §4.1",
+         "401 Unauthorized", [("WWW-Authenticate", "Bearer"), ("Content-Length", "12")], b"log in first", b"log in first"),
+        ("rejected-chunked", "A rejection body in chunked transfer coding is decoded", "9112 §7.1",
+         "307 Temporary Redirect", [("Location", "ws://elsewhere/"), ("Transfer-Encoding", "chunked")],
+         b"4\r\nmove\r\n3;ext=1\r\nd o\r\n0\r\n\r\n", b"moved o"),
+    ]
+    for name, description, rfc, status, fields, wire_body, body in rejections:
+        f = client_fixture(name, description, rfc)
+        f.out(client_request()[1])
+        f.receive(head("HTTP/1.1 " + status, fields, wire_body))
+        code = int(status.split()[0])
+        f.events({"rejected": {"status": code, "headers": [list(x) for x in fields], "body": hexs(body), "truncated": False}},
+                 closed(cause={"handshakeRejected": code}))
+        f.out(eos=True)
 
     f = client_fixture("timeout", "No answer within the handshake timeout fails the connection", "6455 §4.1", {"timeout": 3})
     f.out(client_request()[1])

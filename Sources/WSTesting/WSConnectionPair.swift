@@ -35,10 +35,8 @@ public struct WSConnectionPair: ~Copyable {
         now: WSInstant = .zero,
         seed: UInt64 = 0x5EED
     ) throws(WSUsageError) {
-        let c = try WSProtocol(role: .client, configuration: client, now: now, randomNumberGenerator: WSSeededRandom(seed: seed))
-        let s = try WSProtocol(role: .server, configuration: server, now: now)
-        self.client = c
-        self.server = s
+        self.init(client: try WSProtocol(role: .client, configuration: client, now: now, randomNumberGenerator: WSSeededRandom(seed: seed)),
+                  server: try WSProtocol(role: .server, configuration: server, now: now))
     }
 
     /// Wires two engines built by the caller, for example ones that start with the opening

@@ -47,17 +47,18 @@ struct HTTPHeadScanner: Sendable {
             let lineLength = at - lineStart - (endsInCRLF ? 1 : 0)
             // Limits before line endings, as when the line arrives without its LF: the outcome
             // must not depend on how the input was split (a fuzzer finding).
-            if fieldsStart == nil, lineLength > maxStartLine { return .startLineTooLong }
-            if let fieldsStart, lineStart - fieldsStart + lineLength > maxFieldSection { return .fieldsTooLarge }
-            guard endsInCRLF else { return .bareLF(at: at) }
             if let fieldsStart {
-                if lineLength == 0 {
-                    return lineStart - fieldsStart > maxFieldSection ? .fieldsTooLarge : .complete(length: at + 1)
-                }
-                if at + 1 - fieldsStart > maxFieldSection { return .fieldsTooLarge }
-            } else {
-                if lineLength > maxStartLine { return .startLineTooLong }
+                // Each field line counts with its CRLF; the empty line that ends the head does not.
+                let size = lineStart - fieldsStart + lineLength + (endsInCRLF && lineLength > 0 ? 2 : 0)
+                if size > maxFieldSection { return .fieldsTooLarge }
+            } else if lineLength > maxStartLine {
+                return .startLineTooLong
+            }
+            guard endsInCRLF else { return .bareLF(at: at) }
+            if fieldsStart == nil {
                 fieldsStart = at + 1
+            } else if lineLength == 0 {
+                return .complete(length: at + 1)
             }
             lineStart = at + 1
         }

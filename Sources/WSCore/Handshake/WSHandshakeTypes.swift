@@ -275,20 +275,7 @@ func isCookieOctet(_ b: UInt8) -> Bool {
 }
 
 private func formDecoded(_ s: Substring) -> String {
-    var out: [UInt8] = []
-    var bytes = s.utf8[...]
-    while let b = bytes.popFirst() {
-        if b == UInt8(ascii: "+") {
-            out.append(UInt8(ascii: " "))
-        } else if b == UInt8(ascii: "%"), bytes.count >= 2, bytes.prefix(2).allSatisfy({ UInt8(ascii: "0")...UInt8(ascii: "9") ~= $0 || UInt8(ascii: "a")...UInt8(ascii: "f") ~= ($0 | 0x20) }),
-                  let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) {
-            out.append(v)
-            bytes = bytes.dropFirst(2)
-        } else {
-            out.append(b)
-        }
-    }
-    return String(decoding: out, as: UTF8.self)
+    String(decoding: percentDecodedBytes(s, strict: false, plusIsSpace: true) ?? [], as: UTF8.self)
 }
 
 /// Reason phrases for the statuses the engine produces when the caller gives none.

@@ -129,17 +129,24 @@ private func isUnreserved(_ b: UInt8) -> Bool {
 }
 
 private func percentDecoded(_ s: Substring) -> String? {
+    percentDecodedBytes(s, strict: true).flatMap { String(validating: $0, as: UTF8.self) }
+}
+
+/// RFC 3986 §2.1 percent-decoding. `strict`: a `%` not followed by two hex digits fails the
+/// whole decoding; otherwise it is kept as it is. `plusIsSpace`: HTML form encoding.
+func percentDecodedBytes(_ s: Substring, strict: Bool, plusIsSpace: Bool = false) -> [UInt8]? {
     var out: [UInt8] = []
     var bytes = s.utf8[...]
     while let b = bytes.popFirst() {
-        if b == UInt8(ascii: "%") {
-            guard bytes.count >= 2, bytes.prefix(2).allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }),
-                  let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+        if b == UInt8(ascii: "%"), bytes.count >= 2, bytes.prefix(2).allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }),
+           let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) {
             out.append(v)
             bytes = bytes.dropFirst(2)
+        } else if b == UInt8(ascii: "%"), strict {
+            return nil
         } else {
-            out.append(b)
+            out.append(plusIsSpace && b == UInt8(ascii: "+") ? UInt8(ascii: " ") : b)
         }
     }
-    return String(validating: out, as: UTF8.self)
+    return out
 }
