@@ -10,6 +10,7 @@ let package = Package(
     name: "swift-ws",
     products: [
         .library(name: "WSCore", targets: ["WSCore"]),
+        .library(name: "WSDeflate", targets: ["WSDeflate"]),
         .library(name: "WSTesting", targets: ["WSTesting"]),
         .executable(name: "wsx", targets: ["wsx"]),
     ],
@@ -28,24 +29,33 @@ let package = Package(
             dependencies: ["CWSFastPaths", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict + [.strictMemorySafety()]
         ),
+        // System zlib (apt: zlib1g-dev), for permessage-deflate.
+        .systemLibrary(name: "CWSZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // permessage-deflate (RFC 7692): negotiation and the per-connection transform, plugged
+        // into WSCore's extension interface. WSCore itself stays free of zlib.
+        .target(
+            name: "WSDeflate",
+            dependencies: ["WSCore", "CWSZlib"],
+            swiftSettings: strict + [.strictMemorySafety()]
+        ),
         // The in-memory test adapter: connection pairs and the fixture transcript runner.
         .target(
             name: "WSTesting",
-            dependencies: ["WSCore", .product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: ["WSCore", "WSDeflate", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),
         // Command-line tool: demo and benchmarks (servers and clients join with the adapters).
         .executableTarget(
             name: "wsx",
             dependencies: [
-                "WSCore", "WSTesting",
+                "WSCore", "WSDeflate", "WSTesting", "CWSZlib",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "WSCoreTests",
-            dependencies: ["WSCore", "WSTesting", .product(name: "HTTPTypes", package: "swift-http-types")],
+            dependencies: ["WSCore", "WSDeflate", "WSTesting", "CWSZlib", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
         ),
         .testTarget(

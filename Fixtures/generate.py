@@ -15,9 +15,10 @@ import json
 import os
 import shutil
 import struct
+import zlib
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-GENERATED = ["core", "handshake"]  # folders owned by this script
+GENERATED = ["core", "handshake", "deflate"]  # folders owned by this script
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 CLIENT_KEYS = ["37fa213d", "a1b2c3d4", "00000000", "ffffffff", "5a0f3c96", "01020304"]
@@ -90,6 +91,7 @@ class Fixture:
         self.key_index = 0
         self.in_key_index = 0
         self.handshake = None
+        self.deflate = None
 
     # Frames the peer sends us.
     def frame(self, opcode, payload=b"", fin=True, rsv=0, masked=None, form=None, length=None):
@@ -103,12 +105,12 @@ class Fixture:
         return header(opcode, n, fin, rsv, key, form) + (mask(payload, key) if key else payload)
 
     # Frames we must send.
-    def out_frame(self, opcode, payload=b"", fin=True):
+    def out_frame(self, opcode, payload=b"", fin=True, rsv=0):
         if self.role == "client":
             key = bytes.fromhex(self.keys[self.key_index % len(self.keys)])
             self.key_index += 1
-            return header(opcode, len(payload), fin, 0, key) + mask(payload, key)
-        return header(opcode, len(payload), fin) + payload
+            return header(opcode, len(payload), fin, rsv, key) + mask(payload, key)
+        return header(opcode, len(payload), fin, rsv) + payload
 
     def out_close(self, code, reason=""):
         return self.out_frame(CLOSE, close_payload(code, reason))
@@ -137,10 +139,12 @@ class Fixture:
         step.update(facts)
         self.steps.append(step)
 
-    def command(self, name, value, error=None):
+    def command(self, name, value, error=None, compress=None):
         step = {name: value}
         if error:
             step["expectError"] = error
+        if compress is not None:
+            step["compress"] = compress
         self.steps.append(step)
 
     def json(self):
@@ -151,6 +155,8 @@ class Fixture:
             d["maskKeys"] = self.keys
         if self.handshake is not None:
             d["handshake"] = self.handshake
+        if self.deflate is not None:
+            d["deflate"] = self.deflate
         d["steps"] = self.steps
         return d
 
@@ -1094,6 +1100,271 @@ def handshake():
     handshake_client()
 
 
+# ---------------------------------------------------------------------------------------------
+# permessage-deflate (RFC 7692). Compressed bytes come from Python's zlib (raw DEFLATE, level 6,
+# memLevel 8, Z_SYNC_FLUSH, the trailing 00 00 ff ff removed), or are the RFC's own examples.
+
+class Compressor:
+    """One direction's compression context, as RFC 7692 §7.2.1 describes it."""
+
+    def __init__(self, window=15, takeover=True, level=6, strategy=zlib.Z_DEFAULT_STRATEGY):
+        self.args = (level, zlib.DEFLATED, -window, 8, strategy)
+        self.takeover = takeover
+        self.c = zlib.compressobj(*self.args)
+
+    def message(self, data: bytes) -> bytes:
+        out = self.c.compress(data) + self.c.flush(zlib.Z_SYNC_FLUSH)
+        if not self.takeover:
+            self.c = zlib.compressobj(*self.args)
+        if not out:
+            return b"\x00"  # nothing to flush: the empty stored block's first octet (§7.2.3.6)
+        assert out.endswith(b"\x00\x00\xff\xff")
+        return out[:-4]
+
+
+HELLO_DEFLATED = bytes.fromhex("f248cdc9c90700")
+RSV1 = 4
+
+
+def deflate_fixture(path, role, description, rfc, agreed="permessage-deflate", deflate_config=None, config=None):
+    f = fixture("deflate/" + path, role, description, rfc, config)
+    f.deflate = {"agreed": agreed, "configuration": {"minimumSize": 0, **(deflate_config or {})}}
+    return f
+
+
+def deflate_examples():
+    assert Compressor().message(b"Hello") == HELLO_DEFLATED
+    for role in ROLES:
+        f = deflate_fixture(f"rfc7692-7.2.3.1-hello-{role}", role, "§7.2.3.1: \"Hello\" in one compressed frame, both ways", "7692 §7.2.3.1")
+        f.receive(f.frame(TEXT, HELLO_DEFLATED, rsv=RSV1))
+        f.events(text("Hello"))
+        f.command("sendText", "Hello")
+        f.out(f.out_frame(TEXT, HELLO_DEFLATED, rsv=RSV1))
+
+    f = deflate_fixture("rfc7692-7.2.3.1-fragmented", "server", "§7.2.3.1: the compressed \"Hello\" split over two frames; RSV1 on the first only", "7692 §7.2.3.1, §6.1")
+    f.receive(f.frame(TEXT, HELLO_DEFLATED[:3], fin=False, rsv=RSV1), f.frame(CONT, HELLO_DEFLATED[3:]))
+    f.events(text("Hello"))
+
+    f = deflate_fixture("rfc7692-7.2.3.2-context-takeover", "server", "§7.2.3.2: the second \"Hello\" refers to the first: f2 00 11 00 00, both ways", "7692 §7.2.3.2")
+    second = bytes.fromhex("f200110000")
+    c = Compressor()
+    assert c.message(b"Hello") == HELLO_DEFLATED and c.message(b"Hello") == second
+    f.receive(f.frame(TEXT, HELLO_DEFLATED, rsv=RSV1), f.frame(TEXT, second, rsv=RSV1))
+    f.events(text("Hello"), text("Hello"))
+    f.command("sendText", "Hello")
+    f.command("sendText", "Hello")
+    f.out(f.out_frame(TEXT, HELLO_DEFLATED, rsv=RSV1), f.out_frame(TEXT, second, rsv=RSV1))
+
+    f = deflate_fixture("no-context-takeover", "server", "§7.1.1.1: with server_no_context_takeover our context is reset: both messages compress alike",
+                        "7692 §7.1.1.1, §7.2.3.2", agreed="permessage-deflate; server_no_context_takeover")
+    f.command("sendText", "Hello")
+    f.command("sendText", "Hello")
+    f.out(f.out_frame(TEXT, HELLO_DEFLATED, rsv=RSV1), f.out_frame(TEXT, HELLO_DEFLATED, rsv=RSV1))
+
+    examples = [
+        ("rfc7692-7.2.3.3-stored-block", "§7.2.3.3: an uncompressed (stored) DEFLATE block", "00 05 00 fa ff 48 65 6c 6c 6f 00"),
+        ("rfc7692-7.2.3.4-bfinal", "§7.2.3.4: a block with BFINAL set, then the octet that lets the tail be appended", "f3 48 cd c9 c9 07 00 00"),
+        ("rfc7692-7.2.3.5-two-blocks", "§7.2.3.5: two DEFLATE blocks in one message", "f2 48 05 00 00 00 ff ff ca c9 c9 07 00"),
+    ]
+    for name, description, payload in examples:
+        f = deflate_fixture(name, "server", description, "7692 " + name.split("-")[1])
+        f.receive(f.frame(TEXT, bytes.fromhex(payload), rsv=RSV1), f.frame(TEXT, HELLO_DEFLATED, rsv=RSV1))
+        f.events(text("Hello"), text("Hello"))
+
+    f = deflate_fixture("rfc7692-7.2.3.6-empty", "client", "§7.2.3.6: the empty message is the one octet 00, received and sent, also after another message",
+                        "7692 §7.2.3.6")
+    f.receive(f.frame(TEXT, b"\x00", rsv=RSV1), f.frame(BINARY, b"\x00", rsv=RSV1))
+    f.events(text(""), binary(b""))
+    f.command("sendText", "")
+    f.command("sendText", "Hello")
+    f.command("sendBinary", "")
+    f.out(f.out_frame(TEXT, b"\x00", rsv=RSV1), f.out_frame(TEXT, HELLO_DEFLATED, rsv=RSV1), f.out_frame(BINARY, b"\x00", rsv=RSV1))
+
+
+def deflate_rules():
+    for role in ROLES:
+        f = deflate_fixture(f"rules/{role}-rsv1-on-control", role, "§6.1: RSV1 on a control frame fails the connection (1002)", "7692 §6.1")
+        violation(f, [f.frame(PING, b"", rsv=RSV1)], "reservedBitsSet", 1002)
+        f = deflate_fixture(f"rules/{role}-rsv1-on-continuation", role, "§6.1: RSV1 on a continuation frame fails the connection (1002)", "7692 §6.1")
+        violation(f, [f.frame(TEXT, HELLO_DEFLATED[:3], fin=False, rsv=RSV1), f.frame(CONT, HELLO_DEFLATED[3:], rsv=RSV1)], "reservedBitsSet", 1002)
+        f = deflate_fixture(f"rules/{role}-rsv2", role, "§5.2: RSV2 means nothing under permessage-deflate (1002)", "6455 §5.2; 7692 §6")
+        violation(f, [f.frame(TEXT, b"x", rsv=2)], "reservedBitsSet", 1002)
+        f = deflate_fixture(f"rules/{role}-invalid-data", role, "§7.2.2: a payload that is not DEFLATE fails with 1007", "7692 §7.2.2")
+        violation(f, [f.frame(BINARY, b"\xff\xff\xff", rsv=RSV1)], "invalidCompressedData", 1007)
+        f = deflate_fixture(f"rules/{role}-truncated", role, "§7.2.2: a message that ends inside a DEFLATE block fails with 1007", "7692 §7.2.2")
+        violation(f, [f.frame(TEXT, HELLO_DEFLATED[:4], rsv=RSV1)], "invalidCompressedData", 1007)
+    f = deflate_fixture("rules/invalid-utf8-inside", "server", "§8.1 after inflating: compressed text that is not UTF-8 fails with 1007", "6455 §8.1; 7692 §6.2")
+    violation(f, [f.frame(TEXT, Compressor().message(b"ok \xff"), rsv=RSV1)], "invalidUTF8", 1007)
+    f = deflate_fixture("rules/binary-uncompressed-beside", "server", "§6: a message without RSV1 is not compressed, between compressed ones", "7692 §6")
+    c = Compressor()
+    f.receive(f.frame(TEXT, c.message(b"one"), rsv=RSV1), f.frame(BINARY, b"raw"), f.frame(TEXT, c.message(b"one two"), rsv=RSV1))
+    f.events(text("one"), binary(b"raw"), text("one two"))
+
+
+def deflate_limits():
+    """maxDecompressedSize (or maxMessageSize) bounds the inflated message, exactly at the limit."""
+    n = 1000
+    for delivery in ("wholeMessages", "streaming"):
+        for key in ("maxDecompressedSize", "maxMessageSize"):
+            for over in (0, 1):
+                data = b"a" * (n + over)
+                f = deflate_fixture(f"limits/{delivery}-{key}-{'over' if over else 'at'}-limit", "server",
+                                    f"{key} {n}, {delivery}: a message inflating to {n + over} bytes {'fails with 1009' if over else 'is delivered'}",
+                                    "7692 §8.1", config={key: n, "delivery": delivery})
+                frame = f.frame(TEXT, Compressor().message(data), rsv=RSV1)
+                if over:
+                    # Streaming delivers the bytes up to the limit first, however the input was split.
+                    before = (fragment("text", data[:n], False),) if delivery == "streaming" else ()
+                    violation(f, [frame], "decompressedMessageTooBig", 1009, before=before)
+                else:
+                    f.receive(frame)
+                    f.events(fragment("text", data, True) if delivery == "streaming" else text(data.decode()))
+    f = deflate_fixture("limits/streaming-bomb-in-pieces", "client",
+                        "Streaming: 300,000 bytes inflate from a few hundred, delivered in pieces, the whole bounded by maxDecompressedSize",
+                        "7692 §8.1", config={"maxDecompressedSize": 300_000, "delivery": "streaming"})
+    data = bytes(range(256)) * 1171 + b"tail"
+    assert len(data) == 299_780
+    f.receive(f.frame(BINARY, Compressor().message(data), rsv=RSV1))
+    f.events(fragment("binary", data, True))
+
+
+def deflate_sending():
+    f = deflate_fixture("send/compress-false", "client", "A message sent with compress: false goes out as it is, without RSV1", "7692 §6")
+    f.command("sendText", "Hello", compress=False)
+    f.command("sendText", "Hello")
+    f.out(f.out_frame(TEXT, b"Hello"), f.out_frame(TEXT, HELLO_DEFLATED, rsv=RSV1))
+
+    f = deflate_fixture("send/minimum-size", "server", "minimumSize 6: shorter messages go uncompressed", "7692 §6", deflate_config={"minimumSize": 6})
+    c = Compressor()
+    f.command("sendText", "Hello")
+    f.command("sendText", "Hello!")
+    f.out(f.out_frame(TEXT, b"Hello"), f.out_frame(TEXT, c.message(b"Hello!"), rsv=RSV1))
+
+    f = deflate_fixture("send/fragments", "server", "sendFragment compresses and flushes each piece; RSV1 on the first frame only; the last piece's tail removed",
+                        "7692 §6.1, §7.2.1")
+    c = zlib.compressobj(6, zlib.DEFLATED, -15, 8)
+    piece1 = c.compress(b"Hello, ") + c.flush(zlib.Z_SYNC_FLUSH)
+    piece2 = c.compress(b"world") + c.flush(zlib.Z_SYNC_FLUSH)
+    assert piece2.endswith(b"\x00\x00\xff\xff")
+    f.command("sendFragment", {"kind": "text", "data": hexs(b"Hello, "), "final": False})
+    f.command("sendFragment", {"kind": "text", "data": hexs(b"world"), "final": True})
+    f.out(f.out_frame(TEXT, piece1, fin=False, rsv=RSV1), f.out_frame(CONT, piece2[:-4]))
+
+    f = deflate_fixture("send/split-into-frames", "client", "outboundFragmentSize splits the compressed payload; RSV1 on the first frame only",
+                        "7692 §6.1", config={"outboundFragmentSize": 4})
+    f.command("sendText", "Hello")
+    f.out(f.out_frame(TEXT, HELLO_DEFLATED[:4], fin=False, rsv=RSV1), f.out_frame(CONT, HELLO_DEFLATED[4:]))
+
+    f = deflate_fixture("send/window-9", "server", "server_max_window_bits=9: we compress with a 512-byte window (a 600-byte repeat is out of reach)",
+                        "7692 §7.1.2.1", agreed="permessage-deflate; server_max_window_bits=9")
+    data = bytes((i * 7) % 251 for i in range(600)) * 2
+    f.command("sendBinary", hexs(data))
+    f.out(f.out_frame(BINARY, Compressor(window=9).message(data), rsv=RSV1))
+    assert Compressor(window=9).message(data) != Compressor().message(data)
+
+    f = deflate_fixture("send/window-8-rle", "client", "client_max_window_bits=8: zlib cannot compress with 8 bits, so we use 9 with distance-1 matches only",
+                        "7692 §7.1.2.2", agreed="permessage-deflate; client_max_window_bits=8")
+    data = b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabcabcabcabcabcabc"
+    wire = Compressor(window=9, strategy=zlib.Z_RLE).message(data)
+    assert zlib.decompressobj(-8).decompress(wire + b"\x00\x00\xff\xff") == data
+    f.command("sendText", data.decode())
+    f.out(f.out_frame(TEXT, wire, rsv=RSV1))
+
+
+def deflate_handshake():
+    deflate = {"name": "permessage-deflate", "deflate": {"minimumSize": 0}}
+
+    def server(path, description, offers, answer, options=None):
+        f = fixture("deflate/handshake/server-" + path, "server", description, "7692 §7.1")
+        f.handshake = {"extensions": [{"name": "permessage-deflate", "deflate": {"minimumSize": 0, **(options or {})}}]}
+        fields = BASE_REQUEST + [("Sec-WebSocket-Extensions", offers)]
+        f.receive(head("GET /chat HTTP/1.1", fields))
+        offered = [o.strip() for o in offers.split(",")]
+        f.events(upgrade_requested("/chat", fields, extensions=offered))
+        f.command("accept", {})
+        response = answer_101(RFC_KEY, [("Sec-WebSocket-Extensions", answer)] if answer else [])
+        f.events(opened("/chat", fields, response, extensions=[answer] if answer else []))
+        f.out(head("HTTP/1.1 101 Switching Protocols", response))
+        return f
+
+    f = server("browser-offer", "A browser's offer (client_max_window_bits, no value): accepted as it is; then messages compress both ways",
+               "permessage-deflate; client_max_window_bits", "permessage-deflate")
+    f.receive(f.frame(TEXT, HELLO_DEFLATED, rsv=RSV1))
+    f.events(text("Hello"))
+    f.command("sendText", "Hello")
+    f.out(f.out_frame(TEXT, HELLO_DEFLATED, rsv=RSV1))
+
+    server("all-parameters", "Every parameter offered: server_no_context_takeover must be answered, server_max_window_bits answered with at most the offer",
+           "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=12",
+           "permessage-deflate; server_no_context_takeover; server_max_window_bits=10")
+    server("configured-limits", "Our configuration: reset our context, ask the client to reset its, a 12-bit window for us, 10 for the client",
+           "permessage-deflate; client_max_window_bits",
+           "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=10",
+           {"serverNoContextTakeover": True, "clientNoContextTakeover": True, "serverMaxWindowBits": 12, "clientMaxWindowBits": 10})
+    server("client-window-not-offered", "§7.1.2.2: without client_max_window_bits in the offer, we may not limit the client's window",
+           "permessage-deflate", "permessage-deflate", {"clientMaxWindowBits": 10})
+    server("window-8-declined", "zlib cannot compress with 8 bits: the offer demanding server_max_window_bits=8 is declined, the next accepted",
+           "permessage-deflate; server_max_window_bits=8, permessage-deflate", "permessage-deflate")
+    server("window-8-configured", "Our own preference of 8 bits is answered as 9",
+           "permessage-deflate", "permessage-deflate; server_max_window_bits=9", {"serverMaxWindowBits": 8})
+    for name, offer in [("unknown-parameter", "permessage-deflate; x=1"), ("duplicate", "permessage-deflate; server_no_context_takeover; server_no_context_takeover"),
+                        ("value-on-flag", "permessage-deflate; client_no_context_takeover=1"), ("window-16", "permessage-deflate; server_max_window_bits=16"),
+                        ("window-leading-zero", "permessage-deflate; server_max_window_bits=09"), ("window-without-value", "permessage-deflate; server_max_window_bits")]:
+        server("declined-" + name, f"§7.1: an invalid offer ({name}) is declined, not failed; the connection opens uncompressed", offer, None)
+
+    def client(path, description, answer, options=None, code=None):
+        f = fixture("deflate/handshake/client-" + path, "client", description, "7692 §7.1")
+        opts = {"minimumSize": 0, **(options or {})}
+        f.handshake = {"url": "ws://example.com:8080/chat?room=1", "extensions": [{"name": "permessage-deflate", "deflate": opts}]}
+        f.key_index = 4
+        offer = ["permessage-deflate"]
+        if opts.get("serverNoContextTakeover"): offer.append("server_no_context_takeover")
+        if opts.get("clientNoContextTakeover"): offer.append("client_no_context_takeover")
+        if "serverMaxWindowBits" in opts: offer.append(f"server_max_window_bits={opts['serverMaxWindowBits']}")
+        offer.append("client_max_window_bits" + (f"={opts['clientMaxWindowBits']}" if "clientMaxWindowBits" in opts else ""))
+        fields, request = client_request([("Sec-WebSocket-Extensions", "; ".join(offer))])
+        f.out(request)
+        response = answer_101(CLIENT_NONCE_KEY, [("Sec-WebSocket-Extensions", answer)])
+        f.receive(head("HTTP/1.1 101 Switching Protocols", response))
+        if code:
+            f.events({"handshakeFailed": code}, closed(cause={"handshakeFailed": code}))
+            f.out(eos=True)
+        else:
+            f.events(opened("/chat?room=1", fields, response, scheme="ws", extensions=[answer]))
+        return f
+
+    f = client("accepted", "The server accepts our offer: messages compress both ways", "permessage-deflate")
+    f.receive(f.frame(TEXT, HELLO_DEFLATED, rsv=RSV1))
+    f.events(text("Hello"))
+    f.command("sendText", "Hello")
+    f.out(f.out_frame(TEXT, HELLO_DEFLATED, rsv=RSV1))
+    f = client("client-no-context-takeover", "The server requires client_no_context_takeover: we reset our context after each message",
+               "permessage-deflate; client_no_context_takeover")
+    f.command("sendText", "Hello")
+    f.command("sendText", "Hello")
+    f.out(f.out_frame(TEXT, HELLO_DEFLATED, rsv=RSV1), f.out_frame(TEXT, HELLO_DEFLATED, rsv=RSV1))
+    client("server-window-smaller", "server_max_window_bits at or below our limit is accepted", "permessage-deflate; server_max_window_bits=9",
+           {"serverMaxWindowBits": 10})
+    for name, answer, options in [
+        ("unknown-parameter", "permessage-deflate; x", None),
+        ("bare-client-window", "permessage-deflate; client_max_window_bits", None),
+        ("server-window-larger", "permessage-deflate; server_max_window_bits=12", {"serverMaxWindowBits": 10}),
+        ("server-window-missing", "permessage-deflate", {"serverMaxWindowBits": 10}),
+        ("no-context-takeover-missing", "permessage-deflate", {"serverNoContextTakeover": True}),
+        ("client-window-larger", "permessage-deflate; client_max_window_bits=12", {"clientMaxWindowBits": 10}),
+        ("duplicate", "permessage-deflate; server_no_context_takeover; server_no_context_takeover", None),
+    ]:
+        client("bad-" + name, f"§7.1: an answer the offer does not allow ({name}) fails the connection", answer, options, code="unexpectedExtension")
+
+
+def deflate():
+    deflate_examples()
+    deflate_rules()
+    deflate_limits()
+    deflate_sending()
+    deflate_handshake()
+
+
 def main():
     rfc_examples()
     lengths()
@@ -1105,6 +1376,7 @@ def main():
     sending()
     timers()
     handshake()
+    deflate()
     for folder in GENERATED:
         shutil.rmtree(os.path.join(ROOT, folder), ignore_errors=True)
     seen = set()

@@ -31,6 +31,16 @@ extension WSProtocol {
         /// 10,000 connections under 10 GiB at worst; raise it with care.
         public var maxMessageSize: Int = 1 << 20
 
+        /// The largest size a compressed (transformed) message may decode to, in bytes; `nil`
+        /// (the default) means ``maxMessageSize``.
+        ///
+        /// With permessage-deflate, ``maxMessageSize`` and ``maxFrameSize`` bound the bytes on
+        /// the wire, and this bounds what they inflate to, inside the inflate loop: a
+        /// decompression bomb fails with 1009 once its output would pass the limit, having
+        /// buffered no more than the limit. Set it to allow (or refuse) large decompressed
+        /// messages independently of their compressed size.
+        public var maxDecompressedSize: Int? = nil
+
         /// The most frames one message may span. Default 16384.
         ///
         /// Empty or tiny fragments cost the peer 2–6 bytes each and us a header parse each; the
@@ -114,6 +124,7 @@ extension WSProtocol {
             }
             try require(maxFrameSize > 0, "maxFrameSize must be positive")
             try require(maxMessageSize > 0, "maxMessageSize must be positive")
+            try require(maxDecompressedSize.map { $0 > 0 } ?? true, "maxDecompressedSize must be positive")
             try require(maxFragmentsPerMessage > 0, "maxFragmentsPerMessage must be positive")
             try require(outboundFragmentSize > 0, "outboundFragmentSize must be positive")
             try require(pingInterval.map { $0 > .zero } ?? true, "pingInterval must be positive")

@@ -116,6 +116,14 @@ public struct WSProtocol: ~Copyable, Sendable {
     private var sending = OutboundMessage.none
     private var maskKeys: MaskKeySource?
     private var writable = true
+    /// The negotiated per-message extension (permessage-deflate), if any.
+    private var transform: (any WSMessageTransform)?
+    /// The RSV bits the transform lets a message's first frame carry.
+    private var allowedRSV: UInt8 = 0
+    /// Decoded bytes of a transformed message in streaming delivery: one piece at a time.
+    private var decodeBuffer: [UInt8] = []
+    /// An outgoing message after the transform encoded it.
+    private var encodeBuffer: [UInt8] = []
 
     // MARK: State
 
@@ -144,6 +152,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     private struct Limits: Sendable {
         var maxFrameSize: UInt64
         var maxMessageSize: UInt64
+        var maxDecodedSize: Int
         var maxFragments: Int
         var acceptUnmasked: Bool
         var streaming: Bool
@@ -151,6 +160,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         init(_ c: Configuration) {
             maxFrameSize = UInt64(c.maxFrameSize)
             maxMessageSize = UInt64(c.maxMessageSize)
+            maxDecodedSize = c.maxDecompressedSize ?? c.maxMessageSize
             maxFragments = c.maxFragmentsPerMessage
             acceptUnmasked = c.acceptUnmaskedFrames
             streaming = c.delivery == .streaming
@@ -183,8 +193,17 @@ public struct WSProtocol: ~Copyable, Sendable {
         var isFinal: Bool
         /// A whole message (``Delivery/wholeMessages``) rather than a streaming fragment.
         var isMessage: Bool
-        /// The message's bytes are in `messageBuffer` (it spanned several frames).
-        var assembled = false
+        /// Where the bytes are.
+        var source = Source.receiveBuffer
+
+        enum Source {
+            /// At `range` in the receive buffer.
+            case receiveBuffer
+            /// All of `messageBuffer` (a message assembled from several frames, or decoded).
+            case messageBuffer
+            /// All of `decodeBuffer` (a streaming piece of a decoded message).
+            case decodeBuffer
+        }
     }
 
     private enum Pulled {
@@ -212,12 +231,18 @@ public struct WSProtocol: ~Copyable, Sendable {
         var utf8 = WSUTF8Validator()
         var size = 0
         var frames = 0
+        /// Marked with the transform's RSV bit: its payload goes through `transform.decode`.
+        var isTransformed = false
+        /// Bytes decoded so far (transformed messages).
+        var decodedSize = 0
+        /// The last decode call paused with output pending.
+        var decodePaused = false
     }
 
-    /// A fragmented message being sent with ``sendFragment(_:kind:isFinal:)``.
+    /// A fragmented message being sent with ``sendFragment(_:kind:isFinal:compress:)``.
     private enum OutboundMessage: Sendable {
         case none
-        case inProgress(WSMessageKind, WSUTF8Validator)
+        case inProgress(WSMessageKind, WSUTF8Validator, transformed: Bool)
     }
 
     private enum OutboundEOS: Sendable {
@@ -234,12 +259,15 @@ public struct WSProtocol: ~Copyable, Sendable {
     ///   - now: the current time; keepalive and idle timers start from it.
     ///   - randomNumberGenerator: the source of client masking keys (RFC 6455 §5.3 asks for a
     ///     strong source of entropy; the default is the system's). Tests inject a fixed one.
+    ///   - transform: the per-message extension the handshake agreed on, if any (for example
+    ///     `WSPerMessageDeflate(...).makeTransform(agreed:role:)` from WSDeflate).
     /// - Throws: ``WSUsageError/invalidConfiguration(_:)``.
     public init(
         role: Role,
         configuration: Configuration = .default,
         now: WSInstant,
-        randomNumberGenerator: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()
+        randomNumberGenerator: some RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
+        transform: (any WSMessageTransform)? = nil
     ) throws(WSUsageError) {
         try configuration.validate()
         self.role = role
@@ -248,6 +276,12 @@ public struct WSProtocol: ~Copyable, Sendable {
         self.now = now
         self.maskKeys = role == .client ? MaskKeySource(random: randomNumberGenerator) : nil
         self.state = .open(Self.openTimers(configuration, now: now))
+        install(transform)
+    }
+
+    private mutating func install(_ transform: (any WSMessageTransform)?) {
+        self.transform = transform
+        allowedRSV = transform?.reservedBits ?? 0
     }
 
     /// Creates a client engine that starts with the opening handshake (RFC 6455 §4.1): the
@@ -431,11 +465,14 @@ public struct WSProtocol: ~Copyable, Sendable {
         case .event(let event)?:
             return .event(event)
         case .piece(let piece)?:
-            if piece.assembled {
+            switch piece.source {
+            case .receiveBuffer:
+                body(piece.kind, inbound.storage.span.extracting(piece.range), piece.isFinal)
+            case .messageBuffer:
                 body(piece.kind, messageBuffer.span, true)
                 releaseMessageBuffer()
-            } else {
-                body(piece.kind, inbound.storage.span.extracting(piece.range), piece.isFinal)
+            case .decodeBuffer:
+                body(piece.kind, decodeBuffer.span, piece.isFinal)
             }
             return .data
         case nil:
@@ -445,8 +482,12 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     @inline(__always)
     private mutating func event(for piece: Piece) -> Event {
-        if piece.assembled { return takeMessage(piece.kind) }
-        let data = inbound.storage[piece.range]
+        let data: ArraySlice<UInt8>
+        switch piece.source {
+        case .receiveBuffer: data = inbound.storage[piece.range]
+        case .messageBuffer: return takeMessage(piece.kind)
+        case .decodeBuffer: data = decodeBuffer[...]
+        }
         if !piece.isMessage { return .fragment(WSFragment(kind: piece.kind, data: data, isFinal: piece.isFinal)) }
         return piece.kind == .text ? .text(String(decoding: data, as: UTF8.self)) : .binary(data)
     }
@@ -496,7 +537,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             headerLength = length
         }
         if let rule = brokenRule(header) {
-            let (code, detail) = rule.describe(header, configuration: configuration, messageSize: message?.size ?? 0)
+            let (code, detail) = rule.describe(header, configuration: configuration, messageSize: message?.size ?? 0, allowedRSV: allowedRSV)
             return .event(fail(code, detail: detail, offset: streamOffset))
         }
         // Lengths are now known to fit: control ≤ 125, data ≤ maxFrameSize.
@@ -514,7 +555,8 @@ public struct WSProtocol: ~Copyable, Sendable {
             message!.frames += 1
             message!.size += length
         } else {
-            message = InboundMessage(kind: header.opcode == .text ? .text : .binary, size: length, frames: 1)
+            message = InboundMessage(kind: header.opcode == .text ? .text : .binary, size: length, frames: 1,
+                                     isTransformed: header.rsv != 0)
         }
         // Straight on to the payload: when it is already buffered the frame completes in this step.
         return parsePayload(Payload(remaining: length, fin: header.fin, key: header.maskKey), &progress)
@@ -566,9 +608,10 @@ public struct WSProtocol: ~Copyable, Sendable {
         case reservedBits, reservedOpcode, unmasked, masked, controlTooLong, fragmentedControl
         case unexpectedContinuation, expectedContinuation, frameTooBig, messageTooBig, tooManyFragments
 
-        func describe(_ h: WSFrameHeader, configuration c: Configuration, messageSize: Int) -> (WSProtocolError.Code, String) {
+        func describe(_ h: WSFrameHeader, configuration c: Configuration, messageSize: Int, allowedRSV: UInt8) -> (WSProtocolError.Code, String) {
             switch self {
-            case .reservedBits: (.reservedBitsSet, "RSV bits \(h.rsv) set without an extension")
+            case .reservedBits: (.reservedBitsSet, h.rsv & ~allowedRSV != 0 ? "RSV bits \(h.rsv) set without an extension"
+                                 : "RSV bits \(h.rsv) on a \(h.opcode == .continuation ? "continuation" : "control") frame")
             case .reservedOpcode: (.reservedOpcode, "opcode \(h.opcode)")
             case .unmasked: (.unmaskedFrameFromClient, "client frame is not masked")
             case .masked: (.maskedFrameFromServer, "server frame is masked")
@@ -586,8 +629,12 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// The first rule `header` breaks in the current context, if any.
     @inline(__always)
     private func brokenRule(_ header: WSFrameHeader) -> Rule? {
-        // §5.2: "MUST be 0 unless an extension is negotiated that defines meanings for non-zero values."
-        if header.rsv != 0 { return .reservedBits }
+        if header.rsv != 0 {
+            // §5.2: "MUST be 0 unless an extension is negotiated that defines meanings for non-zero values."
+            // RFC 7692 §6.1: the "Per-Message Compressed" bit goes on the first frame of a data
+            // message only, never on control frames or continuations.
+            if header.rsv & ~allowedRSV != 0 || header.opcode.isControl || header.opcode == .continuation { return .reservedBits }
+        }
         // §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket Connection_."
         if !header.opcode.isDefined { return .reservedOpcode }
         if header.maskKey == nil {
@@ -621,6 +668,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// Consumes what is buffered of the current data frame's payload (see `parseHeader` for the
     /// meaning of the result).
     private mutating func parsePayload(_ payload: Payload, _ progress: inout Bool) -> Pulled? {
+        if message!.isTransformed { return parseTransformedPayload(payload, &progress) }
         var p = payload
         let available = min(p.remaining, inbound.readable)
         if available == 0 && p.remaining > 0 {
@@ -658,7 +706,104 @@ public struct WSProtocol: ~Copyable, Sendable {
             return .piece(Piece(kind: kind, range: range, isFinal: true, isMessage: true))
         }
         messageBuffer.append(contentsOf: inbound.storage[range])
-        return .piece(Piece(kind: kind, range: 0..<messageBuffer.count, isFinal: true, isMessage: true, assembled: true))
+        return .piece(Piece(kind: kind, range: 0..<messageBuffer.count, isFinal: true, isMessage: true, source: .messageBuffer))
+    }
+
+    /// The most decoded bytes one streaming piece of a transformed message holds.
+    static let decodedPieceSize = 64 << 10
+
+    /// The payload of a message marked with the transform's RSV bit (RFC 7692 §6.2): the input
+    /// goes through `transform.decode`, bounded by the decoded-size limit. Whole messages decode
+    /// into `messageBuffer`; streaming pieces into `decodeBuffer`, at most `decodedPieceSize`
+    /// bytes each, so memory stays bounded whatever the input inflates to.
+    private mutating func parseTransformedPayload(_ payload: Payload, _ progress: inout Bool) -> Pulled? {
+        var p = payload
+        let available = min(p.remaining, inbound.readable)
+        let lastInput = p.fin && available == p.remaining
+        if available == 0 && !lastInput && !message!.decodePaused {
+            if p.remaining == 0 {
+                frame = .header
+                progress = true
+            } else {
+                frame = .payload(p)
+            }
+            return nil
+        }
+        if let key = p.key {
+            inbound.unmask(available, key: key, phase: p.phase, after: UInt64(p.remaining &- available))
+        }
+        let streaming = limits.streaming
+        if streaming { decodeBuffer.removeAll(keepingCapacity: decodeBuffer.capacity <= Self.decodedPieceSize) }
+        let before = streaming ? 0 : messageBuffer.count
+        let limit = limits.maxDecodedSize - message!.decodedSize
+        // The output buffer is moved out (not copied) while the input is borrowed from the
+        // receive buffer, and moved back after.
+        var output: [UInt8]
+        if streaming { output = decodeBuffer; decodeBuffer = [] } else { output = messageBuffer; messageBuffer = [] }
+        let outcome: Result<WSDecodeProgress, WSTransformError>
+        do throws(WSTransformError) {
+            let input = inbound.storage.span.extracting(inbound.readIndex..<(inbound.readIndex &+ available))
+            outcome = .success(try transform!.decode(input, isFinal: lastInput, into: &output,
+                                                     pauseAfter: streaming ? Self.decodedPieceSize : .max, limit: limit))
+        } catch {
+            outcome = .failure(error)
+        }
+        if streaming { decodeBuffer = output } else { messageBuffer = output }
+        let result: WSDecodeProgress
+        switch outcome {
+        case .success(let r):
+            result = r
+        case .failure(.outputLimitExceeded):
+            let detail = "message decompresses to more than \(limits.maxDecodedSize) bytes"
+            // Streaming: deliver what was decoded up to the limit first, so the transcript does
+            // not depend on how the input was split (a split run delivered it already).
+            guard streaming, !decodeBuffer.isEmpty else { return .event(fail(.decompressedMessageTooBig, detail: detail, offset: streamOffset)) }
+            if message!.kind == .text, let bad = message!.utf8.validate(decodeBuffer) {
+                return failDecodedText(validPrefix: bad, detail: "invalid UTF-8 in text message")
+            }
+            let kind = message!.kind
+            pending.append(fail(.decompressedMessageTooBig, detail: detail, offset: streamOffset))
+            return .piece(Piece(kind: kind, range: 0..<decodeBuffer.count, isFinal: false, isMessage: false, source: .decodeBuffer))
+        case .failure(.invalidData(let why)):
+            return .event(fail(.invalidCompressedData, detail: why, offset: streamOffset))
+        }
+        consume(result.consumed)
+        p.remaining -= result.consumed
+        p.phase = (p.phase &+ result.consumed) & 3
+        let ends = result.status == .finished
+        message!.decodePaused = result.status == .paused
+        let produced = streaming ? decodeBuffer.count : messageBuffer.count &- before
+        message!.decodedSize += produced
+        let done = p.remaining == 0 && !message!.decodePaused && (!lastInput || ends)
+        frame = done ? .header : .payload(p)
+        let kind = message!.kind
+        if kind == .text {
+            let bad = streaming ? message!.utf8.validate(decodeBuffer) : message!.utf8.validate(messageBuffer[before...])
+            if let bad { return failDecodedText(validPrefix: bad, detail: "invalid UTF-8 in text message") }
+            if ends, !message!.utf8.isComplete { return failDecodedText(validPrefix: produced, detail: "text message ends inside a character") }
+        }
+        if ends { message = nil }
+        if streaming {
+            guard produced > 0 || ends else {
+                progress = done
+                return nil
+            }
+            return .piece(Piece(kind: kind, range: 0..<produced, isFinal: ends, isMessage: false, source: .decodeBuffer))
+        }
+        guard ends else {
+            progress = done
+            return nil
+        }
+        return .piece(Piece(kind: kind, range: 0..<messageBuffer.count, isFinal: true, isMessage: true, source: .messageBuffer))
+    }
+
+    /// §8.1 for decoded text: as `failText`, with the valid bytes of the piece in `decodeBuffer`.
+    private mutating func failDecodedText(validPrefix count: Int, detail: String) -> Pulled {
+        let error = fail(.invalidUTF8, detail: detail, offset: streamOffset)
+        guard limits.streaming, count > 0 else { return .event(error) }
+        decodeBuffer.removeSubrange(count...)
+        pending.append(error)
+        return .piece(Piece(kind: .text, range: 0..<count, isFinal: false, isMessage: false, source: .decodeBuffer))
     }
 
     /// §8.1: "When an endpoint is to interpret a byte stream as UTF-8 but finds that the byte
@@ -938,6 +1083,10 @@ public struct WSProtocol: ~Copyable, Sendable {
                 }
                 switch outcome {
                 case .opened(let result):
+                    switch makeTransform(result.extensions, negotiators: client.negotiators, role: .client) {
+                    case .success(let transform): install(transform)
+                    case .failure(let error): return failClientHandshake(error)
+                    }
                     state = .open(Self.openTimers(configuration, now: now))
                     return .opened(result)
                 case .informational:
@@ -1000,7 +1149,8 @@ public struct WSProtocol: ~Copyable, Sendable {
     ///   - subprotocol: the subprotocol to use; must be one the client offered
     ///     (``WSUpgradeRequest/selectSubprotocol(preferring:)`` picks by the server's preference).
     ///   - extensions: the extension answers; nil (the default) negotiates the
-    ///     ``WSServerHandshake/extensions`` against the client's offers.
+    ///     ``WSServerHandshake/extensions`` against the client's offers. An answer's transform
+    ///     (permessage-deflate's compression) comes from the configured negotiator of its name.
     ///   - headers: more response fields, such as `Set-Cookie`. The handshake's own fields are refused.
     /// - Throws: ``WSUsageError/noPendingUpgrade``, ``WSUsageError/invalidHandshake(_:)``.
     public mutating func accept(subprotocol: String? = nil, extensions: [WSExtensionElement]? = nil, headers: HTTPFields = [:]) throws(WSUsageError) {
@@ -1018,6 +1168,10 @@ public struct WSProtocol: ~Copyable, Sendable {
         for field in headers where handshakeOwnedFields.contains(field.name) {
             throw .invalidHandshake("\(field.name) is set by the handshake")
         }
+        guard case .success(let transform) = makeTransform(agreed, negotiators: options.extensions, role: .server) else {
+            throw .invalidHandshake("more than one extension transforms messages")
+        }
+        install(transform)
         let response = options.acceptResponse(request, subprotocol: subprotocol, extensions: agreed, extra: headers)
         var bytes: [UInt8] = []
         appendStatusHead(response.status, fields: response.headerFields, to: &bytes)
@@ -1050,24 +1204,34 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     /// Sends a text message, split into frames of at most ``Configuration/outboundFragmentSize``.
     /// Drain ``nextOutbound()`` afterwards.
+    ///
+    /// - Parameter compress: with a negotiated per-message extension (permessage-deflate),
+    ///   `false` sends this message as it is. Use it for payloads that compress badly, and for
+    ///   secrets sent beside attacker-influenced data: compressing them together leaks the
+    ///   secret through the compressed size (the CRIME/BREACH side channel).
     /// - Throws: ``WSUsageError/notOpen``, ``WSUsageError/fragmentedMessageInProgress``,
     ///   ``WSUsageError/outboundBufferFull(bufferedAmount:limit:)``.
-    public mutating func sendText(_ text: String) throws(WSUsageError) {
-        try sendMessage(text.utf8, kind: .text)
+    public mutating func sendText(_ text: String, compress: Bool = true) throws(WSUsageError) {
+        try sendMessage(text.utf8, kind: .text, compress: compress)
     }
 
     /// Sends a binary message, split into frames of at most ``Configuration/outboundFragmentSize``.
     /// Drain ``nextOutbound()`` afterwards.
-    /// - Throws: as ``sendText(_:)``.
-    public mutating func sendBinary(_ bytes: some Collection<UInt8>) throws(WSUsageError) {
-        try sendMessage(bytes, kind: .binary)
+    /// - Throws: as ``sendText(_:compress:)``.
+    public mutating func sendBinary(_ bytes: some Collection<UInt8>, compress: Bool = true) throws(WSUsageError) {
+        try sendMessage(bytes, kind: .binary, compress: compress)
     }
 
-    private mutating func sendMessage(_ bytes: some Collection<UInt8>, kind: WSMessageKind) throws(WSUsageError) {
+    private mutating func sendMessage(_ bytes: some Collection<UInt8>, kind: WSMessageKind, compress: Bool) throws(WSUsageError) {
         try requireSendable()
         guard case .none = sending else { throw .fragmentedMessageInProgress }
-        try requireRoom(for: bytes.count)
-        appendData(bytes, opcode: kind.opcode, fin: true)
+        if compress, let transform, transform.shouldEncode(kind: kind, size: bytes.count) {
+            try requireRoom(for: Self.encodedSizeBound(bytes.count))
+            appendEncoded(bytes, transform, opcode: kind.opcode, isFirst: true, fin: true)
+        } else {
+            try requireRoom(for: bytes.count)
+            appendData(bytes, opcode: kind.opcode, fin: true)
+        }
     }
 
     /// Sends one piece of a fragmented message: the first call starts a message of `kind`, later
@@ -1075,27 +1239,55 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// becomes one frame or more (see ``Configuration/outboundFragmentSize``). Control frames
     /// may be sent between pieces. Text pieces are validated as UTF-8 across pieces; a piece may
     /// end inside a character, the message may not.
+    ///
+    /// With a negotiated per-message extension, the first piece's `compress` decides for the
+    /// whole message; each piece is compressed and flushed as it is sent, so the peer can
+    /// decode it at once.
     /// - Throws: ``WSUsageError/invalidUTF8`` (nothing is sent), ``WSUsageError/fragmentedMessageInProgress``
-    ///   for a `kind` different from the message in progress, and the errors of ``sendText(_:)``.
-    public mutating func sendFragment(_ bytes: some Collection<UInt8>, kind: WSMessageKind, isFinal: Bool) throws(WSUsageError) {
+    ///   for a `kind` different from the message in progress, and the errors of ``sendText(_:compress:)``.
+    public mutating func sendFragment(_ bytes: some Collection<UInt8>, kind: WSMessageKind, isFinal: Bool, compress: Bool = true) throws(WSUsageError) {
         try requireSendable()
         var utf8: WSUTF8Validator
         let opcode: WSOpcode
+        let transformed: Bool
         switch sending {
         case .none:
             utf8 = WSUTF8Validator()
             opcode = kind.opcode
-        case .inProgress(let current, let validator):
+            transformed = compress && transform?.shouldEncode(kind: kind, size: isFinal ? bytes.count : nil) == true
+        case .inProgress(let current, let validator, let t):
             guard current == kind else { throw .fragmentedMessageInProgress }
             utf8 = validator
             opcode = .continuation
+            transformed = t
         }
         if kind == .text {
             guard utf8.validate(bytes) == nil, !isFinal || utf8.isComplete else { throw .invalidUTF8 }
         }
-        try requireRoom(for: bytes.count)
-        appendData(bytes, opcode: opcode, fin: isFinal)
-        sending = isFinal ? .none : .inProgress(kind, utf8)
+        if transformed, let transform {
+            try requireRoom(for: Self.encodedSizeBound(bytes.count))
+            appendEncoded(bytes, transform, opcode: opcode, isFirst: opcode != .continuation, fin: isFinal)
+        } else {
+            try requireRoom(for: bytes.count)
+            appendData(bytes, opcode: opcode, fin: isFinal)
+        }
+        sending = isFinal ? .none : .inProgress(kind, utf8, transformed: transformed)
+    }
+
+    /// The room a message of `count` bytes may need once encoded: DEFLATE expands incompressible
+    /// data by a few bytes per stored block, well under 0.1%, plus a few bytes per flush.
+    private static func encodedSizeBound(_ count: Int) -> Int { count + count >> 10 + 64 }
+
+    /// Encodes `bytes` (a whole message or one piece of it) with the transform and queues the
+    /// result as frames, the first frame of the message marked with the transform's RSV bits.
+    private mutating func appendEncoded(_ bytes: some Collection<UInt8>, _ transform: any WSMessageTransform, opcode: WSOpcode, isFirst: Bool, fin: Bool) {
+        encodeBuffer.removeAll(keepingCapacity: true)
+        withContiguousSpan(bytes) { transform.encode($0, isFinal: fin, into: &encodeBuffer) }
+        outbound.appendMessage(encodeBuffer, opcode: opcode, fin: fin, fragmentSize: configuration.outboundFragmentSize,
+                               keys: &maskKeys, rsv: isFirst ? transform.reservedBits : 0)
+        if encodeBuffer.capacity > 64 << 10 { encodeBuffer = [] }
+        updateWritability()
+        noteDataActivity()
     }
 
     private mutating func appendData(_ bytes: some Collection<UInt8>, opcode: WSOpcode, fin: Bool) {
@@ -1222,7 +1414,12 @@ public struct WSProtocol: ~Copyable, Sendable {
     public mutating func releaseIdleMemory() {
         inbound.releaseIfEmpty()
         outbound.releaseIfEmpty()
-        if message == nil { messageBuffer = [] }
+        decodeBuffer = []
+        encodeBuffer = []
+        if message == nil {
+            messageBuffer = []
+            if case .none = sending { transform?.releaseIdleMemory() }
+        }
     }
 
     private mutating func queueEndOfStream() {

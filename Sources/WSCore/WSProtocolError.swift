@@ -87,12 +87,19 @@ public struct WSProtocolError: Error, Hashable, Sendable, CustomStringConvertibl
         public static let messageTooBig = Code("messageTooBig", closeCode: .messageTooBig)
         /// A message of more frames than ``WSProtocol/Configuration/maxFragmentsPerMessage``.
         public static let tooManyFragments = Code("tooManyFragments", closeCode: .policyViolation)
+        /// A transformed (compressed) message whose decoded size would pass
+        /// ``WSProtocol/Configuration/maxDecompressedSize`` (or ``WSProtocol/Configuration/maxMessageSize``).
+        public static let decompressedMessageTooBig = Code("decompressedMessageTooBig", closeCode: .messageTooBig)
+        /// A transformed message whose payload the extension cannot decode (RFC 7692 §6.2: data
+        /// that is not valid DEFLATE, or that does not end on a block boundary).
+        public static let invalidCompressedData = Code("invalidCompressedData", closeCode: .invalidFramePayloadData)
 
         static let known: [Code] = [
             .reservedBitsSet, .reservedOpcode, .controlFrameTooLong, .fragmentedControlFrame,
             .nonMinimalLength, .lengthMSBSet, .unmaskedFrameFromClient, .maskedFrameFromServer,
             .unexpectedContinuation, .expectedContinuation, .invalidClosePayload, .invalidCloseCode,
             .invalidCloseReason, .invalidUTF8, .frameTooBig, .messageTooBig, .tooManyFragments,
+            .decompressedMessageTooBig, .invalidCompressedData,
         ]
     }
 }

@@ -1,4 +1,5 @@
 public import WSCore
+public import WSDeflate
 public import HTTPTypes
 import Foundation
 
@@ -19,6 +20,9 @@ public struct WSFixture: Sendable {
     public var steps: [Step]
     /// The opening handshake the engine starts with, if any (else it starts open).
     public var handshake: Handshake?
+    /// For an engine that starts open: permessage-deflate as agreed elsewhere (the negotiator,
+    /// whose configuration sets the compression, and the server's answer).
+    public var deflate: (negotiator: WSPerMessageDeflate, agreed: WSExtensionElement)?
 
     /// Which side of the opening handshake the engine runs, and how.
     public enum Handshake: Sendable {
@@ -46,9 +50,9 @@ public struct WSFixture: Sendable {
 
     /// A command run on the engine (``WSProtocol``'s send and close methods).
     public enum Command: Sendable {
-        case sendText(String)
-        case sendBinary([UInt8])
-        case sendFragment([UInt8], kind: WSMessageKind, isFinal: Bool)
+        case sendText(String, compress: Bool)
+        case sendBinary([UInt8], compress: Bool)
+        case sendFragment([UInt8], kind: WSMessageKind, isFinal: Bool, compress: Bool)
         case ping([UInt8])
         case pong([UInt8])
         case close(code: WSCloseCode?, reason: String)
@@ -98,7 +102,7 @@ extension WSFixture {
             throw fail("the top level must be an object")
         }
         var p = Parser(file: name)
-        try p.only(root, ["description", "role", "configuration", "maskKeys", "steps", "rfc", "handshake"], "top level")
+        try p.only(root, ["description", "role", "configuration", "maskKeys", "steps", "rfc", "handshake", "deflate"], "top level")
         self.name = name
         self.description = root["description"] as? String ?? ""
         switch root["role"] as? String {
@@ -114,6 +118,11 @@ extension WSFixture {
         }
         if let h = root["handshake"] {
             handshake = try p.handshake(h, role: role)
+        }
+        if let d = root["deflate"] as? [String: Any] {
+            try p.only(d, ["agreed", "configuration"], "deflate")
+            guard let agreed = d["agreed"] as? String else { throw fail("deflate needs the agreed element") }
+            deflate = (try p.deflate(d["configuration"]), try p.extensionElements([agreed])[0])
         }
         guard let steps = root["steps"] as? [[String: Any]] else { throw fail("steps must be an array of objects") }
         self.steps = try steps.enumerated().map { i, s in
@@ -192,6 +201,7 @@ private struct Parser {
             switch key {
             case "maxFrameSize": c.maxFrameSize = try int()
             case "maxMessageSize": c.maxMessageSize = try int()
+            case "maxDecompressedSize": c.maxDecompressedSize = value is NSNull ? nil : try int()
             case "maxFragmentsPerMessage": c.maxFragmentsPerMessage = try int()
             case "outboundFragmentSize": c.outboundFragmentSize = try int()
             case "outboundHighWaterMark": c.outboundHighWaterMark = try int()
@@ -260,18 +270,19 @@ private struct Parser {
             return .expectState(expected)
         }
         let expectError = s["expectError"] as? String
-        let keys = Set(s.keys).subtracting(["expectError"])
+        let compress = s["compress"] as? Bool ?? true
+        let keys = Set(s.keys).subtracting(["expectError", "compress"])
         guard keys.count == 1, let key = keys.first else { throw error("a step has one action, got \(s.keys.sorted())") }
         let value = s[key]
         switch key {
         case "sendText":
             guard let t = value as? String else { throw error("sendText takes a string") }
-            command = .sendText(t)
-        case "sendBinary": command = .sendBinary(try bytes(value))
+            command = .sendText(t, compress: compress)
+        case "sendBinary": command = .sendBinary(try bytes(value), compress: compress)
         case "sendFragment":
             guard let o = value as? [String: Any] else { throw error("sendFragment takes {kind, data, final}") }
             try only(o, ["kind", "data", "final"], "sendFragment")
-            command = .sendFragment(try bytes(o["data"]), kind: try kind(o["kind"]), isFinal: o["final"] as? Bool ?? false)
+            command = .sendFragment(try bytes(o["data"]), kind: try kind(o["kind"]), isFinal: o["final"] as? Bool ?? false, compress: compress)
         case "ping": command = .ping(try bytes(value))
         case "pong": command = .pong(try bytes(value))
         case "close":
@@ -421,11 +432,35 @@ private struct Parser {
         }
     }
 
+    /// permessage-deflate with a configuration object (``WSPerMessageDeflate/Configuration``'s fields).
+    func deflate(_ value: Any?) throws -> WSPerMessageDeflate {
+        let o = value as? [String: Any] ?? [:]
+        var c = WSPerMessageDeflate.Configuration()
+        for (key, v) in o {
+            func int() throws -> Int {
+                guard let n = v as? Int else { throw error("\(key) takes an integer") }
+                return n
+            }
+            switch key {
+            case "serverNoContextTakeover": c.serverNoContextTakeover = v as? Bool ?? false
+            case "clientNoContextTakeover": c.clientNoContextTakeover = v as? Bool ?? false
+            case "serverMaxWindowBits": c.serverMaxWindowBits = v is NSNull ? nil : try int()
+            case "clientMaxWindowBits": c.clientMaxWindowBits = v is NSNull ? nil : try int()
+            case "compressionLevel": c.compressionLevel = try int()
+            case "memoryLevel": c.memoryLevel = try int()
+            case "minimumSize": c.minimumSize = try int()
+            default: throw error("unknown deflate key \(key)")
+            }
+        }
+        return try WSPerMessageDeflate(c)
+    }
+
     func handshake(_ value: Any, role: WSProtocol.Role) throws -> WSFixture.Handshake {
         guard let o = value as? [String: Any] else { throw error("handshake takes an object") }
         func negotiators() throws -> [any WSExtensionNegotiator] {
-            try (o["extensions"] as? [[String: Any]] ?? []).map { e in
+            try (o["extensions"] as? [[String: Any]] ?? []).map { e -> any WSExtensionNegotiator in
                 guard let name = e["name"] as? String else { throw error("an extension needs a name") }
+                if name == WSPerMessageDeflate.name { return try deflate(e["deflate"]) }
                 return WSTestExtension(name: name, offers: try extensionElements(e["offers"] as? [String] ?? []))
             }
         }

@@ -122,15 +122,16 @@ public enum WSFixtureRunner {
         case .server(let h)?:
             return try WSProtocol(server: h, configuration: fixture.configuration, now: .zero)
         case nil:
-            return try WSProtocol(role: fixture.role, configuration: fixture.configuration, now: .zero, randomNumberGenerator: keys)
+            return try WSProtocol(role: fixture.role, configuration: fixture.configuration, now: .zero, randomNumberGenerator: keys,
+                                  transform: fixture.deflate.flatMap { $0.negotiator.makeTransform(agreed: $0.agreed, role: fixture.role) })
         }
     }
 
     static func perform(_ command: WSFixture.Command, on engine: inout WSProtocol) throws(WSUsageError) {
         switch command {
-        case .sendText(let t): try engine.sendText(t)
-        case .sendBinary(let b): try engine.sendBinary(b)
-        case .sendFragment(let b, let kind, let isFinal): try engine.sendFragment(b, kind: kind, isFinal: isFinal)
+        case .sendText(let t, let compress): try engine.sendText(t, compress: compress)
+        case .sendBinary(let b, let compress): try engine.sendBinary(b, compress: compress)
+        case .sendFragment(let b, let kind, let isFinal, let compress): try engine.sendFragment(b, kind: kind, isFinal: isFinal, compress: compress)
         case .ping(let b): try engine.ping(b)
         case .pong(let b): try engine.pong(b)
         case .close(let code, let reason): try engine.close(code: code, reason: reason)

@@ -208,15 +208,17 @@ struct OutboundBuffer {
     /// Clients pass their key source; each frame gets a fresh key.
     mutating func appendMessage(
         _ payload: some Collection<UInt8>, opcode: WSOpcode, fin: Bool, fragmentSize: Int,
-        keys: inout MaskKeySource?
+        keys: inout MaskKeySource?, rsv: UInt8 = 0
     ) {
         unsafe withContiguousBytes(payload) { raw in
             var offset = 0
             var op = opcode
+            var bits = rsv
             repeat {
                 let n = Swift.min(fragmentSize, raw.count &- offset)
                 let last = offset &+ n == raw.count
-                let header = WSFrameHeader(fin: last && fin, opcode: op, maskKey: keys?.next(), payloadLength: UInt64(n))
+                let header = WSFrameHeader(fin: last && fin, rsv: bits, opcode: op, maskKey: keys?.next(), payloadLength: UInt64(n))
+                bits = 0
                 unsafe appendFrame(header, payload: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset &+ n)]))
                 offset &+= n
                 op = .continuation
@@ -262,6 +264,13 @@ struct OutboundBuffer {
 func withContiguousBytes<C: Collection<UInt8>, R>(_ bytes: C, _ body: (UnsafeRawBufferPointer) -> R) -> R {
     if let r = bytes.withContiguousStorageIfAvailable({ unsafe body(UnsafeRawBufferPointer($0)) }) { return r }
     return unsafe Array(bytes).withUnsafeBytes { unsafe body($0) }
+}
+
+/// Calls `body` with a span over `bytes`, copying only if the collection is not contiguous.
+@inline(__always)
+func withContiguousSpan<C: Collection<UInt8>, R>(_ bytes: C, _ body: (Span<UInt8>) -> R) -> R {
+    if let r = bytes.withContiguousStorageIfAvailable({ unsafe body(Span(_unsafeElements: $0)) }) { return r }
+    return body(Array(bytes).span)
 }
 
 /// Client masking keys, drawn from the injected generator: two keys per 64-bit draw, low half first.

@@ -172,4 +172,30 @@ public protocol WSExtensionNegotiator: Sendable {
     /// when the server's answer "indicates the use of an extension that was not present in the
     /// client's handshake"), or nil to accept it.
     func validate(response: WSExtensionElement, offered: [WSExtensionElement]) -> String?
+
+    /// Both roles: the per-connection transform for the agreed element (the server's answer),
+    /// or nil for an extension that changes no frames. Called once per connection, when it
+    /// opens. A connection can use at most one transform.
+    func makeTransform(agreed: WSExtensionElement, role: WSProtocol.Role) -> (any WSMessageTransform)?
+}
+
+extension WSExtensionNegotiator {
+    /// No transform: the extension changes no frames.
+    public func makeTransform(agreed: WSExtensionElement, role: WSProtocol.Role) -> (any WSMessageTransform)? { nil }
+}
+
+/// The transform for the agreed `elements`, made by the negotiator of each; nil if none makes
+/// one. Returns a failure reason if more than one would.
+func makeTransform(_ elements: [WSExtensionElement], negotiators: [any WSExtensionNegotiator], role: WSProtocol.Role) -> Result<(any WSMessageTransform)?, WSHandshakeError> {
+    var found: (any WSMessageTransform)?
+    for element in elements {
+        let name = asciiLowercased(element.name)
+        guard let negotiator = negotiators.first(where: { asciiLowercased($0.extensionName) == name }),
+              let transform = negotiator.makeTransform(agreed: element, role: role) else { continue }
+        if found != nil {
+            return .failure(WSHandshakeError(.unexpectedExtension, detail: "more than one extension transforms messages"))
+        }
+        found = transform
+    }
+    return .success(found)
 }

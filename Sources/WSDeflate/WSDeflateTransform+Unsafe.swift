@@ -1,0 +1,240 @@
+// The permessage-deflate codec over zlib's raw DEFLATE streams (RFC 7692 §7.2). Every pointer
+// WSDeflate touches is touched here.
+//
+// - Compress: deflate each message (or each fragment sent) with Z_SYNC_FLUSH; the output then
+//   ends with the empty stored block 00 00 ff ff, which §7.2.1 removes from a message's end.
+// - Decompress: inflate the payload, then the 00 00 ff ff that §7.2.2 appends, with the output
+//   bounded inside the loop. A final (BFINAL) block ends zlib's stream; the rest of the message,
+//   if any, is a new stream (§7.2.3.4).
+// - z_stream records its own address (zlib checks it), so each lives in its own allocation.
+
+internal import CWSZlib
+public import WSCore
+
+/// permessage-deflate's compressor and decompressor for one connection, made by
+/// ``WSPerMessageDeflate/makeTransform(agreed:role:)``.
+///
+/// Owned by one ``WSProtocol``; it is not safe to use from two threads at once, and the engine
+/// never does.
+@safe public final class WSDeflateTransform: WSMessageTransform, @unchecked Sendable {
+    /// What was agreed, by direction.
+    public let parameters: WSDeflateParameters
+    private let level: Int32
+    private let memoryLevel: Int32
+    private let minimumSize: Int
+
+    private var deflater: UnsafeMutablePointer<z_stream>?
+    private var inflater: UnsafeMutablePointer<z_stream>?
+    /// Where zlib writes before the bytes are appended to an array (which has no way to expose
+    /// uninitialized capacity), followed by the 4-byte tail 00 00 ff ff. Allocated on first use.
+    private var scratch: UnsafeMutableRawBufferPointer?
+    private static let scratchSize = 16 << 10
+
+    /// How many bytes of the 00 00 ff ff tail the current inbound message has had.
+    private var tailFed = 0
+    /// zlib's stream ended (a BFINAL block) and no input has followed yet in this message.
+    private var streamEnded = false
+
+    /// The RSV1 bit: "Per-Message Compressed" (RFC 7692 §6).
+    public var reservedBits: UInt8 { WSFrameHeader.rsv1 }
+
+    /// A codec for `parameters`, compressing with `configuration`'s level, memory level and
+    /// minimum size.
+    public init(parameters: WSDeflateParameters, configuration: WSPerMessageDeflate.Configuration = .init()) {
+        self.parameters = parameters
+        level = Int32(configuration.compressionLevel)
+        memoryLevel = Int32(configuration.memoryLevel)
+        minimumSize = configuration.minimumSize
+    }
+
+    deinit {
+        endDeflater()
+        endInflater()
+        unsafe scratch?.deallocate()
+    }
+
+    public func shouldEncode(kind: WSMessageKind, size: Int?) -> Bool {
+        size.map { $0 >= minimumSize } ?? true
+    }
+
+    // MARK: Compression
+
+    public func encode(_ input: Span<UInt8>, isFinal: Bool, into output: inout [UInt8]) {
+        let s = unsafe deflateStream()
+        let out = unsafe scratchBuffer()
+        let start = output.count
+        unsafe input.withUnsafeBufferPointer { buffer in
+            var offset = 0
+            repeat {
+                // avail_in is 32 bits: feed at most 1 GiB at a time.
+                let n = Swift.min(buffer.count - offset, 1 << 30)
+                unsafe s.pointee.next_in = UnsafeMutablePointer(mutating: buffer.baseAddress.map { unsafe $0 + offset })
+                unsafe s.pointee.avail_in = UInt32(n)
+                offset += n
+                let flush = offset == buffer.count ? Z_SYNC_FLUSH : Z_NO_FLUSH
+                repeat {
+                    unsafe s.pointee.next_out = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                    unsafe s.pointee.avail_out = UInt32(out.count)
+                    let rc = unsafe deflate(s, flush)
+                    // Z_BUF_ERROR: nothing to do (no input since the last flush).
+                    precondition(rc == Z_OK || rc == Z_BUF_ERROR, "deflate failed: \(rc)")
+                    let produced = out.count - Int(unsafe s.pointee.avail_out)
+                    unsafe output.append(contentsOf: UnsafeRawBufferPointer(rebasing: out[0..<produced]))
+                } while unsafe s.pointee.avail_out == 0
+            } while offset < buffer.count
+        }
+        guard isFinal else { return }
+        // §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end." When zlib
+        // had nothing to flush (an empty message right after another), the message is the one
+        // octet 0x00: with the receiver's 00 00 ff ff it is an empty stored block (§7.2.3.6).
+        if output.count - start >= 4, output[(output.count - 4)...].elementsEqual([0, 0, 0xFF, 0xFF]) {
+            output.removeLast(4)
+        } else {
+            precondition(output.count == start, "a sync flush ends with 00 00 ff ff")
+            output.append(0)
+        }
+        if parameters.send.noContextTakeover { _ = unsafe deflateReset(s) }
+    }
+
+    private func deflateStream() -> UnsafeMutablePointer<z_stream> {
+        if let s = unsafe deflater { return unsafe s }
+        let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        unsafe s.initialize(to: z_stream())
+        // zlib refuses a raw 8-bit window for compression. When the peer holds us to 8, use 9
+        // with the run-length strategy: its matches all have distance 1, which an 8-bit window
+        // decompresses.
+        let bits = parameters.send.maxWindowBits
+        let rc = unsafe cws_deflateInit2(s, level, -Int32(Swift.max(bits, 9)), memoryLevel, bits == 8 ? Z_RLE : Z_DEFAULT_STRATEGY)
+        precondition(rc == Z_OK, "deflateInit2 failed: \(rc)")
+        unsafe deflater = s
+        return unsafe s
+    }
+
+    private func endDeflater() {
+        guard let s = unsafe deflater else { return }
+        _ = unsafe deflateEnd(s)
+        unsafe s.deallocate()
+        unsafe deflater = nil
+    }
+
+    // MARK: Decompression
+
+    public func decode(_ input: Span<UInt8>, isFinal: Bool, into output: inout [UInt8], pauseAfter: Int, limit: Int) throws(WSTransformError) -> WSDecodeProgress {
+        let s = unsafe inflateStream()
+        let out = unsafe scratchBuffer()
+        let cap = output.count + Swift.max(limit, 0)
+        var produced = 0
+        var consumed = 0
+        return try unsafe input.withUnsafeBufferPointer { (buffer) throws(WSTransformError) -> WSDecodeProgress in
+            while true {
+                // Input: the payload, then (once it is all in and the message ends) the tail.
+                var feedingTail = false
+                if consumed < buffer.count {
+                    unsafe s.pointee.next_in = UnsafeMutablePointer(mutating: buffer.baseAddress! + consumed)
+                    unsafe s.pointee.avail_in = UInt32(Swift.min(buffer.count - consumed, 1 << 30))
+                } else if isFinal && !streamEnded && tailFed < 4 {
+                    feedingTail = true
+                    // §7.2.2: "Append 4 octets of 0x00 0x00 0xff 0xff to the tail end of the payload".
+                    unsafe s.pointee.next_in = (out.baseAddress! + Self.scratchSize + tailFed).assumingMemoryBound(to: UInt8.self)
+                    unsafe s.pointee.avail_in = UInt32(4 - tailFed)
+                } else {
+                    unsafe s.pointee.next_in = nil
+                    unsafe s.pointee.avail_in = 0
+                }
+                // Output: up to the pause point; past the limit, one byte to see if more comes.
+                if produced >= pauseAfter { return WSDecodeProgress(consumed: consumed, status: .paused) }
+                let room = Swift.min(Self.scratchSize, pauseAfter - produced, limit - produced)
+                let probing = room <= 0
+                let space = probing ? 1 : room
+                unsafe s.pointee.next_out = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                unsafe s.pointee.avail_out = UInt32(space)
+
+                let fed = Int(unsafe s.pointee.avail_in)
+                let rc = unsafe inflate(s, Z_SYNC_FLUSH)
+                let used = fed - Int(unsafe s.pointee.avail_in)
+                if feedingTail { tailFed += used } else { consumed += used }
+                if used > 0 && !feedingTail { streamEnded = false }
+                let n = space - Int(unsafe s.pointee.avail_out)
+                if n > 0 {
+                    if probing { throw .outputLimitExceeded }
+                    if output.capacity < output.count + n {
+                        // Grow geometrically, but never past the limit.
+                        output.reserveCapacity(Swift.max(output.count + n, Swift.min(output.capacity * 2, cap)))
+                    }
+                    unsafe output.append(contentsOf: UnsafeRawBufferPointer(rebasing: out[0..<n]))
+                    produced += n
+                }
+                switch rc {
+                case Z_OK, Z_BUF_ERROR:
+                    break
+                case Z_STREAM_END:
+                    // A BFINAL block ended the DEFLATE stream: whatever follows is a new one.
+                    _ = unsafe inflateReset(s)
+                    streamEnded = true
+                    continue
+                case Z_DATA_ERROR:
+                    let why = unsafe s.pointee.msg.map { unsafe String(cString: $0) } ?? "invalid data"
+                    throw .invalidData("invalid DEFLATE data: \(why)")
+                default:
+                    throw .invalidData("inflate failed with zlib code \(rc)")
+                }
+                if unsafe s.pointee.avail_out == 0 { continue }  // the output was full: more may come
+                if consumed < buffer.count {
+                    // Output room and input left, yet no progress: zlib would not go on.
+                    if used == 0 && n == 0 { throw .invalidData("inflate made no progress") }
+                    continue
+                }
+                if !isFinal { return WSDecodeProgress(consumed: consumed, status: .needsInput) }
+                if !streamEnded && tailFed < 4 { continue }
+                // The message is complete. It must end on a block boundary (zlib's data_type
+                // bit 128: waiting for a block header), or exactly at the end of a final block.
+                let atBoundary = unsafe s.pointee.data_type & 128 != 0
+                guard streamEnded || atBoundary else {
+                    throw .invalidData("compressed message does not end on a DEFLATE block boundary")
+                }
+                tailFed = 0
+                streamEnded = false
+                if parameters.receive.noContextTakeover { _ = unsafe inflateReset(s) }
+                return WSDecodeProgress(consumed: consumed, status: .finished)
+            }
+        }
+    }
+
+
+    private func inflateStream() -> UnsafeMutablePointer<z_stream> {
+        if let s = unsafe inflater { return unsafe s }
+        let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        unsafe s.initialize(to: z_stream())
+        // A larger window than the peer's always works; 9 at least, because zlib before 1.2.9
+        // silently compressed with 9 when asked for 8.
+        let rc = unsafe cws_inflateInit2(s, -Int32(Swift.max(parameters.receive.maxWindowBits, 9)))
+        precondition(rc == Z_OK, "inflateInit2 failed: \(rc)")
+        unsafe inflater = s
+        return unsafe s
+    }
+
+    private func endInflater() {
+        guard let s = unsafe inflater else { return }
+        _ = unsafe inflateEnd(s)
+        unsafe s.deallocate()
+        unsafe inflater = nil
+    }
+
+    private func scratchBuffer() -> UnsafeMutableRawBufferPointer {
+        if let b = unsafe scratch { return unsafe UnsafeMutableRawBufferPointer(rebasing: b[0..<Self.scratchSize]) }
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.scratchSize + 4, alignment: 16)
+        unsafe b.storeBytes(of: UInt32(bigEndian: 0x0000_FFFF), toByteOffset: Self.scratchSize, as: UInt32.self)
+        unsafe scratch = b
+        return unsafe UnsafeMutableRawBufferPointer(rebasing: b[0..<Self.scratchSize])
+    }
+
+    // MARK: Memory
+
+    /// Frees the scratch buffer, and each context that is reset after every message anyway.
+    public func releaseIdleMemory() {
+        if parameters.send.noContextTakeover { endDeflater() }
+        if parameters.receive.noContextTakeover { endInflater() }
+        unsafe scratch?.deallocate()
+        unsafe scratch = nil
+    }
+}
