@@ -11,6 +11,8 @@ let package = Package(
     products: [
         .library(name: "WSCore", targets: ["WSCore"]),
         .library(name: "WSDeflate", targets: ["WSDeflate"]),
+        // zlib's module, for the fuzz package's reference inflater and benchmarks' baselines.
+        .library(name: "CWSZlib", targets: ["CWSZlib"]),
         .library(name: "WSTesting", targets: ["WSTesting"]),
         .executable(name: "wsx", targets: ["wsx"]),
     ],

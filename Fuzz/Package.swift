@@ -4,12 +4,13 @@
 import PackageDescription
 
 let core: [Target.Dependency] = [.product(name: "WSCore", package: "swift-ws")]
+let deflate: [Target.Dependency] = core + [.product(name: "WSDeflate", package: "swift-ws")]
 
 let package = Package(
     name: "Fuzz",
     dependencies: [.package(name: "swift-ws", path: "..")],
     targets: [
-        .target(name: "FuzzSupport", dependencies: core + [.product(name: "WSTesting", package: "swift-ws")]),
+        .target(name: "FuzzSupport", dependencies: core + [.product(name: "WSTesting", package: "swift-ws"), .product(name: "WSDeflate", package: "swift-ws")]),
         .executableTarget(name: "FuzzFrameHeader", dependencies: core),
         .executableTarget(name: "FuzzUnmask", dependencies: core),
         .executableTarget(name: "FuzzUTF8", dependencies: core),
@@ -17,5 +18,7 @@ let package = Package(
         .executableTarget(name: "FuzzProtocolClient", dependencies: ["FuzzSupport"]),
         .executableTarget(name: "FuzzHandshakeServer", dependencies: ["FuzzSupport"]),
         .executableTarget(name: "FuzzHandshakeClient", dependencies: ["FuzzSupport"]),
+        .executableTarget(name: "FuzzDeflateInflate", dependencies: deflate + [.product(name: "CWSZlib", package: "swift-ws")]),
+        .executableTarget(name: "FuzzExtensionHeader", dependencies: deflate),
     ]
 )

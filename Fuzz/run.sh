@@ -11,7 +11,8 @@
 # a regression test in the root package.
 set -euo pipefail
 cd "$(dirname "$0")"
-TARGETS=(FuzzFrameHeader FuzzUnmask FuzzUTF8 FuzzProtocolServer FuzzProtocolClient FuzzHandshakeServer FuzzHandshakeClient)
+TARGETS=(FuzzFrameHeader FuzzUnmask FuzzUTF8 FuzzProtocolServer FuzzProtocolClient FuzzHandshakeServer FuzzHandshakeClient
+         FuzzDeflateInflate FuzzExtensionHeader)
 
 build() {
     # One comma-joined -sanitize flag: SwiftPM's separate --sanitize=address is dropped for Swift.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Seeds Fuzz/Corpus/<Target>/ from the fixture transcripts (small, hand-checked inputs)."""
-import base64, glob, hashlib, json, os, re, struct
+import base64, glob, hashlib, json, os, re, struct, zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "Fixtures")
@@ -44,7 +44,12 @@ for path in sorted(glob.glob(os.path.join(FIXTURES, "**", "*.json"), recursive=T
     fx = json.load(open(path))
     config = fx.get("configuration", {})
     flags = (1 if config.get("delivery") == "streaming" else 0) | (8 if config.get("acceptUnmaskedFrames") else 0)
+    if "deflate" in fx:
+        flags |= 0x80  # the protocol harnesses' permessage-deflate bit
     stream = b"".join(parts(s["receive"]) for s in fx["steps"] if "receive" in s)
+    for value in re.findall(rb"Sec-WebSocket-Extensions: ([^\r]*)", stream):
+        for c in (0, 0x05, 0x2B):
+            put("FuzzExtensionHeader", bytes([c]) + value)
     if not stream or len(stream) > 2048:
         continue
     if "handshake" in fx:
@@ -65,4 +70,19 @@ for text in ["Hello", "héllo wörld", "€uro", "😀 grin", "中文字符", "\
 put("FuzzUTF8", bytes([0, 0, 0xED, 0xA0, 0x80, 0xC0, 0x80]))
 for n in [0, 7, 64, 300, 1000]:
     put("FuzzUnmask", bytes([0x37, 0xFA, 0x21, 0x3D, n % 256, n % 7]) + bytes(range(256)) * (n // 256 + 1))
+# Compressed payloads: RFC 7692 §7.2.3's examples and zlib output at several windows.
+for hexed in ["f248cdc90700", "f248cdc9c90700", "f200110000", "000500faff48656c6c6f00", "f348cdc9c9070000",
+              "f248050000 00ffffcac9c90700", "00"]:
+    put("FuzzDeflateInflate", bytes([0x0F, 3]) + bytes.fromhex(hexed.replace(" ", "")))
+for bits in (8, 9, 12, 15):
+    for data in [b"", b"Hello", b"a" * 3000, bytes(range(256)) * 8, json.dumps({"k": list(range(200))}).encode()]:
+        c = zlib.compressobj(6, zlib.DEFLATED, -max(bits, 9), 8, zlib.Z_RLE if bits == 8 else zlib.Z_DEFAULT_STRATEGY)
+        out = (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4] or b"\x00"
+        put("FuzzDeflateInflate", bytes([(bits - 8) | 0x08, 5]) + out)
+        put("FuzzDeflateInflate", bytes([(bits - 8), 200]) + out)
+for value in [b"permessage-deflate; client_max_window_bits", b"permessage-deflate; server_max_window_bits=8, permessage-deflate",
+              b"permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=12",
+              b'x-test; a="b", permessage-deflate; client_max_window_bits=9']:
+    put("FuzzExtensionHeader", bytes([0x15]) + value)
+
 print("seeded", sum(len(files) for _, _, files in os.walk(os.path.join(HERE, "Corpus"))), "corpus files")

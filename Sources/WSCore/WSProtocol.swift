@@ -749,38 +749,41 @@ public struct WSProtocol: ~Copyable, Sendable {
             outcome = .failure(error)
         }
         if streaming { decodeBuffer = output } else { messageBuffer = output }
+        let kind = message!.kind
+        let produced = streaming ? decodeBuffer.count : messageBuffer.count &- before
+        // Validate what was decoded before judging the rest: a run fed in smaller reads would
+        // have validated (and, streaming, delivered) it before reaching a decoding error.
+        if kind == .text {
+            let bad = streaming ? message!.utf8.validate(decodeBuffer) : message!.utf8.validate(messageBuffer[before...])
+            if let bad { return failDecodedText(validPrefix: bad, detail: "invalid UTF-8 in text message") }
+        }
         let result: WSDecodeProgress
         switch outcome {
         case .success(let r):
             result = r
-        case .failure(.outputLimitExceeded):
-            let detail = "message decompresses to more than \(limits.maxDecodedSize) bytes"
-            // Streaming: deliver what was decoded up to the limit first, so the transcript does
-            // not depend on how the input was split (a split run delivered it already).
-            guard streaming, !decodeBuffer.isEmpty else { return .event(fail(.decompressedMessageTooBig, detail: detail, offset: streamOffset)) }
-            if message!.kind == .text, let bad = message!.utf8.validate(decodeBuffer) {
-                return failDecodedText(validPrefix: bad, detail: "invalid UTF-8 in text message")
+        case .failure(let error):
+            let failure: Event
+            switch error {
+            case .outputLimitExceeded:
+                failure = fail(.decompressedMessageTooBig, detail: "message decompresses to more than \(limits.maxDecodedSize) bytes", offset: streamOffset)
+            case .invalidData(let why):
+                failure = fail(.invalidCompressedData, detail: why, offset: streamOffset)
             }
-            let kind = message!.kind
-            pending.append(fail(.decompressedMessageTooBig, detail: detail, offset: streamOffset))
-            return .piece(Piece(kind: kind, range: 0..<decodeBuffer.count, isFinal: false, isMessage: false, source: .decodeBuffer))
-        case .failure(.invalidData(let why)):
-            return .event(fail(.invalidCompressedData, detail: why, offset: streamOffset))
+            // Streaming: deliver what was decoded before the failure, as a split run would have.
+            guard streaming, produced > 0 else { return .event(failure) }
+            pending.append(failure)
+            return .piece(Piece(kind: kind, range: 0..<produced, isFinal: false, isMessage: false, source: .decodeBuffer))
         }
         consume(result.consumed)
         p.remaining -= result.consumed
         p.phase = (p.phase &+ result.consumed) & 3
         let ends = result.status == .finished
         message!.decodePaused = result.status == .paused
-        let produced = streaming ? decodeBuffer.count : messageBuffer.count &- before
         message!.decodedSize += produced
         let done = p.remaining == 0 && !message!.decodePaused && (!lastInput || ends)
         frame = done ? .header : .payload(p)
-        let kind = message!.kind
-        if kind == .text {
-            let bad = streaming ? message!.utf8.validate(decodeBuffer) : message!.utf8.validate(messageBuffer[before...])
-            if let bad { return failDecodedText(validPrefix: bad, detail: "invalid UTF-8 in text message") }
-            if ends, !message!.utf8.isComplete { return failDecodedText(validPrefix: produced, detail: "text message ends inside a character") }
+        if ends, kind == .text, !message!.utf8.isComplete {
+            return failDecodedText(validPrefix: produced, detail: "text message ends inside a character")
         }
         if ends { message = nil }
         if streaming {

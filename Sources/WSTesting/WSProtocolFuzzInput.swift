@@ -1,4 +1,5 @@
 public import WSCore
+public import WSDeflate
 
 /// The input format of the `WSProtocol` fuzz harnesses (Fuzz/Sources/FuzzSupport), decoded in
 /// one place so that a crash input replays identically in the fuzzer and in the tests.
@@ -14,6 +15,9 @@ public struct WSProtocolFuzzInput: Sendable {
     public var pieces: [ArraySlice<UInt8>]
     /// Every how many reads the harness's third run advances the clock.
     public var tickEvery: Int
+    /// Byte 0's bit 7: permessage-deflate is in use (for engines that start open; the handshake
+    /// harnesses use this bit to choose accept or reject and always offer permessage-deflate).
+    public var deflate: Bool
 
     /// Decodes a harness input; nil when it is shorter than the two control bytes.
     public init?(_ data: some Collection<UInt8>) {
@@ -46,5 +50,63 @@ public struct WSProtocolFuzzInput: Sendable {
         }
         self.pieces = pieces
         tickEvery = Int(s >> 4) + 1
+        deflate = c & 128 != 0
+    }
+
+    /// permessage-deflate as the harnesses negotiate it: every message compressed, whatever its size.
+    public static let deflateNegotiator: WSPerMessageDeflate = {
+        var c = WSPerMessageDeflate.Configuration()
+        c.minimumSize = 0
+        return try! WSPerMessageDeflate(c)
+    }()
+
+    /// The URL of the client handshake; its nonce comes from `WSSeededRandom(seed: 7)`
+    /// (Fuzz/seed.py computes the matching accept key for the seed corpus).
+    public static let handshakeURL = try! WSURL("ws://fuzz.test/chat")
+
+    /// The engine the harnesses run: one that starts open (with permessage-deflate when
+    /// ``deflate`` is set), or with `handshake`, a client or server that starts with the
+    /// opening handshake, small limits, and permessage-deflate and a test extension on offer.
+    public func makeEngine(role: WSProtocol.Role, handshake: Bool) throws(WSUsageError) -> WSProtocol {
+        let keys = WSSeededRandom(seed: 7)
+        guard handshake else {
+            let transform = deflate ? Self.deflateNegotiator.makeTransform(agreed: WSExtensionElement(name: WSPerMessageDeflate.name), role: role) : nil
+            return try WSProtocol(role: role, configuration: configuration, now: .zero, randomNumberGenerator: keys, transform: transform)
+        }
+        switch role {
+        case .client:
+            var h = WSClientHandshake(url: Self.handshakeURL)
+            h.subprotocols = ["chat", "superchat"]
+            h.extensions = [WSTestExtension(name: "x-test", offers: [WSExtensionElement(name: "x-test", parameters: [.init("a", "1")])]),
+                            Self.deflateNegotiator]
+            h.maxResponseHeaderSize = 1024
+            h.maxRejectionBodySize = 256
+            return try WSProtocol(client: h, configuration: configuration, now: .zero, randomNumberGenerator: keys)
+        case .server:
+            var h = WSServerHandshake()
+            h.maxURILength = 256
+            h.maxHeaderSize = 1024
+            h.extensions = [WSTestExtension(name: "x-test"), Self.deflateNegotiator]
+            return try WSProtocol(server: h, configuration: configuration, now: .zero)
+        }
+    }
+
+    /// Whether a run ended because more than `maxHeaderSize` bytes arrived while the upgrade
+    /// awaited the application's decision: the one outcome that depends on when the
+    /// application decides (read whole, it decides after every byte arrived), so harnesses
+    /// do not compare such a run with a split one.
+    public static func decidedTooLate(_ events: [WSProtocol.Event]) -> Bool {
+        events.contains { if case .handshakeFailed(let e) = $0 { e.code == .dataBeforeHandshake } else { false } }
+    }
+
+    /// What the server harness decides on each upgrade request: accept (choosing a subprotocol),
+    /// or reject when byte 0's bit 7 is set.
+    public func decide(_ engine: inout WSProtocol) throws(WSUsageError) {
+        guard let request = engine.pendingUpgrade else { return }
+        if deflate {
+            try engine.reject(status: .forbidden, body: Array("no".utf8))
+        } else {
+            try engine.accept(subprotocol: request.selectSubprotocol(preferring: ["superchat", "chat"]))
+        }
     }
 }

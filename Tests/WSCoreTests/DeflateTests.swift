@@ -140,6 +140,18 @@ struct DeflateExampleTests {
         #expect(codec.decodeMessage([hexBytes("f2 48 cd c9 c9 07 00")]) == .success(Array("Hello".utf8)))
     }
 
+    @Test("A final block completed by the bits of the appended 00 00 ff ff ends the message (FuzzDeflateInflate finding)")
+    func finalBlockEndsInTail() {
+        // Fuzz/FailCases/FuzzDeflateInflate-final-block-ends-in-tail: 97 × eb, then 26, window 11.
+        // zlib's stream ends two bytes into the tail; python-websockets accepts it the same way.
+        let payload = [UInt8](repeating: 0xEB, count: 97) + [0x26]
+        let codec = deflateCodec(.init(), .init(maxWindowBits: 11))
+        let inflated = codec.decodeMessage([payload])
+        #expect(inflated == zlibInflate(payload, windowBits: 11).map { .success($0) })
+        #expect((try? inflated.get())?.count == 128)
+        #expect(codec.decodeMessage([hexBytes("f2 48 cd c9 c9 07 00")]) == .success(Array("Hello".utf8)))
+    }
+
     @Test("§7.2.3.5: two DEFLATE blocks in one message")
     func twoBlocks() {
         #expect(deflateCodec().decodeMessage([hexBytes("f2 48 05 00 00 00 ff ff ca c9 c9 07 00")]) == .success(Array("Hello".utf8)))

@@ -1,11 +1,13 @@
 import Testing
 import WSCore
+import WSDeflate
 import WSTesting
 
 /// A random frame: mostly valid, sometimes breaking exactly one rule, sometimes raw garbage.
 /// With `hostile` off, frames are well formed (whole messages and control frames only), so runs
 /// reach the closing handshake; with it on, every rule gets broken now and then.
-func randomFrame(_ rng: inout WSSeededRandom, role: WSProtocol.Role, hostile: Bool) -> [UInt8] {
+/// With `deflate`, data frames are usually whole messages compressed on their own (RSV1).
+func randomFrame(_ rng: inout WSSeededRandom, role: WSProtocol.Role, hostile: Bool, deflate: Bool = false) -> [UInt8] {
     let opcodes: [UInt8] = hostile ? [0x0, 0x1, 0x2, 0x1, 0x2, 0x8, 0x9, 0xA, 0x3, 0xB] : [0x1, 0x2, 0x1, 0x2, 0x9, 0xA, 0x8]
     let opcode = opcodes[Int(rng.next() % UInt64(opcodes.count))]
     var payload: [UInt8]
@@ -15,12 +17,20 @@ func randomFrame(_ rng: inout WSSeededRandom, role: WSProtocol.Role, hostile: Bo
     case 2: payload = [0x03, 0xE8] + Array("bye".utf8)
     default: payload = []
     }
-    if !hostile {
-        if opcode == 0x1 { payload = Array("héllo wörld 😀".utf8) }
+    var rsv: UInt8 = 0
+    if deflate, opcode == 0x1 || opcode == 0x2, rng.next() % 4 != 0 {
+        if opcode == 0x1 { payload = Array(String(repeating: "héllo wörld 😀 ", count: Int(rng.next() % 40)).utf8) }
+        payload = zlibDeflate(payload)
+        rsv = 0b100
+        // Now and then, damage the compressed data.
+        if hostile, rng.next() % 6 == 0, !payload.isEmpty { payload[Int(rng.next() % UInt64(payload.count))] ^= 0x5A }
+    }
+    if !hostile || rsv != 0 {
+        if opcode == 0x1, rsv == 0 { payload = Array("héllo wörld 😀".utf8) }
         if opcode == 0x8 { payload = [0x03, 0xE8] }
         var out: [UInt8] = []
         let key = role == .server ? WSMaskKey(rawValue: UInt32(truncatingIfNeeded: rng.next())) : nil
-        WSFrameHeader(opcode: WSOpcode(rawValue: opcode)!, maskKey: key, payloadLength: UInt64(payload.count)).encode(into: &out)
+        WSFrameHeader(rsv: rsv, opcode: WSOpcode(rawValue: opcode)!, maskKey: key, payloadLength: UInt64(payload.count)).encode(into: &out)
         if let key { key.apply(to: &payload) }
         return out + payload
     }
@@ -46,8 +56,9 @@ struct Run: Equatable {
     var endOfStream: Bool
 }
 
-func replay(_ input: [UInt8], role: WSProtocol.Role, config: WSProtocol.Configuration, pieces: [ArraySlice<UInt8>]) throws -> Run {
-    var p = try WSProtocol(role: role, configuration: config, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 5))
+func replay(_ input: [UInt8], role: WSProtocol.Role, config: WSProtocol.Configuration, pieces: [ArraySlice<UInt8>],
+            transform: (any WSMessageTransform)? = nil) throws -> Run {
+    var p = try WSProtocol(role: role, configuration: config, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 5), transform: transform)
     var run = Run(events: [], written: [], endOfStream: false)
     for piece in pieces {
         p.receive(piece)
@@ -88,6 +99,7 @@ struct RandomInputPropertyTests {
             }
         }
         #expect(codes.count >= 10, "\(codes.sorted())")
+        #expect(codes.contains("invalidCompressedData"), "compressed frames are in the soup")
         #expect(messages >= 100)
         #expect(clean >= 10)
     }
@@ -101,14 +113,20 @@ struct RandomInputPropertyTests {
         config.maxFrameSize = [65536, 100, 50][seed % 3]
         config.maxFragmentsPerMessage = [16384, 3, 8][seed % 3]
         config.autoCloseReply = seed % 5 != 0
+        // Every third seed runs with permessage-deflate agreed, compressed frames in the soup.
+        let deflate = seed % 3 == 1
+        if deflate { config.maxDecompressedSize = [1 << 20, 300][seed % 2] }
         var input: [UInt8] = []
-        for _ in 0..<Int(rng.next() % 40) { input += randomFrame(&rng, role: role, hostile: seed % 4 != 1) }
+        for _ in 0..<Int(rng.next() % 40) { input += randomFrame(&rng, role: role, hostile: seed % 4 != 1, deflate: deflate) }
+        func transform() -> (any WSMessageTransform)? {
+            deflate ? WSPerMessageDeflate().makeTransform(agreed: WSExtensionElement(name: "permessage-deflate"), role: role) : nil
+        }
 
-        let whole = try replay(input, role: role, config: config, pieces: [input[...]])
+        let whole = try replay(input, role: role, config: config, pieces: [input[...]], transform: transform())
         if !splits { return whole }
-        let bytes = try replay(input, role: role, config: config, pieces: input.indices.map { input[$0...$0] })
+        let bytes = try replay(input, role: role, config: config, pieces: input.indices.map { input[$0...$0] }, transform: transform())
         let split = try replay(input, role: role, config: config,
-                               pieces: WSFixtureRunner.split(input, mode: .randomSplits(seed: UInt64(seed)), salt: 0))
+                               pieces: WSFixtureRunner.split(input, mode: .randomSplits(seed: UInt64(seed)), salt: 0), transform: transform())
         #expect(bytes == whole)
         #expect(split == whole)
 

@@ -1,0 +1,103 @@
+// permessage-deflate's inflate path: WSDeflateTransform.decode against zlib called directly.
+//
+// Input: byte 0 = receive window (8–15, low 3 bits) and limit (bits 3–4: 16, 1000, 65536, 1 MiB),
+// byte 1 = pause size and frame splits, the rest = one compressed message payload. Oracle: the
+// same outcome whole and split into frames with pauses; never more output than the limit; a
+// success is exactly what zlib inflates; "too large" only when zlib produces more than the limit.
+import CWSZlib
+import WSCore
+import WSDeflate
+
+/// zlib directly: inflate payload + 00 00 ff ff with window `bits` (a new stream after each final
+/// block), at most `cap` bytes;
+/// nil on a data error before `cap`.
+func reference(_ payload: [UInt8], bits: Int32, cap: Int) -> [UInt8]? {
+    var s = z_stream()
+    precondition(cws_inflateInit2(&s, -bits) == Z_OK)
+    defer { inflateEnd(&s) }
+    var input = payload + [0, 0, 0xFF, 0xFF]
+    var out = [UInt8](repeating: 0, count: cap)
+    var produced = 0
+    let ok: Bool = input.withUnsafeMutableBufferPointer { inp in
+        out.withUnsafeMutableBufferPointer { o in
+            s.next_in = inp.baseAddress
+            s.avail_in = UInt32(inp.count)
+            while true {
+                s.next_out = o.baseAddress! + produced
+                s.avail_out = UInt32(cap - produced)
+                let rc = inflate(&s, Z_SYNC_FLUSH)
+                produced = cap - Int(s.avail_out)
+                if rc == Z_STREAM_END {
+                    // A final block that ends in (or right before) the appended tail ends the
+                    // message: the rest of the tail is not the peer's data (python-websockets
+                    // ignores it too).
+                    if s.avail_in <= 4 || produced == cap { return true }
+                    inflateReset(&s)
+                    continue
+                }
+                if rc != Z_OK && rc != Z_BUF_ERROR { return false }
+                if s.avail_in == 0 || s.avail_out == 0 { return true }
+            }
+        }
+    }
+    return ok ? Array(out[0..<produced]) : nil
+}
+
+func decode(_ payload: [UInt8], bits: Int, limit: Int, cuts: [Int], pause: Int) -> (Result<[UInt8], WSTransformError>, Int) {
+    let codec = WSDeflateTransform(parameters: WSDeflateParameters(receive: .init(maxWindowBits: bits)))
+    var out: [UInt8] = []
+    var start = 0
+    var calls = 0
+    do {
+        for (i, end) in (cuts + [payload.count]).enumerated() {
+            let last = i == cuts.count
+            var piece = payload[start..<end]
+            start = end
+            while true {
+                calls += 1
+                let p = try codec.decode(Array(piece).span, isFinal: last, into: &out, pauseAfter: pause, limit: limit - out.count)
+                precondition(out.count <= limit, "output over the limit")
+                piece = piece.dropFirst(p.consumed)
+                if p.status == .finished { return (.success(out), calls) }
+                if p.status == .needsInput { precondition(piece.isEmpty && !last); break }
+            }
+        }
+    } catch {
+        precondition(out.count <= limit, "output over the limit")
+        return (.failure(error), calls)
+    }
+    preconditionFailure("the final piece did not finish")
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzDeflateInflate(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard size >= 2 else { return 0 }
+    let bits = 8 + Int(data[0] & 7)
+    let limit = [16, 1000, 65536, 1 << 20][Int(data[0] >> 3) & 3]
+    let payload = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
+    let pause = 1 + Int(data[1]) * 37
+    var cuts: [Int] = []
+    var at = 0
+    while payload.count > 0, cuts.count < 8 {
+        at += 1 + (Int(data[1]) &* (cuts.count + 3)) % max(1, payload.count / 2 + 1)
+        if at >= payload.count { break }
+        cuts.append(at)
+    }
+    let (whole, _) = decode(payload, bits: bits, limit: limit, cuts: [], pause: .max)
+    let (split, _) = decode(payload, bits: bits, limit: limit, cuts: cuts, pause: pause)
+    switch (whole, split) {
+    case (.success(let a), .success(let b)): precondition(a == b, "whole and split decode differently")
+    case (.failure(.outputLimitExceeded), .failure(.outputLimitExceeded)), (.failure(.invalidData), .failure(.invalidData)): break
+    default: preconditionFailure("whole and split disagree: \(whole) vs \(split)")
+    }
+    let ref = reference(payload, bits: Int32(max(bits, 9)), cap: limit + 1)
+    switch whole {
+    case .success(let out):
+        precondition(ref == out, "decoded differently from zlib")
+    case .failure(.outputLimitExceeded):
+        precondition(ref.map { $0.count > limit } ?? false, "too large, yet zlib stays within the limit")
+    case .failure(.invalidData):
+        break  // zlib may read further into broken data; we also demand a block boundary at the end
+    }
+    return 0
+}
