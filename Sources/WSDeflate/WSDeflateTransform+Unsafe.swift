@@ -205,9 +205,12 @@ public import WSCore
         if let s = unsafe inflater { return unsafe s }
         let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         unsafe s.initialize(to: z_stream())
-        // A larger window than the peer's always works; 9 at least, because zlib before 1.2.9
-        // silently compressed with 9 when asked for 8.
-        let rc = unsafe cws_inflateInit2(s, -Int32(Swift.max(parameters.receive.maxWindowBits, 9)))
+        // Always the largest window, whatever the peer agreed to use. A larger window than the
+        // peer's always works (zlib before 1.2.9 compressed with 9 bits when asked for 8), and a
+        // smaller one would make the outcome depend on how the input was split: zlib also
+        // accepts a distance beyond the window when the bytes are in the current call's output,
+        // so a peer that overstepped its window would fail or not depending on read sizes.
+        let rc = unsafe cws_inflateInit2(s, -15)
         precondition(rc == Z_OK, "inflateInit2 failed: \(rc)")
         unsafe inflater = s
         return unsafe s

@@ -30,7 +30,9 @@ public struct WSPerMessageDeflate: WSExtensionNegotiator {
     /// Memory per connection (zlib's own figures): compressing costs
     /// `2^(windowBits + 2) + 2^(memoryLevel + 9)` bytes, about 256 KiB with the defaults
     /// (windowBits 15, memoryLevel 8) and 32 KiB with windowBits 12 and memoryLevel 5 (see
-    /// ``lowMemory``); decompressing costs `2^windowBits` bytes plus about 7 KiB, 39 KiB at 15.
+    /// ``lowMemory``); decompressing costs about 39 KiB (a 32 KiB window plus 7 KiB of state):
+    /// we always decompress with the largest window, so that the outcome never depends on how
+    /// the input was split (see ``WSDeflateTransform``).
     /// Both are allocated on the first message in each direction. With context takeover they
     /// live as long as the connection (the window is the context); under a `no_context_takeover`
     /// parameter ``WSProtocol/releaseIdleMemory()`` frees them between messages.
@@ -74,9 +76,9 @@ public struct WSPerMessageDeflate: WSExtensionNegotiator {
         /// The defaults described on each field.
         public init() {}
 
-        /// 12-bit windows both ways and memoryLevel 5: about 32 KiB to compress and 11 KiB to
-        /// decompress per connection instead of 256 KiB and 39 KiB, for a little less
-        /// compression (python-websockets' defaults).
+        /// 12-bit windows both ways and memoryLevel 5: about 32 KiB instead of 256 KiB to
+        /// compress per connection, for a little less compression (python-websockets'
+        /// defaults). It also lets the peer compress with less memory.
         public static var lowMemory: Configuration {
             var c = Configuration()
             c.serverMaxWindowBits = 12

@@ -11,16 +11,20 @@ struct Bench: ParsableCommand {
             Build in release mode: debug figures are meaningless. Each figure is the best of
             --repeats runs of at least --seconds each.
 
-            Groups: unmask, utf8, decode. The alloc group decodes exactly --frames 16-byte
-            frames and prints nothing else, for counting heap allocations with valgrind:
+            Groups: unmask, utf8, decode, deflate. The alloc group decodes exactly --frames
+            16-byte frames and prints nothing else, for counting heap allocations with valgrind:
               valgrind --tool=dhat --dhat-out-file=/dev/null .build/release/wsx bench --only alloc --frames 100000
+            The bomb group sends a 512 MiB decompression bomb to a server engine and reports
+            the failure and peak memory:
+              valgrind --tool=dhat --dhat-out-file=/dev/null .build/release/wsx bench --only bomb
 
             Examples:
               swift run -c release wsx bench
               swift run -c release wsx bench --only utf8 --only decode --seconds 1
+              swift run -c release wsx bench --only deflate
             """)
 
-    @Option(name: .customLong("only"), help: "Run only these groups (unmask, utf8, decode, alloc); repeatable.")
+    @Option(name: .customLong("only"), help: "Run only these groups (unmask, utf8, decode, deflate, alloc, bomb); repeatable.")
     var groups: [String] = []
 
     @Option(help: "Minimum duration of one measurement, in seconds.")
@@ -39,17 +43,19 @@ struct Bench: ParsableCommand {
     var lend = false
 
     func run() throws {
-        let all = ["unmask", "utf8", "decode"]
+        let all = ["unmask", "utf8", "decode", "deflate"]
         let selected = groups.isEmpty ? all : groups
-        for g in selected where !(all + ["alloc"]).contains(g) {
-            throw ValidationError("unknown group \(g); choose from \((all + ["alloc"]).joined(separator: ", "))")
+        for g in selected where !(all + ["alloc", "bomb"]).contains(g) {
+            throw ValidationError("unknown group \(g); choose from \((all + ["alloc", "bomb"]).joined(separator: ", "))")
         }
         let timer = Timer(minSeconds: seconds, repeats: repeats)
         if selected.contains("alloc") { try allocRun(frames: frames, size: size, lend: lend); return }
+        if selected.contains("bomb") { try bombRun(); return }
         print("swift-ws engine benchmarks (best of \(repeats) × ≥\(seconds) s; ratio = ours / baseline, same run)")
         if selected.contains("unmask") { unmaskBench(timer) }
         if selected.contains("utf8") { utf8Bench(timer) }
         if selected.contains("decode") { try decodeBench(timer) }
+        if selected.contains("deflate") { try deflateBench(timer) }
     }
 }
 
@@ -105,6 +111,8 @@ func format(_ v: Double, _ unit: String) -> String {
     switch unit {
     case "GB/s": return "\(String(format2: v / 1e9)) GB/s"
     case "M/s": return "\(String(format2: v / 1e6)) M frames/s"
+    case "MB/s": return "\(String(format2: v / 1e6)) MB/s"
+    case "msg/s": return "\(String(format2: v / 1e3)) k msg/s"
     default: return "\(v) \(unit)"
     }
 }
