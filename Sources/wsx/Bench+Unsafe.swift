@@ -14,6 +14,9 @@ struct Bench: ParsableCommand {
             Groups: unmask, utf8, decode, deflate. The alloc group decodes exactly --frames
             16-byte frames and prints nothing else, for counting heap allocations with valgrind:
               valgrind --tool=dhat --dhat-out-file=/dev/null .build/release/wsx bench --only alloc --frames 100000
+            deflate-ours, deflate-zlib, inflate-ours and inflate-zlib run --frames 16 KiB
+            messages through our codec or zlib directly, for counting instructions:
+              valgrind --tool=callgrind --callgrind-out-file=/dev/null .build/release/wsx bench --only inflate-ours --frames 1000
             The bomb group sends a 512 MiB decompression bomb to a server engine and reports
             the failure and peak memory:
               valgrind --tool=dhat --dhat-out-file=/dev/null .build/release/wsx bench --only bomb
@@ -45,12 +48,17 @@ struct Bench: ParsableCommand {
     func run() throws {
         let all = ["unmask", "utf8", "decode", "deflate"]
         let selected = groups.isEmpty ? all : groups
-        for g in selected where !(all + ["alloc", "bomb"]).contains(g) {
-            throw ValidationError("unknown group \(g); choose from \((all + ["alloc", "bomb"]).joined(separator: ", "))")
+        let untimed = ["alloc", "bomb", "deflate-ours", "deflate-zlib", "inflate-ours", "inflate-zlib"]
+        for g in selected where !(all + untimed).contains(g) {
+            throw ValidationError("unknown group \(g); choose from \((all + untimed).joined(separator: ", "))")
         }
         let timer = Timer(minSeconds: seconds, repeats: repeats)
         if selected.contains("alloc") { try allocRun(frames: frames, size: size, lend: lend); return }
         if selected.contains("bomb") { try bombRun(); return }
+        for path in ["deflate-ours", "deflate-zlib", "inflate-ours", "inflate-zlib"] where selected.contains(path) {
+            codecRun(path, count: frames)
+            return
+        }
         print("swift-ws engine benchmarks (best of \(repeats) × ≥\(seconds) s; ratio = ours / baseline, same run)")
         if selected.contains("unmask") { unmaskBench(timer) }
         if selected.contains("utf8") { utf8Bench(timer) }
@@ -88,6 +96,20 @@ struct Timer {
                 elapsed = (clock.now - start).seconds
             } while elapsed < minSeconds
             best = max(best, units * Double(iterations) / elapsed)
+        }
+        return best
+    }
+}
+
+extension Timer {
+    /// Best rates of `ours` and `baseline`, measured alternately (one repeat of each in turn),
+    /// so that both see the same moments of a noisy machine.
+    func compare(units: Double, ours: () -> Void, baseline: () -> Void) -> (ours: Double, baseline: Double) {
+        let once = Timer(minSeconds: minSeconds, repeats: 1)
+        var best = (ours: 0.0, baseline: 0.0)
+        for _ in 0..<repeats {
+            best.ours = max(best.ours, once.rate(units: units, ours))
+            best.baseline = max(best.baseline, once.rate(units: units, baseline))
         }
         return best
     }

@@ -93,30 +93,28 @@ func deflateBench(_ timer: Timer) throws {
     let codec = WSDeflateTransform(parameters: params)
     var out: [UInt8] = []
     var k = 0
-    let oursDeflate = timer.rate(units: Double(size)) {
+    let deflated = timer.compare(units: Double(size), ours: {
         out.removeAll(keepingCapacity: true)
         let message = messages[k & 7]
         codec.encode(message.span, isFinal: true, into: &out)
         k &+= 1
         blackHole(out.count)
-    }
-    let zlibDeflate = timer.rate(units: Double(size)) {
+    }, baseline: {
         blackHole(zlib.deflateMessage(messages[k & 7]))
         k &+= 1
-    }
-    row("deflate (codec)", oursDeflate, "MB/s", baseline: ("zlib direct", zlibDeflate))
-    let oursInflate = timer.rate(units: Double(size)) {
+    })
+    row("deflate (codec)", deflated.ours, "MB/s", baseline: ("zlib direct", deflated.baseline))
+    let inflated = timer.compare(units: Double(size), ours: {
         out.removeAll(keepingCapacity: true)
         let payload = compressed[k & 7]
         _ = try? codec.decode(payload.span, isFinal: true, into: &out, pauseAfter: .max, limit: 1 << 20)
         k &+= 1
         blackHole(out.count)
-    }
-    let zlibInflate = timer.rate(units: Double(size)) {
+    }, baseline: {
         blackHole(zlib.inflateMessage(compressed[k & 7]))
         k &+= 1
-    }
-    row("inflate (codec)", oursInflate, "MB/s", baseline: ("zlib direct", zlibInflate))
+    })
+    row("inflate (codec)", inflated.ours, "MB/s", baseline: ("zlib direct", inflated.baseline))
 
     // A compressed echo through a server engine: parse, unmask, inflate, validate UTF-8, make
     // the String, compress the reply and frame it. Baseline: only zlib's inflate + deflate.
@@ -136,7 +134,7 @@ func deflateBench(_ timer: Timer) throws {
     var config = WSProtocol.Configuration()
     config.pingInterval = nil
     var server = try WSProtocol(role: .server, configuration: config, now: .zero, transform: client.makeTransform(agreed: agreed, role: .server))
-    let echo = timer.rate(units: 1) {
+    let echo = timer.compare(units: 1, ours: {
         frames[k & 7].withUnsafeBytes { server.receive($0) }
         k &+= 1
         while let event = server.nextEvent() {
@@ -144,14 +142,41 @@ func deflateBench(_ timer: Timer) throws {
         }
         server.withOutboundBytes { blackHole($0.count) }
         server.consumeOutbound(server.bufferedAmount)
-    }
-    let direct = timer.rate(units: 1) {
+    }, baseline: {
         blackHole(zlib.inflateMessage(compressed[k & 7]))
         blackHole(zlib.deflateMessage(messages[k & 7]))
         k &+= 1
-    }
-    row("compressed echo (engine)", echo, "msg/s", baseline: ("zlib inflate+deflate", direct))
+    })
+    row("compressed echo (engine)", echo.ours, "msg/s", baseline: ("zlib inflate+deflate", echo.baseline))
     precondition(server.lifecycle == .open, "the echo failed")
+}
+
+/// Runs `count` messages through one codec path and prints nothing, for counting instructions
+/// with callgrind (load-independent, unlike the timed figures): `path` is deflate-ours,
+/// deflate-zlib, inflate-ours or inflate-zlib.
+func codecRun(_ path: String, count: Int) {
+    let messages = (0..<8).map { jsonText(bytes: 16 << 10, seed: UInt64($0)) }
+    let zlib = DirectZlib()
+    let compressed = messages.map { Array(zlib.out[0..<zlib.deflateMessage($0)]) }
+    let codec = WSDeflateTransform(parameters: WSDeflateParameters(send: .init(noContextTakeover: true), receive: .init(noContextTakeover: true)))
+    var out: [UInt8] = []
+    for k in 0..<count {
+        switch path {
+        case "deflate-ours":
+            out.removeAll(keepingCapacity: true)
+            let message = messages[k & 7]
+            codec.encode(message.span, isFinal: true, into: &out)
+        case "deflate-zlib":
+            blackHole(zlib.deflateMessage(messages[k & 7]))
+        case "inflate-ours":
+            out.removeAll(keepingCapacity: true)
+            let payload = compressed[k & 7]
+            _ = try? codec.decode(payload.span, isFinal: true, into: &out, pauseAfter: .max, limit: 1 << 20)
+        default:
+            blackHole(zlib.inflateMessage(compressed[k & 7]))
+        }
+    }
+    blackHole(out.count)
 }
 
 /// A 512 MiB decompression bomb (about 500 KiB on the wire) sent to a server engine with the
