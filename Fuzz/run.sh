@@ -52,6 +52,7 @@ case "${1:-}" in
                 FuzzProtocolServer) cases+=(../Fixtures/fuzz-regressions/server-*.bin) ;;
                 FuzzProtocolClient) cases+=(../Fixtures/fuzz-regressions/client-*.bin) ;;
                 FuzzHandshakeServer) cases+=(../Fixtures/fuzz-regressions/handshake-server-*.bin) ;;
+                FuzzHandshakeClient) cases+=(../Fixtures/fuzz-regressions/handshake-client-*.bin) ;;
             esac
             [ ${#cases[@]} -eq 0 ] && continue
             echo "== $t: ${#cases[@]} regression input(s)"

@@ -287,6 +287,15 @@ struct DeflateBombTests {
         }
     }
 
+    @Test("Output past the limit is reported before a data error that follows it (FuzzDeflateInflate finding)")
+    func limitBeforeDataError() {
+        // Fuzz/FailCases/FuzzDeflateInflate-limit-then-invalid-code: 17 bytes, then an invalid distance code.
+        let payload = hexBytes("f248cdc9c900c848cdc9c900c8f2f248cd07fd")
+        #expect(deflateCodec().decodeMessage([payload], limit: 16) == .failure(.outputLimitExceeded))
+        #expect(deflateCodec().decodeMessage([payload], limit: 17).isInvalid)
+        #expect(deflateCodec().decodeMessage([Array(payload.prefix(9)), Array(payload.dropFirst(9))], limit: 16, pauseAfter: 5) == .failure(.outputLimitExceeded))
+    }
+
     @Test("A 256 MiB bomb (about 256 KiB on the wire) fails at a 1 MiB limit with at most 1 MiB buffered")
     func gigabyteBomb() {
         // 256 MiB of zeros deflates to ~256 KiB; build it in pieces to keep the test's own memory small.
