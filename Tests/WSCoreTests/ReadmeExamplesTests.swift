@@ -1,6 +1,7 @@
 import HTTPTypes
 import Testing
 import WSCore
+import WSDeflate
 import WSTesting
 
 /// The README's examples, run: if one stops compiling or behaving as described, this fails.
@@ -110,5 +111,27 @@ struct ReadmeExamplesTests {
                 #expect(rejection.body == Array("origin not allowed".utf8))
             }
         }
+    }
+
+    @Test("compression: both sides add WSPerMessageDeflate; big text compressed, compress: false sent as it is")
+    func compression() throws {
+        let bigJSON = String(repeating: "{\"id\":1,\"name\":\"swift-ws\"},", count: 200)
+        let sessionToken = "secret-token-that-must-not-be-compressed-next-to-user-data-xyz"
+        var server = WSServerHandshake()
+        server.extensions = [WSPerMessageDeflate()]           // accept browsers' and libraries' offers
+        var client = WSClientHandshake(url: try WSURL("ws://127.0.0.1:9001/"))
+        client.extensions = [WSPerMessageDeflate()]           // offer it
+        var pair = WSConnectionPair(client: try WSProtocol(client: client, now: .zero), server: try WSProtocol(server: server, now: .zero))
+        _ = pair.exchange()
+        try pair.server.accept()
+        guard case .opened(let result)? = pair.exchange().client.first else { Issue.record("not opened"); return }
+        #expect(result.extensions.map(\.name) == ["permessage-deflate"])
+        try pair.client.sendText(bigJSON)                     // compressed
+        #expect(pair.client.bufferedAmount < bigJSON.utf8.count / 10)
+        _ = pair.exchange()
+        try pair.client.sendText(sessionToken, compress: false) // never compressed
+        #expect(pair.client.bufferedAmount == sessionToken.utf8.count + 6)   // 2-byte header, mask key, payload as it is
+        let events = pair.exchange().server
+        #expect(events == [.text(sessionToken)])
     }
 }
