@@ -53,6 +53,7 @@ case "${1:-}" in
                 FuzzProtocolClient) cases+=(../Fixtures/fuzz-regressions/client-*.bin) ;;
                 FuzzHandshakeServer) cases+=(../Fixtures/fuzz-regressions/handshake-server-*.bin) ;;
                 FuzzHandshakeClient) cases+=(../Fixtures/fuzz-regressions/handshake-client-*.bin) ;;
+                FuzzDeflateInflate) cases+=(../Fixtures/fuzz-regressions/deflate-inflate-*.bin) ;;
             esac
             [ ${#cases[@]} -eq 0 ] && continue
             echo "== $t: ${#cases[@]} regression input(s)"

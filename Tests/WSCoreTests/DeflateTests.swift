@@ -142,7 +142,7 @@ struct DeflateExampleTests {
 
     @Test("A final block completed by the bits of the appended 00 00 ff ff ends the message (FuzzDeflateInflate finding)")
     func finalBlockEndsInTail() {
-        // Fuzz/FailCases/FuzzDeflateInflate-final-block-ends-in-tail: 97 × eb, then 26, window 11.
+        // Fixtures/fuzz-regressions/deflate-inflate-final-block-ends-in-tail.bin: 97 × eb, then 26, window 11.
         // zlib's stream ends two bytes into the tail; python-websockets accepts it the same way.
         let payload = [UInt8](repeating: 0xEB, count: 97) + [0x26]
         let codec = deflateCodec(.init(), .init(maxWindowBits: 11))
@@ -289,7 +289,7 @@ struct DeflateBombTests {
 
     @Test("Output past the limit is reported before a data error that follows it (FuzzDeflateInflate finding)")
     func limitBeforeDataError() {
-        // Fuzz/FailCases/FuzzDeflateInflate-limit-then-invalid-code: 17 bytes, then an invalid distance code.
+        // Fixtures/fuzz-regressions/deflate-inflate-limit-then-invalid-code.bin: 17 bytes, then an invalid distance code.
         let payload = hexBytes("f248cdc9c900c848cdc9c900c8f2f248cd07fd")
         #expect(deflateCodec().decodeMessage([payload], limit: 16) == .failure(.outputLimitExceeded))
         #expect(deflateCodec().decodeMessage([payload], limit: 17).isInvalid)
