@@ -98,23 +98,34 @@ public import WSCore
 
     private func deflateStream() -> UnsafeMutablePointer<z_stream> {
         if let s = unsafe deflater { return unsafe s }
-        let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-        unsafe s.initialize(to: z_stream())
         // zlib refuses a raw 8-bit window for compression. When the peer holds us to 8, use 9
         // with the run-length strategy: its matches all have distance 1, which an 8-bit window
         // decompresses.
         let bits = parameters.send.maxWindowBits
-        let rc = unsafe cws_deflateInit2(s, level, -Int32(Swift.max(bits, 9)), memoryLevel, bits == 8 ? Z_RLE : Z_DEFAULT_STRATEGY)
-        precondition(rc == Z_OK, "deflateInit2 failed: \(rc)")
+        let s = unsafe Self.allocateStream { unsafe cws_deflateInit2($0, level, -Int32(Swift.max(bits, 9)), memoryLevel, bits == 8 ? Z_RLE : Z_DEFAULT_STRATEGY) }
         unsafe deflater = s
         return unsafe s
     }
 
     private func endDeflater() {
-        guard let s = unsafe deflater else { return }
-        _ = unsafe deflateEnd(s)
-        unsafe s.deallocate()
+        unsafe Self.free(deflater) { unsafe deflateEnd($0) }
         unsafe deflater = nil
+    }
+
+    /// A z_stream in its own allocation (zlib records the stream's address and checks it),
+    /// set up by `initialize` (deflateInit2 or inflateInit2).
+    private static func allocateStream(_ initialize: (UnsafeMutablePointer<z_stream>) -> Int32) -> UnsafeMutablePointer<z_stream> {
+        let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        unsafe s.initialize(to: z_stream())
+        let rc = unsafe initialize(s)
+        precondition(rc == Z_OK, "zlib stream initialization failed: \(rc)")
+        return unsafe s
+    }
+
+    private static func free(_ stream: UnsafeMutablePointer<z_stream>?, end: (UnsafeMutablePointer<z_stream>) -> Int32) {
+        guard let s = unsafe stream else { return }
+        _ = unsafe end(s)
+        unsafe s.deallocate()
     }
 
     // MARK: Decompression
@@ -203,23 +214,18 @@ public import WSCore
 
     private func inflateStream() -> UnsafeMutablePointer<z_stream> {
         if let s = unsafe inflater { return unsafe s }
-        let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-        unsafe s.initialize(to: z_stream())
         // Always the largest window, whatever the peer agreed to use. A larger window than the
         // peer's always works (zlib before 1.2.9 compressed with 9 bits when asked for 8), and a
         // smaller one would make the outcome depend on how the input was split: zlib also
         // accepts a distance beyond the window when the bytes are in the current call's output,
         // so a peer that overstepped its window would fail or not depending on read sizes.
-        let rc = unsafe cws_inflateInit2(s, -15)
-        precondition(rc == Z_OK, "inflateInit2 failed: \(rc)")
+        let s = unsafe Self.allocateStream { unsafe cws_inflateInit2($0, -15) }
         unsafe inflater = s
         return unsafe s
     }
 
     private func endInflater() {
-        guard let s = unsafe inflater else { return }
-        _ = unsafe inflateEnd(s)
-        unsafe s.deallocate()
+        unsafe Self.free(inflater) { unsafe inflateEnd($0) }
         unsafe inflater = nil
     }
 
