@@ -34,6 +34,10 @@ public import WSCore
     private var tailFed = 0
     /// zlib's stream ended (a BFINAL block) and no input has followed yet in this message.
     private var streamEnded = false
+    /// The last inflate call that used input or produced output left zlib between blocks
+    /// (`data_type` bit 128). Kept from that call: a later call without progress reads as
+    /// mid-stream (zlib moves its state off "between blocks" on entry).
+    private var atBoundary = false
 
     /// The RSV1 bit: "Per-Message Compressed" (RFC 7692 §6).
     public var reservedBits: UInt8 { WSFrameHeader.rsv1 }
@@ -166,6 +170,7 @@ public import WSCore
                 if feedingTail { tailFed += used } else { consumed += used }
                 if used > 0 && !feedingTail { streamEnded = false }
                 let n = space - Int(unsafe s.pointee.avail_out)
+                if used > 0 || n > 0 { atBoundary = unsafe s.pointee.data_type & 128 != 0 }
                 if n > 0 {
                     if probing { throw .outputLimitExceeded }
                     if output.capacity < output.count + n {
@@ -197,9 +202,8 @@ public import WSCore
                 }
                 if !isFinal { return WSDecodeProgress(consumed: consumed, status: .needsInput) }
                 if !streamEnded && tailFed < 4 { continue }
-                // The message is complete. It must end on a block boundary (zlib's data_type
-                // bit 128: waiting for a block header), or exactly at the end of a final block.
-                let atBoundary = unsafe s.pointee.data_type & 128 != 0
+                // The message is complete. It must end on a block boundary, or exactly at the end
+                // of a final block.
                 guard streamEnded || atBoundary else {
                     throw .invalidData("compressed message does not end on a DEFLATE block boundary")
                 }

@@ -1,3 +1,4 @@
+import Foundation
 import CWSZlib
 import Testing
 import WSCore
@@ -248,6 +249,25 @@ struct DeflateCodecTests {
             if rng.next() % 3 == 0 { pieces.append([]) }  // an empty final frame
             let pause = 1 + Int(rng.next() % 70_000)
             #expect(deflateCodec().decodeMessage(pieces, pauseAfter: pause) == .success(message), "round \(round)")
+        }
+    }
+
+    @Test("A pause that falls where the output ends (while the appended tail is read) still finishes (FuzzDeflateInflate finding)")
+    func pauseAtTheEnd() throws {
+        // zlib may need the tail's bits to decode a message's last codes, so the last bytes come
+        // out only once the tail is read; a pause right there used to end the message looking
+        // "mid-block". Fixtures/fuzz-regressions/deflate-inflate-split.bin is such a message.
+        let fuzzed = try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixturesRoot + "/fuzz-regressions/deflate-inflate-split.bin"))).dropFirst(2)
+        let expected = try deflateCodec().decodeMessage([Array(fuzzed)]).get()
+        for pause in 1...(expected.count + 1) {
+            #expect(deflateCodec().decodeMessage([Array(fuzzed)], pauseAfter: pause) == .success(expected), "pause \(pause)")
+        }
+        for size in [1, 100, 5000, 70_000] {
+            let message = Self.json(size, seed: UInt64(size))
+            let wire = zlibDeflate(message)
+            for pause in max(1, size - 16)...(size + 1) {
+                #expect(deflateCodec().decodeMessage([wire], pauseAfter: pause) == .success(message), "size \(size) pause \(pause)")
+            }
         }
     }
 
