@@ -7,8 +7,10 @@
 #   Fuzz/run.sh --list             print the targets
 #
 # New inputs go to a scratch folder; Fuzz/Corpus/<Target>/ (seeded from Fixtures/) is read only
-# here. Crashes are written to Fuzz/FailCases/<Target>-crash-<sha1>: keep them, and add each as
-# a regression test in the root package.
+# here, unless MERGE=1: then the inputs that add coverage are merged into it (libFuzzer's
+# -merge=1, which keeps the corpus minimal) after the run. Crashes are written to
+# Fuzz/FailCases/<Target>-crash-<sha1>: keep them, and add each as a regression test in the root
+# package (Fixtures/fuzz-regressions/).
 set -euo pipefail
 cd "$(dirname "$0")"
 TARGETS=(FuzzFrameHeader FuzzUnmask FuzzUTF8 FuzzProtocolServer FuzzProtocolClient FuzzHandshakeServer FuzzHandshakeClient
@@ -32,6 +34,12 @@ run_target() {
         -max_total_time="$seconds" -print_final_stats=1 -artifact_prefix="FailCases/$target-" \
         >"$scratch.log" 2>&1 || rc=$?
     grep -E '^(stat::|#[0-9]+ *DONE|==[0-9]+==|SUMMARY|.*Fatal error|.*deadly signal|Done |INFO: Seed)' "$scratch.log" || true
+    grep -E '^#[0-9]+' "$scratch.log" | tail -1 || true   # the last status line: cov, ft, corpus
+    if [ "$rc" -eq 0 ] && [ "${MERGE:-0}" = 1 ]; then
+        ".build/release/$target" -merge=1 "Corpus/$target" "$scratch" >"$scratch.merge" 2>&1 || true
+        grep -E 'MERGE-OUTER: [0-9]+ new files' "$scratch.merge" || true
+        rm -f "$scratch.merge"
+    fi
     [ "$rc" -ne 0 ] && { echo "$target: FAILED (exit $rc); the input is in Fuzz/FailCases/"; tail -40 "$scratch.log"; }
     rm -rf "$scratch" "$scratch.log"
     return "$rc"

@@ -16,6 +16,11 @@
 //   queued, input discarded, state `closing`. Our misuse: a typed `WSUsageError`, nothing changed.
 // - Role changes only: which side must mask (§5.1), and that a client waits for the server to
 //   end TCP after a clean closing handshake (§7.1.1) instead of ending it first.
+// - A negotiated per-message extension (permessage-deflate, RFC 7692) is a `WSMessageTransform`:
+//   its RSV bit is accepted on the first frame of a data message only, such messages' payload
+//   is decoded through it (bounded by the decoded-size limit inside its loop), and sent messages
+//   are encoded through it. The engine keeps framing, limits and UTF-8; the transform only turns
+//   payload bytes into other payload bytes.
 //
 // Transition table (`lifecycle` → `lifecycle`; EOS = `WSOutbound.endOfStream` queued)
 //
