@@ -18,7 +18,9 @@ let package = Package(
         .executableTarget(name: "FuzzProtocolClient", dependencies: ["FuzzSupport"]),
         .executableTarget(name: "FuzzHandshakeServer", dependencies: ["FuzzSupport"]),
         .executableTarget(name: "FuzzHandshakeClient", dependencies: ["FuzzSupport"]),
-        .executableTarget(name: "FuzzDeflateInflate", dependencies: deflate + [.product(name: "CWSZlib", package: "swift-ws")]),
+        .executableTarget(name: "FuzzDeflateInflate", dependencies: deflate + [
+            .product(name: "CWSZlib", package: "swift-ws"), .product(name: "WSTesting", package: "swift-ws"),
+        ]),
         .executableTarget(name: "FuzzExtensionHeader", dependencies: deflate),
     ]
 )

@@ -2,9 +2,10 @@ import Foundation
 import Testing
 import WSCore
 import WSDeflate
+import WSTesting
 
 /// The FuzzDeflateInflate inputs kept under Fixtures/fuzz-regressions/deflate-inflate-*.bin,
-/// replayed with the harness's own layout and oracle: the same outcome whole and split into
+/// replayed with the harness's own layout (`WSDeflateFuzzInput`) and oracle: the same outcome whole and split into
 /// frames with pauses, never more output than the limit.
 @Suite("Fuzz regressions: the inflate path")
 struct DeflateFuzzRegressionTests {
@@ -16,25 +17,8 @@ struct DeflateFuzzRegressionTests {
     @Test("whole and split agree", arguments: inputs)
     func regression(_ name: String) throws {
         let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Self.folder + "/" + name)))
-        try #require(data.count >= 2)
-        // Fuzz/Sources/FuzzDeflateInflate/main.swift's layout.
-        let bits = 8 + Int(data[0] & 7)
-        let limit = [16, 1000, 65536, 1 << 20][Int(data[0] >> 3) & 3]
-        let payload = Array(data[2...])
-        let pause = 1 + Int(data[1]) * 37
-        var cuts: [Int] = []
-        var at = 0
-        while payload.count > 0, cuts.count < 8 {
-            at += 1 + (Int(data[1]) &* (cuts.count + 3)) % max(1, payload.count / 2 + 1)
-            if at >= payload.count { break }
-            cuts.append(at)
-        }
-        var pieces: [[UInt8]] = []
-        var start = 0
-        for end in cuts + [payload.count] {
-            pieces.append(Array(payload[start..<end]))
-            start = end
-        }
+        let fuzz = try #require(WSDeflateFuzzInput(data))
+        let (bits, limit, payload, pieces, pause) = (fuzz.windowBits, fuzz.limit, fuzz.payload, fuzz.pieces, fuzz.pauseAfter)
         let codec = { deflateCodec(.init(), .init(maxWindowBits: bits)) }
         let whole = codec().decodeMessage([payload], limit: limit)
         let split = codec().decodeMessage(pieces, limit: limit, pauseAfter: pause)

@@ -1,12 +1,13 @@
 // permessage-deflate's inflate path: WSDeflateTransform.decode against zlib called directly.
 //
-// Input: byte 0 = receive window (8–15, low 3 bits) and limit (bits 3–4: 16, 1000, 65536, 1 MiB),
-// byte 1 = pause size and frame splits, the rest = one compressed message payload. Oracle: the
+// Input: WSTesting's WSDeflateFuzzInput (receive window and limit, pause size and frame cuts,
+// one compressed message payload). Oracle: the
 // same outcome whole and split into frames with pauses; never more output than the limit; a
 // success is exactly what zlib inflates; "too large" only when zlib produces more than the limit.
 import CWSZlib
 import WSCore
 import WSDeflate
+import WSTesting
 
 /// zlib directly: inflate payload + 00 00 ff ff with window `bits` (a new stream after each final
 /// block), at most `cap` bytes: what it produced, and whether it met no data error (zlib writes
@@ -43,48 +44,34 @@ func reference(_ payload: [UInt8], bits: Int32, cap: Int) -> (output: [UInt8], o
     return (Array(out[0..<produced]), ok)
 }
 
-func decode(_ payload: [UInt8], bits: Int, limit: Int, cuts: [Int], pause: Int) -> (Result<[UInt8], WSTransformError>, Int) {
+func decode(_ pieces: [[UInt8]], bits: Int, limit: Int, pause: Int) -> Result<[UInt8], WSTransformError> {
     let codec = WSDeflateTransform(parameters: WSDeflateParameters(receive: .init(maxWindowBits: bits)))
     var out: [UInt8] = []
-    var start = 0
-    var calls = 0
     do {
-        for (i, end) in (cuts + [payload.count]).enumerated() {
-            let last = i == cuts.count
-            var piece = payload[start..<end]
-            start = end
+        for (i, piece) in pieces.enumerated() {
+            let last = i == pieces.count - 1
+            var rest = piece[...]
             while true {
-                calls += 1
-                let p = try codec.decode(Array(piece).span, isFinal: last, into: &out, pauseAfter: pause, limit: limit - out.count)
+                let p = try codec.decode(Array(rest).span, isFinal: last, into: &out, pauseAfter: pause, limit: limit - out.count)
                 precondition(out.count <= limit, "output over the limit")
-                piece = piece.dropFirst(p.consumed)
-                if p.status == .finished { return (.success(out), calls) }
-                if p.status == .needsInput { precondition(piece.isEmpty && !last); break }
+                rest = rest.dropFirst(p.consumed)
+                if p.status == .finished { return .success(out) }
+                if p.status == .needsInput { precondition(rest.isEmpty && !last); break }
             }
         }
     } catch {
         precondition(out.count <= limit, "output over the limit")
-        return (.failure(error), calls)
+        return .failure(error)
     }
     preconditionFailure("the final piece did not finish")
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDeflateInflate(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    guard size >= 2 else { return 0 }
-    let bits = 8 + Int(data[0] & 7)
-    let limit = [16, 1000, 65536, 1 << 20][Int(data[0] >> 3) & 3]
-    let payload = Array(UnsafeBufferPointer(start: data + 2, count: size - 2))
-    let pause = 1 + Int(data[1]) * 37
-    var cuts: [Int] = []
-    var at = 0
-    while payload.count > 0, cuts.count < 8 {
-        at += 1 + (Int(data[1]) &* (cuts.count + 3)) % max(1, payload.count / 2 + 1)
-        if at >= payload.count { break }
-        cuts.append(at)
-    }
-    let (whole, _) = decode(payload, bits: bits, limit: limit, cuts: [], pause: .max)
-    let (split, _) = decode(payload, bits: bits, limit: limit, cuts: cuts, pause: pause)
+    guard let fuzz = WSDeflateFuzzInput(UnsafeBufferPointer(start: data, count: size)) else { return 0 }
+    let (bits, limit, payload) = (fuzz.windowBits, fuzz.limit, fuzz.payload)
+    let whole = decode([payload], bits: bits, limit: limit, pause: .max)
+    let split = decode(fuzz.pieces, bits: bits, limit: limit, pause: fuzz.pauseAfter)
     switch (whole, split) {
     case (.success(let a), .success(let b)): precondition(a == b, "whole and split decode differently")
     case (.failure(.outputLimitExceeded), .failure(.outputLimitExceeded)), (.failure(.invalidData), .failure(.invalidData)): break
