@@ -33,6 +33,17 @@ def our_frames(messages, window, mask_keys=None):
     return out
 
 
+def exchange_steps(peer_frames, received, ours):
+    """The steps after the handshake: the peer's frames arrive and give `received`; our side
+    sends MESSAGES and must write exactly `ours`."""
+    return [
+        {"receive": g.compact(peer_frames)},
+        {"expectEvents": events_of(received)},
+    ] + [{"sendText" if kind == "text" else "sendBinary": data.decode() if kind == "text" else g.hexs(data)} for kind, data in MESSAGES] + [
+        {"expectOutbound": g.compact(ours)},
+    ]
+
+
 def write(name, fixture):
     with open(os.path.join(HERE, name), "w") as out:
         json.dump(fixture, out, indent=1, ensure_ascii=False)

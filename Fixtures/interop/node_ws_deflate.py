@@ -17,7 +17,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from deflate_common import MESSAGES, events_of, g, our_frames, write  # noqa: E402
+from deflate_common import MESSAGES, exchange_steps, g, our_frames, write  # noqa: E402
 
 
 def bridge(request):
@@ -52,11 +52,7 @@ def server_side():
         {"accept": {}},
         {"expectOutbound": [{"utf8": answer.decode()}]},
         {"expectEvents": [g.opened("/chat", fields, response_fields, extensions=["permessage-deflate"])]},
-        {"receive": g.compact(frames)},
-        {"expectEvents": events_of(MESSAGES)},
-    ] + [{"sendText" if kind == "text" else "sendBinary": data.decode() if kind == "text" else g.hexs(data)} for kind, data in MESSAGES] + [
-        {"expectOutbound": g.compact(ours)},
-    ]
+    ] + exchange_steps(frames, MESSAGES, ours)
     write("deflate-server-node-ws-client.json", {
         "description": "node ws 8.11's client (its default offer; every message compressed by node's zlib, masked) to our server; "
                        "ws's receiver decoded the frames our server sends back",
@@ -77,11 +73,7 @@ def client_side():
         {"expectOutbound": [{"utf8": request.decode()}]},
         {"receive": [{"utf8": g.head("HTTP/1.1 101 Switching Protocols", response_fields).decode()}]},
         {"expectEvents": [g.opened("/chat", fields, response_fields, scheme="ws", extensions=[agreed])]},
-        {"receive": g.compact(bytes.fromhex(result["frames"]))},
-        {"expectEvents": events_of(MESSAGES)},
-    ] + [{"sendText" if kind == "text" else "sendBinary": data.decode() if kind == "text" else g.hexs(data)} for kind, data in MESSAGES] + [
-        {"expectOutbound": g.compact(ours)},
-    ]
+    ] + exchange_steps(bytes.fromhex(result["frames"]), MESSAGES, ours)
     write("deflate-client-node-ws-server.json", {
         "description": f"node ws 8.11's server answers our offer with \"{agreed}\" and sends messages compressed by node's zlib; "
                        "ws's receiver decoded our client's frames",

@@ -28,7 +28,7 @@ from websockets.uri import parse_uri
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from deflate_common import JSON, MESSAGES, events_of, g, our_frames, write  # noqa: E402
+from deflate_common import JSON, MESSAGES, exchange_steps, g, our_frames, write  # noqa: E402
 
 assert websockets.__version__ == "17.4", websockets.__version__
 
@@ -67,11 +67,7 @@ def server_side():
         {"expectOutbound": [{"utf8": answer.decode()}]},
         {"expectEvents": [g.opened("/chat", request_fields, g.answer_101(g.RFC_KEY, [("Sec-WebSocket-Extensions", "permessage-deflate")]),
                                    extensions=["permessage-deflate"])]},
-        {"receive": g.compact(frames)},
-        {"expectEvents": events_of(MESSAGES) + [g.text("fragmented " + JSON[:200].decode())]},
-    ] + [{"sendText" if kind == "text" else "sendBinary": data.decode() if kind == "text" else g.hexs(data)} for kind, data in MESSAGES] + [
-        {"expectOutbound": g.compact(ours)},
-    ]
+    ] + exchange_steps(frames, MESSAGES + [("text", b"fragmented " + JSON[:200])], ours)
     write("deflate-server-python-websockets-client.json", {
         "description": "python-websockets 17.4's client (default permessage-deflate offer) sends compressed messages, one fragmented; "
                        "our server's compressed answers were decoded by that client",
@@ -106,11 +102,7 @@ def client_side():
         {"expectOutbound": [{"utf8": request.decode()}]},
         {"receive": [{"utf8": answer.decode()}]},
         {"expectEvents": [g.opened("/chat", fields, response_fields, scheme="ws", extensions=[agreed])]},
-        {"receive": g.compact(frames)},
-        {"expectEvents": events_of(MESSAGES)},
-    ] + [{"sendText" if kind == "text" else "sendBinary": data.decode() if kind == "text" else g.hexs(data)} for kind, data in MESSAGES] + [
-        {"expectOutbound": g.compact(ours)},
-    ]
+    ] + exchange_steps(frames, MESSAGES, ours)
     write("deflate-client-python-websockets-server.json", {
         "description": "python-websockets 17.4's server answers our offer limiting both windows to 12 bits and sends compressed "
                        "messages; our client's compressed frames (12-bit window) were decoded by that server",

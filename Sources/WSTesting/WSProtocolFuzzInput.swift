@@ -15,9 +15,14 @@ public struct WSProtocolFuzzInput: Sendable {
     public var pieces: [ArraySlice<UInt8>]
     /// Every how many reads the harness's third run advances the clock.
     public var tickEvery: Int
-    /// Byte 0's bit 7: permessage-deflate is in use (for engines that start open; the handshake
-    /// harnesses use this bit to choose accept or reject and always offer permessage-deflate).
-    public var deflate: Bool
+    /// Byte 0's bit 7, which means one thing per harness kind (``deflate``, ``rejectsUpgrade``).
+    private var bit7: Bool
+
+    /// Engines that start open: permessage-deflate is in use.
+    public var deflate: Bool { bit7 }
+    /// Engines that start with the handshake (which always offer permessage-deflate): the
+    /// server rejects the upgrade instead of accepting it.
+    public var rejectsUpgrade: Bool { bit7 }
 
     /// Decodes a harness input; nil when it is shorter than the two control bytes.
     public init?(_ data: some Collection<UInt8>) {
@@ -53,7 +58,7 @@ public struct WSProtocolFuzzInput: Sendable {
         }
         self.pieces = pieces
         tickEvery = Int(s >> 4) + 1
-        deflate = c & 128 != 0
+        bit7 = c & 128 != 0
     }
 
     /// permessage-deflate as the harnesses negotiate it: every message compressed, whatever its size.
@@ -103,53 +108,13 @@ public struct WSProtocolFuzzInput: Sendable {
     }
 
     /// What the server harness decides on each upgrade request: accept (choosing a subprotocol),
-    /// or reject when byte 0's bit 7 is set.
+    /// or reject (``rejectsUpgrade``).
     public func decide(_ engine: inout WSProtocol) throws(WSUsageError) {
         guard let request = engine.pendingUpgrade else { return }
-        if deflate {
+        if rejectsUpgrade {
             try engine.reject(status: .forbidden, body: Array("no".utf8))
         } else {
             try engine.accept(subprotocol: request.selectSubprotocol(preferring: ["superchat", "chat"]))
         }
-    }
-}
-
-/// The input format of the `FuzzDeflateInflate` harness, decoded in one place so that a crash
-/// input replays identically in the fuzzer and in the tests.
-///
-/// Byte 0: the receive window (8 + its low 3 bits) and the decompressed limit (bits 3–4: 16,
-/// 1000, 65536 or 1 MiB); byte 1: the pause size and where the payload is cut into frames; the
-/// rest: one compressed message payload.
-public struct WSDeflateFuzzInput: Sendable {
-    public var windowBits: Int
-    public var limit: Int
-    /// Streaming pause size for the split run.
-    public var pauseAfter: Int
-    public var payload: [UInt8]
-    /// `payload` cut into frames for the split run.
-    public var pieces: [[UInt8]]
-
-    /// Decodes a harness input; nil when it is shorter than the two control bytes.
-    public init?(_ data: some Collection<UInt8>) {
-        let bytes = Array(data)
-        guard bytes.count >= 2 else { return nil }
-        windowBits = 8 + Int(bytes[0] & 7)
-        limit = [16, 1000, 65536, 1 << 20][Int(bytes[0] >> 3) & 3]
-        pauseAfter = 1 + Int(bytes[1]) * 37
-        payload = Array(bytes[2...])
-        var cuts: [Int] = []
-        var at = 0
-        while !payload.isEmpty, cuts.count < 8 {
-            at += 1 + (Int(bytes[1]) &* (cuts.count + 3)) % max(1, payload.count / 2 + 1)
-            if at >= payload.count { break }
-            cuts.append(at)
-        }
-        var pieces: [[UInt8]] = []
-        var start = 0
-        for end in cuts + [payload.count] {
-            pieces.append(Array(payload[start..<end]))
-            start = end
-        }
-        self.pieces = pieces
     }
 }

@@ -118,7 +118,7 @@ struct DeflatePairTests {
         return messages
     }
 
-    @Test("A text message that is invalid UTF-8 only after inflating, and a control frame with RSV1, fail with 1007 and 1002")
+    @Test("An engine given the transform directly fails a Ping with RSV1 with 1002")
     func violationsThroughThePair() throws {
         let deflate = WSPerMessageDeflate()
         let agreed = WSExtensionElement(name: "permessage-deflate")

@@ -74,26 +74,6 @@ extension WSDeflateTransform {
         encode(bytes.span, isFinal: true, into: &out)
         return out
     }
-
-    /// Decodes a whole message given as pieces (frames); the result or the error.
-    func decodeMessage(_ pieces: [[UInt8]], limit: Int = .max, pauseAfter: Int = .max) -> Result<[UInt8], WSTransformError> {
-        var out: [UInt8] = []
-        do {
-            for (i, piece) in pieces.enumerated() {
-                let last = i == pieces.count - 1
-                var rest = piece[...]
-                while true {
-                    let p = try decode(Array(rest).span, isFinal: last, into: &out, pauseAfter: pauseAfter, limit: limit - out.count)
-                    rest = rest.dropFirst(p.consumed)
-                    if p.status == .finished { return .success(out) }
-                    if p.status == .needsInput { break }
-                }
-            }
-        } catch {
-            return .failure(error)
-        }
-        return .failure(.invalidData("not finished"))
-    }
 }
 
 @Suite("RFC 7692 §7.2.3: the examples")

@@ -44,26 +44,10 @@ func reference(_ payload: [UInt8], bits: Int32, cap: Int) -> (output: [UInt8], o
     return (Array(out[0..<produced]), ok)
 }
 
+/// The message decoded by a fresh codec (WSTesting's decodeMessage checks the transform contract).
 func decode(_ pieces: [[UInt8]], bits: Int, limit: Int, pause: Int) -> Result<[UInt8], WSTransformError> {
-    let codec = WSDeflateTransform(parameters: WSDeflateParameters(receive: .init(maxWindowBits: bits)))
-    var out: [UInt8] = []
-    do {
-        for (i, piece) in pieces.enumerated() {
-            let last = i == pieces.count - 1
-            var rest = piece[...]
-            while true {
-                let p = try codec.decode(Array(rest).span, isFinal: last, into: &out, pauseAfter: pause, limit: limit - out.count)
-                precondition(out.count <= limit, "output over the limit")
-                rest = rest.dropFirst(p.consumed)
-                if p.status == .finished { return .success(out) }
-                if p.status == .needsInput { precondition(rest.isEmpty && !last); break }
-            }
-        }
-    } catch {
-        precondition(out.count <= limit, "output over the limit")
-        return .failure(error)
-    }
-    preconditionFailure("the final piece did not finish")
+    WSDeflateTransform(parameters: WSDeflateParameters(receive: .init(maxWindowBits: bits)))
+        .decodeMessage(pieces, limit: limit, pauseAfter: pause)
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
