@@ -14,6 +14,9 @@ let package = Package(
         // zlib's module, for the fuzz package's reference inflater and benchmarks' baselines.
         .library(name: "CWSZlib", targets: ["CWSZlib"]),
         .library(name: "WSTesting", targets: ["WSTesting"]),
+        .library(name: "WSTransport", targets: ["WSTransport"]),
+        .library(name: "WSBlocking", targets: ["WSBlocking"]),
+        .library(name: "WSEpoll", targets: ["WSEpoll"]),
         .executable(name: "wsx", targets: ["wsx"]),
     ],
     dependencies: [
@@ -40,6 +43,13 @@ let package = Package(
             dependencies: ["WSCore", "CWSZlib"],
             swiftSettings: strict + [.strictMemorySafety()]
         ),
+        // POSIX socket helpers and the transport error type, shared by the adapters.
+        .target(name: "CWSSystem"),
+        .target(name: "WSTransport", dependencies: ["WSCore", "CWSSystem"], swiftSettings: strict),
+        // Adapter: one blocking socket drives one engine (clients, simple servers, tests).
+        .target(name: "WSBlocking", dependencies: ["WSCore", "WSDeflate", "WSTransport"], swiftSettings: strict),
+        // Adapter: the epoll reactor (one loop per core) for servers.
+        .target(name: "WSEpoll", dependencies: ["WSCore", "WSDeflate", "WSTransport", "CWSSystem", .product(name: "HTTPTypes", package: "swift-http-types")], swiftSettings: strict),
         // The in-memory test adapter: connection pairs and the fixture transcript runner.
         .target(
             name: "WSTesting",
@@ -50,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "wsx",
             dependencies: [
-                "WSCore", "WSDeflate", "WSTesting", "CWSZlib",
+                "WSCore", "WSDeflate", "WSTesting", "CWSZlib", "WSEpoll", "WSBlocking", "WSTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -58,6 +68,11 @@ let package = Package(
         .testTarget(
             name: "WSCoreTests",
             dependencies: ["WSCore", "WSDeflate", "WSTesting", "CWSZlib", .product(name: "HTTPTypes", package: "swift-http-types")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WSAdapterTests",
+            dependencies: ["WSCore", "WSTransport", "WSBlocking", "WSEpoll"],
             swiftSettings: strict
         ),
         .testTarget(

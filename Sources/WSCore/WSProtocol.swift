@@ -1230,6 +1230,18 @@ public struct WSProtocol: ~Copyable, Sendable {
         try sendMessage(bytes, kind: .binary, compress: compress)
     }
 
+    /// Sends a whole message of either kind from its bytes (an echo, a relay, text already
+    /// encoded as UTF-8). Text is checked to be valid UTF-8 first; nothing is sent if it is not.
+    /// Drain ``nextOutbound()`` afterwards.
+    /// - Throws: ``WSUsageError/invalidUTF8``, and the errors of ``sendText(_:compress:)``.
+    public mutating func send(_ bytes: some Collection<UInt8>, kind: WSMessageKind, compress: Bool = true) throws(WSUsageError) {
+        if kind == .text {
+            var utf8 = WSUTF8Validator()
+            guard utf8.validate(bytes) == nil, utf8.isComplete else { throw .invalidUTF8 }
+        }
+        try sendMessage(bytes, kind: kind, compress: compress)
+    }
+
     private mutating func sendMessage(_ bytes: some Collection<UInt8>, kind: WSMessageKind, compress: Bool) throws(WSUsageError) {
         try requireSendable()
         guard case .none = sending else { throw .fragmentedMessageInProgress }

@@ -4,15 +4,16 @@ import ArgumentParser
 struct WSX: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wsx",
-        abstract: "swift-ws command-line tool: an in-memory demo and the engine benchmarks.",
+        abstract: "swift-ws command-line tool: echo server, client, Autobahn testee, demo and benchmarks.",
         discussion: """
-            Servers and clients over real sockets arrive with the socket adapters.
-
             Examples:
+              swift run -c release wsx echo-server --port 9001
+              echo hello | swift run wsx client ws://127.0.0.1:9001/
+              swift run -c release wsx autobahn-client --url ws://127.0.0.1:9002 --agent swift-ws
               swift run wsx demo
               swift run -c release wsx bench
               swift run -c release wsx bench --only decode --seconds 2
             """,
-        subcommands: [Demo.self, Bench.self]
+        subcommands: [EchoServer.self, Client.self, AutobahnClient.self, Demo.self, Bench.self]
     )
 }

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Measures a WebSocket server's user-space memory per idle open connection.
+
+Starts nothing: point it at a running server's pid and port. It reads the server's RSS, opens N
+connections on loopback (each completes the opening handshake, offering permessage-deflate like
+a browser), sends one small message on each and reads the echo, then leaves them idle, waits
+for the server to settle, and reads RSS again.
+
+    python3 Benchmarks/idle_memory.py --pid PID --port 9001 --connections 10000
+
+Needs `ulimit -n` above N on both sides. Loopback only.
+"""
+import argparse, base64, os, select, socket, sys, time
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise SystemExit("no VmRSS")
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pid", type=int, required=True)
+    ap.add_argument("--port", type=int, default=9001)
+    ap.add_argument("--connections", type=int, default=10000)
+    ap.add_argument("--settle", type=float, default=3.0, help="seconds to wait before the second reading")
+    a = ap.parse_args()
+    before = rss_kib(a.pid)
+    request = ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
+    hello = bytes([0x81, 0x85, 1, 2, 3, 4]) + bytes(b ^ k for b, k in zip(b"hello", [1, 2, 3, 4, 1]))
+    socks = []
+    start = time.time()
+    for i in range(a.connections):
+        s = socket.create_connection(("127.0.0.1", a.port))
+        s.sendall((request % base64.b64encode(os.urandom(16)).decode()).encode())
+        socks.append(s)
+        if len(socks) % 500 == 0:
+            finish(socks[-500:], hello)
+    finish(socks[len(socks) - len(socks) % 500:], hello)
+    opened = time.time() - start
+    time.sleep(a.settle)
+    after = rss_kib(a.pid)
+    per = (after - before) * 1024 / a.connections
+    print(f"connections={a.connections} open_seconds={opened:.1f} rss_before_kib={before} rss_after_kib={after} "
+          f"bytes_per_idle_connection={per:.0f}")
+    for s in socks:
+        s.close()
+
+def finish(batch, hello):
+    """Reads each socket's 101 answer, sends one message, reads its echo."""
+    for s in batch:
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise SystemExit("server closed a connection during the handshake: %r" % got[:200])
+            got += chunk
+        if not got.startswith(b"HTTP/1.1 101"):
+            raise SystemExit("not upgraded: %r" % got[:200])
+        s.sendall(hello)
+    for s in batch:
+        s.settimeout(10)
+        data = s.recv(64)
+        if not data:
+            raise SystemExit("no echo")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+// Linux system calls the Glibc module does not export (they need _GNU_SOURCE or live in headers
+// it leaves out): epoll, eventfd, accept4, the CPU affinity count.
+#ifndef CWS_SYSTEM_H
+#define CWS_SYSTEM_H
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+/// accept4(2) with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int cws_accept_nonblocking(int fd);
+
+/// The number of CPUs in this process's affinity mask (0 if unknown).
+int cws_affinity_cpu_count(void);
+
+/// Pins the calling thread to one CPU; returns 0 or an errno value.
+int cws_pin_current_thread(int cpu);
+
+#endif

@@ -1,0 +1,314 @@
+// The blocking adapter: one socket, one engine, the calling thread does the I/O. Reads wait
+// with poll() until data, the read timeout, or the engine's next deadline (keepalive Ping,
+// Pong timeout, close timeout), whichever is first, so timers run while a read is waiting.
+// Every protocol decision is the engine's.
+
+public import WSCore
+public import WSDeflate
+import WSTransport
+
+/// A WebSocket connection driven by the calling thread with blocking socket calls.
+///
+/// ```swift
+/// let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:9001/chat")
+/// try ws.send(text: "hello")
+/// if case .text(let reply)? = try ws.receive() { print(reply) }
+/// try ws.close()
+/// ```
+///
+/// Not thread-safe: one thread at a time calls it. Keepalive Pings and timeouts are served only
+/// while a call is in progress (``receive()`` waiting, or ``close(code:reason:timeout:)``), as
+/// with every blocking client; use the epoll adapter for connections that sit unattended.
+public final class WSBlockingConnection {
+    /// Client settings.
+    public struct Configuration: Sendable {
+        /// The engine's configuration: limits, keepalive (Ping every 20 s by default), close
+        /// timeout.
+        public var connection: WSProtocol.Configuration = .default
+        /// permessage-deflate, offered to the server; nil turns compression off. Default: on.
+        public var compression: WSPerMessageDeflate? = WSPerMessageDeflate()
+        /// How long a ``receive()`` waits for a message; nil (the default) waits as long as the
+        /// connection lives. A timeout throws ``WSConnectionError/timeout(_:)`` and leaves the
+        /// connection usable.
+        public var readTimeout: Duration?
+        /// How long a send may wait for the kernel to take the bytes; nil (default) waits.
+        public var writeTimeout: Duration?
+
+        /// Creates the default configuration.
+        public init() {}
+    }
+
+    private let socket: WSSocket
+    private var engine: WSProtocol
+    private let configuration: Configuration
+    private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
+    private var failure: WSProtocolError?
+    private var socketClosed = false
+
+    /// The handshake's outcome: request, response, subprotocol, extensions.
+    public private(set) var handshake: WSHandshakeResult?
+    /// How the connection ended, once it has.
+    public var closeInfo: WSProtocol.CloseInfo? { engine.closeInfo }
+    /// Whether messages can still be sent and received.
+    public var isOpen: Bool { engine.lifecycle == .open }
+    /// The negotiated subprotocol, if any.
+    public var negotiatedSubprotocol: String? { handshake?.subprotocol }
+    /// The socket's descriptor, for `poll` beside other descriptors (read it, never read from
+    /// or write to it).
+    public var fileDescriptor: Int32 { socket.fd }
+    /// Called for each Ping and Pong received (the engine answers Pings itself).
+    public var onControlFrame: ((WSProtocol.Event) -> Void)?
+
+    // MARK: Connecting
+
+    /// Connects to a `ws://` URL and performs the opening handshake.
+    ///
+    /// - Parameters:
+    ///   - url: `ws://host[:port]/path?query` (`wss://` needs the TLS layer, not yet available).
+    ///   - subprotocols: offered in order of preference.
+    ///   - configuration: engine, compression, timeouts.
+    ///   - prepare: last changes to the handshake (headers, cookies, authorization, its timeout
+    ///     (300 s by default), which also bounds the TCP connect).
+    /// - Throws: ``WSConnectionError``.
+    public static func connect(
+        to url: String,
+        subprotocols: [String] = [],
+        configuration: Configuration = Configuration(),
+        prepare: (inout WSClientHandshake) -> Void = { _ in }
+    ) throws(WSConnectionError) -> WSBlockingConnection {
+        var handshake: WSClientHandshake
+        do { handshake = WSClientHandshake(url: try WSURL(url)) } catch { throw .usage(error) }
+        handshake.subprotocols = subprotocols
+        if let deflate = configuration.compression { handshake.extensions = [deflate] }
+        prepare(&handshake)
+        return try WSBlockingConnection(client: handshake, configuration: configuration)
+    }
+
+    /// Connects and performs the opening handshake described by `handshake`.
+    /// - Throws: ``WSConnectionError``.
+    public init(client handshake: WSClientHandshake, configuration: Configuration = Configuration()) throws(WSConnectionError) {
+        guard !handshake.url.isSecure else { throw .usage(.invalidHandshake("wss:// needs TLS, which this adapter does not provide yet")) }
+        let start = WSClock.now()
+        do {
+            socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout)
+        } catch { throw .transport(error) }
+        self.configuration = configuration
+        do {
+            engine = try WSProtocol(client: handshake, configuration: configuration.connection, now: start)
+        } catch {
+            socket.close()
+            throw .usage(error)
+        }
+        do throws(WSConnectionError) {
+            try flush()
+            try awaitOpen()
+        } catch {
+            closeSocket()
+            throw error
+        }
+    }
+
+    /// Wraps a server-side connection whose engine has accepted the upgrade
+    /// (``WSBlockingServer``).
+    init(socket: WSSocket, engine: consuming WSProtocol, handshake: WSHandshakeResult, configuration: Configuration) {
+        self.socket = socket
+        self.engine = engine
+        self.handshake = handshake
+        self.configuration = configuration
+    }
+
+    private func awaitOpen() throws(WSConnectionError) {
+        while true {
+            while let event = engine.nextEvent() {
+                switch event {
+                case .opened(let result):
+                    handshake = result
+                    return
+                case .rejected(let rejection): throw .rejected(rejection)
+                case .handshakeFailed(let error): throw .handshakeFailed(error)
+                case .closed(let info): throw .closed(info)
+                default: break
+                }
+            }
+            try flush()
+            try readOnce(until: nil)
+        }
+    }
+
+    deinit {
+        closeSocket()
+    }
+
+    // MARK: Sending
+
+    /// Sends a text message.
+    public func send(text: String, compress: Bool = true) throws(WSConnectionError) {
+        try command { (e) throws(WSUsageError) in try e.sendText(text, compress: compress) }
+    }
+
+    /// Sends a binary message.
+    public func send(binary: some Collection<UInt8>, compress: Bool = true) throws(WSConnectionError) {
+        try command { (e) throws(WSUsageError) in try e.sendBinary(binary, compress: compress) }
+    }
+
+    /// Sends one piece of a fragmented message (see ``WSProtocol/sendFragment(_:kind:isFinal:compress:)``).
+    public func sendFragment(_ bytes: some Collection<UInt8>, kind: WSMessageKind, isFinal: Bool, compress: Bool = true) throws(WSConnectionError) {
+        try command { (e) throws(WSUsageError) in try e.sendFragment(bytes, kind: kind, isFinal: isFinal, compress: compress) }
+    }
+
+    /// Sends a Ping (payload at most 125 bytes).
+    public func ping(_ payload: [UInt8] = []) throws(WSConnectionError) {
+        try command { (e) throws(WSUsageError) in try e.ping(payload) }
+    }
+
+    /// Sends an unsolicited Pong (payload at most 125 bytes).
+    public func pong(_ payload: [UInt8] = []) throws(WSConnectionError) {
+        try command { (e) throws(WSUsageError) in try e.pong(payload) }
+    }
+
+    private func command(_ body: (inout WSProtocol) throws(WSUsageError) -> Void) throws(WSConnectionError) {
+        if let info = engine.closeInfo { throw failure.map { .protocolViolation($0) } ?? .closed(info) }
+        engine.tick(now: WSClock.now())
+        do { try body(&engine) } catch { throw .usage(error) }
+        try flush()
+    }
+
+    // MARK: Receiving
+
+    /// Waits for the next whole message. Pings are answered and reported to
+    /// ``onControlFrame``; keepalive runs meanwhile.
+    ///
+    /// - Parameter timeout: how long to wait for this message (`.zero`: only what has already
+    ///   arrived); nil uses ``Configuration/readTimeout``.
+    /// - Returns: the message, or nil once the connection has closed cleanly (see ``closeInfo``).
+    /// - Throws: ``WSConnectionError/protocolViolation(_:)`` when the peer broke the protocol
+    ///   (the connection is then closed with the error's code), ``WSConnectionError/timeout(_:)``
+    ///   when the timeout passes, ``WSConnectionError/transport(_:)``.
+    public func receive(timeout: Duration? = nil) throws(WSConnectionError) -> WSMessage? {
+        let deadline = (timeout ?? configuration.readTimeout).map { WSClock.now() + $0 }
+        while true {
+            while let event = engine.nextEvent() {
+                switch event {
+                case .text(let s): return .text(s)
+                case .binary(let b): return .binary(Array(b))
+                case .ping, .pong: onControlFrame?(event)
+                case .failed(let error): failure = error
+                case .closed:
+                    try? flush()
+                    closeSocket()
+                    if let failure { throw .protocolViolation(failure) }
+                    return nil
+                default: break
+                }
+            }
+            try flush()
+            if engine.isClosed { return nil }
+            try readOnce(until: deadline)
+        }
+    }
+
+    /// Reads once (waiting until `deadline`, or the engine's next deadline), feeds the engine.
+    private func readOnce(until deadline: WSInstant?) throws(WSConnectionError) {
+        var wake = engine.nextDeadline
+        if let deadline, wake == nil || deadline < wake! { wake = deadline }
+        let now = WSClock.now()
+        let ready: Bool
+        do {
+            ready = try socket.wait(timeout: wake.map { $0 - now })
+        } catch { throw .transport(error) }
+        engine.tick(now: WSClock.now())
+        guard ready else {
+            if let deadline, WSClock.now() >= deadline, engine.nextDeadline.map({ WSClock.now() < $0 }) ?? true {
+                throw .timeout("read")
+            }
+            return
+        }
+        let n: Int?
+        do {
+            n = try readBuffer.withUnsafeMutableBytes { (raw) throws(WSTransportError) in try socket.read(into: raw) }
+        } catch {
+            engine.receiveEOF()
+            return
+        }
+        guard let n else { return }
+        if n == 0 {
+            engine.receiveEOF()
+        } else {
+            readBuffer.withUnsafeBytes { engine.receive(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+        }
+    }
+
+    private func flush() throws(WSConnectionError) {
+        while let out = engine.nextOutbound() {
+            switch out {
+            case .bytes(let bytes):
+                let written = bytes.withUnsafeBytes { raw in
+                    Result { () throws(WSTransportError) in try socket.writeAll(raw, timeout: configuration.writeTimeout) }
+                }
+                if case .failure(let error) = written {
+                    if error.isTimeout { throw .timeout("write") }
+                    engine.receiveEOF()
+                    throw .transport(error)
+                }
+            case .endOfStream:
+                socket.shutdownWrite()
+            }
+        }
+    }
+
+    // MARK: Closing
+
+    /// Starts the closing handshake with `code` and `reason`, waits for the peer's Close up to
+    /// `timeout` (nil, or a negative duration, waits until the engine's close timeout, 10 s by
+    /// default), then closes the socket. Messages the peer sent before its Close go to
+    /// `onMessage` (by default they are discarded).
+    ///
+    /// - Returns: how the connection ended.
+    @discardableResult
+    public func close(
+        code: WSCloseCode? = .normalClosure, reason: String = "", timeout: Duration? = .seconds(60),
+        onMessage: (WSMessage) -> Void = { _ in }
+    ) throws(WSConnectionError) -> WSProtocol.CloseInfo {
+        engine.tick(now: WSClock.now())
+        switch engine.lifecycle {
+        case .open, .closeReceived:
+            do { try engine.close(code: code, reason: reason) } catch { throw .usage(error) }
+        case .connecting, .closeSent, .closing, .closed:
+            break
+        }
+        let deadline = timeout.flatMap { $0 < .zero ? nil : WSClock.now() + $0 }
+        try? flush()
+        func deliver() {
+            while let event = engine.nextEvent() {
+                switch event {
+                case .text(let s): onMessage(.text(s))
+                case .binary(let b): onMessage(.binary(Array(b)))
+                default: break
+                }
+            }
+        }
+        while !engine.isClosed {
+            deliver()
+            if engine.isClosed { break }
+            try? flush()
+            if let deadline, WSClock.now() >= deadline {
+                engine.receiveEOF()
+                continue
+            }
+            do { try readOnce(until: deadline) } catch {
+                if case .timeout = error { continue }
+                engine.receiveEOF()
+            }
+        }
+        deliver()
+        closeSocket()
+        return engine.closeInfo!
+    }
+
+    private func closeSocket() {
+        if !socketClosed {
+            socketClosed = true
+            socket.close()
+        }
+    }
+}

@@ -1,0 +1,496 @@
+// One epoll event loop: a thread that owns a listening socket (SO_REUSEPORT, so the kernel
+// spreads new connections across loops) and every connection accepted on it.
+//
+// Per readiness event the loop runs four verbs: read (into one buffer shared by the loop's
+// connections), feed the engine, drain its events to the handler, write what the engine
+// queued. It decides nothing about the protocol: every rule, timer and close code is the
+// engine's. What is the loop's:
+// - Edge-triggered registration (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) made once per
+//   connection, never modified: reads run until a short read or EAGAIN; a write the kernel does
+//   not finish leaves the rest in the engine's outbound buffer until EPOLLOUT.
+// - Backpressure: while the engine reports `isWritable == false` (outbound above its high-water
+//   mark, until below the low-water mark) the loop stops reading that connection, so a peer that
+//   does not read cannot make us buffer without bound. Control frames are queued by the engine
+//   like everything else and never dropped.
+// - One timer per connection: the engine's `nextDeadline` (or the linger deadline), in a heap
+//   with lazy deletion.
+// - Closing TCP: once the engine is closed and its bytes are written, our side is shut down
+//   and input is read and discarded until the peer's FIN (or the linger timeout), so an HTTP
+//   answer or Close frame is never destroyed by a reset.
+// - Commands from other threads arrive through a locked inbox and an eventfd wake-up; the
+//   loop's own I/O path takes no lock.
+
+internal import Glibc
+internal import CWSSystem
+import Synchronization
+import WSCore
+import WSTransport
+
+final class EventLoop: @unchecked Sendable {
+    private static let listenerToken: UInt64 = 0
+    private static let wakeToken: UInt64 = 1
+
+    let index: Int
+    let context: ServerContext
+    private let epfd: Int32
+    private let wakefd: Int32
+    private var listener: WSSocket?
+    private let threadID = Atomic<UInt>(0)
+    private let inbox = Mutex<[@Sendable () -> Void]>([])
+    private let wakePending = Atomic<Bool>(false)
+
+    private var slots: [WSEpollConnection?] = []
+    private var generations: [UInt32] = []
+    private var freeSlots: [Int] = []
+    private(set) var liveCount = 0
+    private var timers = TimerHeap()
+    private var dirty: [WSEpollConnection] = []
+    private let readBuffer: UnsafeMutableRawBufferPointer
+    private let events: UnsafeMutablePointer<epoll_event>
+    private let maxEvents = 512
+    private(set) var now: WSInstant
+    private var acceptRetryAt: WSInstant?
+    private var nextSweep: WSInstant
+    private enum Stopping { case no, graceful(WSInstant), immediate }
+    private var stopping = Stopping.no
+
+    init(index: Int, context: ServerContext, listener: WSSocket) throws(WSTransportError) {
+        self.index = index
+        self.context = context
+        self.listener = listener
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epfd >= 0 else { throw WSTransportError("epoll_create1", errno: errno) }
+        wakefd = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        guard wakefd >= 0 else { throw WSTransportError("eventfd", errno: errno) }
+        readBuffer = .allocate(byteCount: context.configuration.readBufferSize, alignment: 64)
+        events = .allocate(capacity: maxEvents)
+        now = WSClock.now()
+        nextSweep = now + .seconds(1)
+        try register(listener.fd, token: Self.listenerToken, events: EPOLLIN.rawValue | EPOLLET.rawValue)
+        try register(wakefd, token: Self.wakeToken, events: EPOLLIN.rawValue | EPOLLET.rawValue)
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        events.deallocate()
+    }
+
+    private func register(_ fd: Int32, token: UInt64, events: UInt32) throws(WSTransportError) {
+        var ev = epoll_event()
+        ev.events = events
+        ev.data.u64 = token
+        guard epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0 else { throw WSTransportError("epoll_ctl add", errno: errno) }
+    }
+
+    // MARK: Cross-thread
+
+    var isCurrent: Bool { threadID.load(ordering: .relaxed) == UInt(pthread_self()) }
+
+    /// Runs `body` on this loop's thread, soon. Safe from any thread.
+    func execute(_ body: @escaping @Sendable () -> Void) {
+        inbox.withLock { $0.append(body) }
+        if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakefd, &one, 8)
+        }
+    }
+
+    private func runInbox() {
+        var counter: UInt64 = 0
+        _ = Glibc.read(wakefd, &counter, 8)
+        wakePending.store(false, ordering: .releasing)
+        let work = inbox.withLock { q -> [@Sendable () -> Void] in
+            let w = q
+            q.removeAll()
+            return w
+        }
+        for body in work { body() }
+    }
+
+    func markDirty(_ c: WSEpollConnection) {
+        if !c.isDirty {
+            c.isDirty = true
+            dirty.append(c)
+        }
+    }
+
+    // MARK: Running
+
+    func run() {
+        threadID.store(UInt(pthread_self()), ordering: .relaxed)
+        while true {
+            switch stopping {
+            case .no: break
+            case .immediate:
+                closeAll()
+                return finishRun()
+            case .graceful(let deadline):
+                if liveCount == 0 || now >= deadline {
+                    closeAll()
+                    return finishRun()
+                }
+            }
+            let n = epoll_wait(epfd, events, Int32(maxEvents), waitMilliseconds())
+            now = WSClock.now()
+            if n < 0 && errno != EINTR { break }
+            for i in 0..<max(0, Int(n)) {
+                let ev = events[i]
+                let token = ev.data.u64
+                if token == Self.listenerToken {
+                    acceptAll()
+                } else if token == Self.wakeToken {
+                    runInbox()
+                } else if let c = connection(token) {
+                    if ev.events & EPOLLOUT.rawValue != 0 { c.kernelFull = false }
+                    if ev.events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { c.readable = true }
+                    service(c)
+                }
+            }
+            runTimers()
+            flushDirty()
+            if now >= nextSweep { sweep() }
+        }
+        finishRun()
+    }
+
+    private func finishRun() {
+        listener?.close()
+        listener = nil
+        Glibc.close(epfd)
+        Glibc.close(wakefd)
+    }
+
+    private func waitMilliseconds() -> Int32 {
+        var next = nextSweep
+        if let t = timers.earliest, t < next { next = t }
+        if let r = acceptRetryAt, r < next { next = r }
+        if case .graceful(let d) = stopping, d < next { next = d }
+        let ns = next.nanoseconds - now.nanoseconds
+        return ns <= 0 ? 0 : Int32(clamping: (ns + 999_999) / 1_000_000)
+    }
+
+    func beginGracefulStop(deadline: WSInstant) {
+        stopAccepting()
+        stopping = .graceful(deadline)
+        for case let c? in slots {
+            switch c.engine.lifecycle {
+            case .connecting:
+                drop(c)
+            case .open, .closeReceived:
+                try? c.engine.close(code: .goingAway, reason: "server stopping")
+                markDirty(c)
+            case .closeSent, .closing, .closed:
+                break
+            }
+        }
+        flushDirty()
+    }
+
+    func beginImmediateStop() {
+        stopAccepting()
+        stopping = .immediate
+    }
+
+    private func stopAccepting() {
+        if let l = listener {
+            l.close()
+            listener = nil
+        }
+        acceptRetryAt = nil
+    }
+
+    // MARK: Accepting
+
+    private func acceptAll() {
+        guard let l = listener else { return }
+        acceptRetryAt = nil
+        while true {
+            let s: WSSocket
+            do throws(WSTransportError) {
+                guard let accepted = try l.accept() else { return }
+                s = accepted
+            } catch {
+                // Out of descriptors (EMFILE/ENFILE) or memory: the connection stays in the
+                // backlog; try again shortly instead of spinning.
+                acceptRetryAt = now + .milliseconds(100)
+                return
+            }
+            guard context.reserveConnection() else {
+                refuse(s)
+                continue
+            }
+            let engine: WSProtocol
+            do {
+                engine = try WSProtocol(server: context.handshake, configuration: context.configuration.connection, now: now)
+            } catch {
+                context.releaseConnection()
+                s.close()
+                continue
+            }
+            let slot = allocateSlot()
+            let token = UInt64(slot + 2) | UInt64(generations[slot]) << 32
+            let c = WSEpollConnection(id: context.nextID(), loop: self, socket: s, slot: slot,
+                                      remoteAddress: s.peerAddress?.description ?? "?", engine: engine)
+            slots[slot] = c
+            liveCount += 1
+            do throws(WSTransportError) {
+                try register(s.fd, token: token, events: EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue)
+            } catch {
+                release(c)
+                continue
+            }
+            armTimer(c)
+        }
+    }
+
+    /// Over the connection limit: a short 503 answer, best effort, and close.
+    private func refuse(_ s: WSSocket) {
+        let answer = Array("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8)
+        _ = answer.withUnsafeBytes { try? s.write($0) }
+        s.shutdownWrite()
+        s.close()
+    }
+
+    private func allocateSlot() -> Int {
+        if let s = freeSlots.popLast() { return s }
+        slots.append(nil)
+        generations.append(0)
+        return slots.count - 1
+    }
+
+    private func connection(_ token: UInt64) -> WSEpollConnection? {
+        let slot = Int(token & 0xFFFF_FFFF) - 2
+        guard slot >= 0, slot < slots.count, generations[slot] == UInt32(token >> 32) else { return nil }
+        return slots[slot]
+    }
+
+    // MARK: Serving a connection
+
+    /// Flush, read while allowed, then settle the connection's fate and timer.
+    private func service(_ c: WSEpollConnection) {
+        c.wasActive = true
+        flush(c)
+        while c.readable && !c.readPaused && !c.transportDead && !c.inputEnded {
+            let result: Int?
+            do throws(WSTransportError) {
+                result = try c.socket.read(into: readBuffer)
+            } catch {
+                transportFailed(c)
+                break
+            }
+            guard let n = result else {
+                c.readable = false
+                break
+            }
+            if n == 0 {
+                c.readable = false
+                c.inputEnded = true
+                c.engine.receiveEOF()
+            } else {
+                if n < readBuffer.count { c.readable = false }
+                c.engine.tick(now: now)
+                c.engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<n]))
+            }
+            drain(c)
+            flush(c)
+            if !c.engine.isWritable { c.readPaused = true }
+        }
+        settle(c)
+    }
+
+    /// Hands every event the engine has to the application.
+    private func drain(_ c: WSEpollConnection) {
+        var kind = WSMessageKind.binary
+        var isFinal = true
+        while let lent = c.engine.nextEvent(lendingData: { k, data, fin in
+            kind = k
+            isFinal = fin
+            c.scratch.removeAll(keepingCapacity: true)
+            data.withUnsafeBufferPointer { c.scratch.append(contentsOf: $0) }
+        }) {
+            switch lent {
+            case .data:
+                let bytes = c.scratch
+                c.handler?.received(c, kind: kind, data: bytes.span, isFinal: isFinal)
+            case .event(let event):
+                switch event {
+                case .upgradeRequested(let request):
+                    decide(c, request)
+                case .opened(let result):
+                    c.opened(result)
+                    c.handler?.opened(c, result)
+                default:
+                    c.handler?.event(c, event)
+                }
+            }
+        }
+        if c.scratch.capacity > context.configuration.readBufferSize { c.scratch = [] }
+    }
+
+    private func decide(_ c: WSEpollConnection, _ request: WSUpgradeRequest) {
+        if case .no = stopping {} else {
+            try? c.engine.reject(status: .serviceUnavailable)
+            return
+        }
+        switch context.upgrade(request) {
+        case .accept(let handler, let subprotocol, let headers):
+            do {
+                try c.engine.accept(subprotocol: subprotocol, headers: headers)
+                c.handler = handler
+            } catch {
+                try? c.engine.reject(status: .internalServerError)
+            }
+        case .reject(let status, let headers, let body):
+            if (try? c.engine.reject(status: status, headers: headers, body: body)) == nil {
+                try? c.engine.reject(status: .internalServerError)
+            }
+        }
+    }
+
+    /// Writes what the engine has queued, as far as the kernel takes it.
+    private func flush(_ c: WSEpollConnection) {
+        while !c.kernelFull && !c.transportDead && c.engine.bufferedAmount > 0 {
+            let written: Result<Int?, WSTransportError> = c.engine.withOutboundBytes { raw in
+                do throws(WSTransportError) { return .success(try c.socket.write(raw)) } catch { return .failure(error) }
+            }
+            switch written {
+            case .success(let n?):
+                c.engine.consumeOutbound(n)
+            case .success(nil):
+                c.kernelFull = true
+            case .failure:
+                transportFailed(c)
+            }
+        }
+        if !c.writeShut && !c.transportDead && c.engine.isOutboundFinished {
+            c.socket.shutdownWrite()
+            c.writeShut = true
+        }
+        if c.readPaused && c.engine.isWritable { c.readPaused = false }
+    }
+
+    /// The socket failed (reset, broken pipe): the engine learns the input ended and reports
+    /// `.closed`; nothing more is written.
+    private func transportFailed(_ c: WSEpollConnection) {
+        guard !c.transportDead else { return }
+        c.transportDead = true
+        c.readable = false
+        if !c.inputEnded {
+            c.inputEnded = true
+            c.engine.receiveEOF()
+        }
+        drain(c)
+    }
+
+    /// Closes the socket once the engine is closed and its bytes are out (or the peer is gone,
+    /// or the linger time is up); otherwise re-arms the connection's timer.
+    private func settle(_ c: WSEpollConnection) {
+        guard slots[c.slot] === c else { return }
+        if c.engine.isClosed {
+            let flushed = c.engine.bufferedAmount == 0
+            if flushed && !c.writeShut && !c.transportDead {
+                c.socket.shutdownWrite()
+                c.writeShut = true
+            }
+            if c.lingerDeadline == nil { c.lingerDeadline = now + context.configuration.lingerTimeout }
+            if c.transportDead || (flushed && c.inputEnded) || now >= c.lingerDeadline! {
+                release(c)
+                return
+            }
+            if flushed && c.readable && !c.inputEnded {
+                // Discard what the peer still sends until its FIN.
+                while let n = try? c.socket.read(into: readBuffer) {
+                    if n == 0 { c.inputEnded = true; break }
+                }
+                c.readable = false
+                if c.inputEnded { release(c); return }
+            }
+        }
+        armTimer(c)
+    }
+
+    private func armTimer(_ c: WSEpollConnection) {
+        var deadline = c.engine.nextDeadline
+        if let l = c.lingerDeadline, deadline == nil || l < deadline! { deadline = l }
+        guard deadline != c.armedDeadline else { return }
+        c.armedDeadline = deadline
+        if let deadline {
+            timers.push(deadline, token: UInt64(c.slot + 2) | UInt64(generations[c.slot]) << 32)
+            if timers.count > 2 * liveCount + 1024 { compactTimers() }
+        }
+    }
+
+    private func compactTimers() {
+        var live: [TimerHeap.Entry] = []
+        for case let c? in slots {
+            if let d = c.armedDeadline { live.append(.init(deadline: d, token: UInt64(c.slot + 2) | UInt64(generations[c.slot]) << 32)) }
+        }
+        timers.rebuild(live)
+    }
+
+    private func runTimers() {
+        while let entry = timers.popDue(now) {
+            guard let c = connection(entry.token), c.armedDeadline == entry.deadline else { continue }
+            c.armedDeadline = nil
+            c.engine.tick(now: now)
+            drain(c)
+            flush(c)
+            settle(c)
+        }
+    }
+
+    private func flushDirty() {
+        while !dirty.isEmpty {
+            let list = dirty
+            dirty.removeAll(keepingCapacity: true)
+            for c in list {
+                c.isDirty = false
+                guard slots[c.slot] === c else { continue }
+                flush(c)
+                if c.readable && !c.readPaused { service(c) } else { settle(c) }
+            }
+        }
+    }
+
+    /// Lets idle connections give back their buffers (the engine's receive and send buffers,
+    /// the decompressor under no-context-takeover, the message scratch).
+    private func sweep() {
+        nextSweep = now + .seconds(1)
+        for case let c? in slots {
+            if !c.wasActive && c.engine.bufferedAmount == 0 {
+                c.engine.releaseIdleMemory()
+                c.scratch = []
+            }
+            c.wasActive = false
+        }
+    }
+
+    /// Ends a connection that never opened (graceful stop): no handler to tell.
+    private func drop(_ c: WSEpollConnection) {
+        release(c)
+    }
+
+    private func closeAll() {
+        for case let c? in slots {
+            if !c.engine.isClosed {
+                c.transportDead = true
+                if !c.inputEnded { c.engine.receiveEOF() }
+                c.inputEnded = true
+                drain(c)
+            }
+            release(c)
+        }
+    }
+
+    private func release(_ c: WSEpollConnection) {
+        guard slots[c.slot] === c else { return }
+        c.socket.close()
+        c.transportDead = true
+        c.handler = nil
+        slots[c.slot] = nil
+        generations[c.slot] &+= 1
+        freeSlots.append(c.slot)
+        liveCount -= 1
+        context.releaseConnection()
+    }
+}

@@ -1,0 +1,124 @@
+// One connection of the epoll server: its socket, its engine, and the application's handle.
+// All mutable state is touched only on the owning loop's thread; other threads go through the
+// loop's inbox (`execute`), which is why the class can be shared (`@unchecked Sendable`).
+
+public import WSCore
+import WSTransport
+
+/// A connection owned by one of the server's event loops, as the application sees it.
+///
+/// Commands called on the owning loop (from a handler callback, say) act at once and throw
+/// usage errors. Called from any other thread, they are queued for the owning loop and return
+/// immediately; there a failing command (the connection closed meanwhile) is dropped, and the
+/// handler learns of the closure from its own `.closed` event.
+public final class WSEpollConnection: @unchecked Sendable {
+    /// A number unique within the server for its lifetime.
+    public let id: UInt64
+    /// The peer's address.
+    public let remoteAddress: String
+
+    unowned let loop: EventLoop
+    let socket: WSSocket
+    let slot: Int
+    var engine: WSProtocol
+    var handler: (any WSEpollHandler)?
+    /// The negotiated subprotocol and handshake, once open.
+    public private(set) var handshake: WSHandshakeResult?
+
+    // Transport state (loop thread only).
+    var readable = true
+    var kernelFull = false
+    var readPaused = false
+    var writeShut = false
+    var inputEnded = false
+    var transportDead = false
+    var lingerDeadline: WSInstant?
+    var armedDeadline: WSInstant?
+    var isDirty = false
+    var wasActive = true
+    /// Where lent message bytes are copied so the handler may send while it holds them.
+    var scratch: [UInt8] = []
+
+    init(id: UInt64, loop: EventLoop, socket: WSSocket, slot: Int, remoteAddress: String, engine: consuming WSProtocol) {
+        self.id = id
+        self.loop = loop
+        self.socket = socket
+        self.slot = slot
+        self.remoteAddress = remoteAddress
+        self.engine = engine
+    }
+
+    func opened(_ result: WSHandshakeResult) { handshake = result }
+
+    // MARK: Observation (owning loop)
+
+    /// Where the connection is in its lifecycle (read it on the owning loop).
+    public var lifecycle: WSProtocol.Lifecycle { engine.lifecycle }
+    /// Whether messages can be sent (open, or the peer's Close received and ours not yet sent).
+    public var isOpen: Bool { engine.lifecycle == .open }
+    /// Outbound bytes the kernel has not taken yet.
+    public var bufferedAmount: Int { engine.bufferedAmount }
+    /// False while ``bufferedAmount`` is above the high-water mark (until it falls below the
+    /// low-water mark); the server stops reading this connection meanwhile.
+    public var isWritable: Bool { engine.isWritable }
+
+    // MARK: Commands
+
+    private func perform(_ body: @escaping @Sendable (WSEpollConnection) throws(WSUsageError) -> Void) throws(WSUsageError) {
+        if loop.isCurrent {
+            try body(self)
+            loop.markDirty(self)
+        } else {
+            loop.execute { [self] in
+                guard !self.transportDead else { return }
+                try? body(self)
+                self.loop.markDirty(self)
+            }
+        }
+    }
+
+    /// Sends a text message.
+    public func send(text: String, compress: Bool = true) throws(WSUsageError) {
+        try perform { (c) throws(WSUsageError) in try c.engine.sendText(text, compress: compress) }
+    }
+
+    /// Sends a binary message.
+    public func send(binary: [UInt8], compress: Bool = true) throws(WSUsageError) {
+        try perform { (c) throws(WSUsageError) in try c.engine.sendBinary(binary, compress: compress) }
+    }
+
+    /// Sends a message of `kind` from bytes (text must be valid UTF-8). On the owning loop the
+    /// bytes are copied into the outbound buffer at once: the echo and relay fast path, from a
+    /// ``WSEpollHandler/received(_:kind:data:isFinal:)`` span. From another thread they are
+    /// copied first.
+    public func send(_ data: Span<UInt8>, kind: WSMessageKind, compress: Bool = true) throws(WSUsageError) {
+        if loop.isCurrent {
+            try data.withUnsafeBufferPointer { (b) throws(WSUsageError) in try engine.send(b, kind: kind, compress: compress) }
+            loop.markDirty(self)
+        } else {
+            let copy = data.withUnsafeBufferPointer { Array($0) }
+            try perform { (c) throws(WSUsageError) in try c.engine.send(copy, kind: kind, compress: compress) }
+        }
+    }
+
+    /// Sends one piece of a fragmented message (see ``WSProtocol/sendFragment(_:kind:isFinal:compress:)``).
+    public func sendFragment(_ bytes: [UInt8], kind: WSMessageKind, isFinal: Bool, compress: Bool = true) throws(WSUsageError) {
+        try perform { (c) throws(WSUsageError) in try c.engine.sendFragment(bytes, kind: kind, isFinal: isFinal, compress: compress) }
+    }
+
+    /// Sends a Ping (payload at most 125 bytes).
+    public func ping(_ payload: [UInt8] = []) throws(WSUsageError) {
+        try perform { (c) throws(WSUsageError) in try c.engine.ping(payload) }
+    }
+
+    /// Sends an unsolicited Pong (payload at most 125 bytes).
+    public func pong(_ payload: [UInt8] = []) throws(WSUsageError) {
+        try perform { (c) throws(WSUsageError) in try c.engine.pong(payload) }
+    }
+
+    /// Starts the closing handshake (RFC 6455 §7.1.2); the handler gets `.closed` when it ends
+    /// (or the close timeout passes).
+    public func close(code: WSCloseCode? = .normalClosure, reason: String = "") throws(WSUsageError) {
+        try perform { (c) throws(WSUsageError) in try c.engine.close(code: code, reason: reason) }
+    }
+}

@@ -1,0 +1,154 @@
+// The epoll WebSocket server: configuration, start, stop. The loops do the work
+// (EventLoop+Unsafe.swift).
+
+public import WSCore
+public import WSDeflate
+import WSTransport
+import Synchronization
+
+/// A WebSocket server on Linux epoll: one event loop per thread (default: one per CPU), each
+/// with its own `SO_REUSEPORT` listening socket, serving many connections.
+///
+/// ```swift
+/// final class Echo: WSEpollHandler {
+///     func received(_ c: WSEpollConnection, kind: WSMessageKind, data: Span<UInt8>, isFinal: Bool) {
+///         try? c.send(data, kind: kind)
+///     }
+/// }
+/// let echo = Echo()
+/// let server = WSEpollServer(configuration: .init(port: 9001)) { request in
+///     request.path == "/echo" ? .accept(echo) : .reject(status: .notFound)
+/// }
+/// try server.start()
+/// server.wait()
+/// ```
+///
+/// Compression (permessage-deflate) is on by default; set
+/// ``Configuration/compression`` to nil to turn it off.
+public final class WSEpollServer: Sendable {
+    /// Server settings.
+    public struct Configuration: Sendable {
+        /// The address to listen on: a name or literal (`"::1"`, `"0.0.0.0"`); nil for all.
+        /// Default `127.0.0.1`: loopback until asked otherwise.
+        public var host: String? = "127.0.0.1"
+        /// The port; 0 picks a free one (see ``WSEpollServer/port``). Default 9001.
+        public var port: Int = 9001
+        /// Event loops (threads). Default: the CPUs this process may use.
+        public var loops: Int = WSThread.processorCount
+        /// The opening handshake's limits (URI 4096, header 8192 bytes, answers 414/431),
+        /// timeout (120 s: a client that never finishes is dropped then), server name.
+        public var handshake = WSServerHandshake()
+        /// permessage-deflate, offered to clients that ask; nil turns compression off.
+        /// Default: on, with ``WSPerMessageDeflate/Configuration``'s defaults.
+        public var compression: WSPerMessageDeflate? = WSPerMessageDeflate()
+        /// Each connection's engine: limits, keepalive, timeouts, water marks.
+        public var connection: WSProtocol.Configuration = .default
+        /// Open connections (all loops) beyond which new ones are answered 503 and closed.
+        /// Default 10,000; raise the process's descriptor limit (`ulimit -n`) to match.
+        public var maxConnections: Int = 10_000
+        /// Each loop's read buffer, shared by its connections. Default 256 KiB.
+        public var readBufferSize: Int = 256 << 10
+        /// How long a closed connection waits for the peer's FIN after ours, reading and
+        /// discarding, before the socket is closed anyway. Default 2 s.
+        public var lingerTimeout: Duration = .seconds(2)
+
+        /// Creates a configuration.
+        public init(host: String? = "127.0.0.1", port: Int = 9001) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// The settings the server was created with.
+    public let configuration: Configuration
+    private let context: ServerContext
+    private let state = Mutex<(loops: [EventLoop], threads: [WSThread], port: Int)>(([], [], 0))
+
+    /// Creates a server; `upgrade` decides each valid upgrade request (called on the loop that
+    /// owns the connection, so it must not block). Invalid requests are answered by the engine.
+    public init(configuration: Configuration, upgrade: @escaping @Sendable (WSUpgradeRequest) -> WSUpgradeDecision) {
+        self.configuration = configuration
+        var handshake = configuration.handshake
+        if let deflate = configuration.compression { handshake.extensions.insert(deflate, at: 0) }
+        context = ServerContext(configuration: configuration, handshake: handshake, upgrade: upgrade)
+    }
+
+    /// Binds the listening sockets and starts the loops. Returns once the server accepts.
+    /// - Throws: ``WSTransportError`` (address in use, no permission, bad host);
+    ///   ``WSUsageError`` for an invalid configuration.
+    public func start() throws {
+        try context.handshake.validate()
+        _ = try WSProtocol(role: .server, configuration: configuration.connection, now: .zero)
+        let count = max(1, configuration.loops)
+        var loops: [EventLoop] = []
+        var port = configuration.port
+        for i in 0..<count {
+            let listener = try WSSocket.listen(host: configuration.host, port: port, reusePort: count > 1)
+            if port == 0, let bound = listener.localAddress?.port { port = bound }
+            do {
+                loops.append(try EventLoop(index: i, context: context, listener: listener))
+            } catch {
+                listener.close()
+                throw error
+            }
+        }
+        var threads: [WSThread] = []
+        for loop in loops { threads.append(try WSThread { loop.run() }) }
+        state.withLock { $0 = (loops, threads, port) }
+    }
+
+    /// The port the server listens on (the chosen one when configured with 0).
+    public var port: Int { state.withLock { $0.port } }
+
+    /// Open connections across all loops.
+    public var connectionCount: Int { context.connections.load(ordering: .relaxed) }
+
+    /// Blocks until every loop has ended (after a stop).
+    public func wait() {
+        for t in state.withLock({ $0.threads }) { t.join() }
+    }
+
+    /// Stops accepting, sends every open connection a Close with 1001 (Going Away), waits up to
+    /// `timeout` for the closing handshakes, then drops what is left. Returns when all loops
+    /// have ended.
+    public func gracefulStop(timeout: Duration = .seconds(10)) {
+        let deadline = WSClock.now() + timeout
+        for loop in state.withLock({ $0.loops }) { loop.execute { loop.beginGracefulStop(deadline: deadline) } }
+        wait()
+    }
+
+    /// Stops at once: closes the listening sockets and every connection without a closing
+    /// handshake (handlers get `.closed` with 1006). Returns when all loops have ended.
+    public func immediateStop() {
+        for loop in state.withLock({ $0.loops }) { loop.execute { loop.beginImmediateStop() } }
+        wait()
+    }
+}
+
+/// What the loops of one server share.
+final class ServerContext: Sendable {
+    let configuration: WSEpollServer.Configuration
+    let handshake: WSServerHandshake
+    let upgrade: @Sendable (WSUpgradeRequest) -> WSUpgradeDecision
+    let connections = Atomic<Int>(0)
+    private let ids = Atomic<UInt64>(0)
+
+    init(configuration: WSEpollServer.Configuration, handshake: WSServerHandshake, upgrade: @escaping @Sendable (WSUpgradeRequest) -> WSUpgradeDecision) {
+        self.configuration = configuration
+        self.handshake = handshake
+        self.upgrade = upgrade
+    }
+
+    func reserveConnection() -> Bool {
+        let n = connections.add(1, ordering: .relaxed).newValue
+        if n > configuration.maxConnections {
+            connections.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func releaseConnection() { connections.subtract(1, ordering: .relaxed) }
+
+    func nextID() -> UInt64 { ids.add(1, ordering: .relaxed).newValue }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Glibc
+import WSCore
+import WSDeflate
+import WSEpoll
+
+/// Echoes every message back as it was received (the handler shared by all connections).
+final class EchoHandler: WSEpollHandler, Sendable {
+    func received(_ connection: WSEpollConnection, kind: WSMessageKind, data: Span<UInt8>, isFinal: Bool) {
+        try? connection.send(data, kind: kind)
+    }
+}
+
+struct EchoServer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "echo-server",
+        abstract: "Run the epoll echo server: every text and binary message is sent back as received.",
+        discussion: """
+            Accepts any path. Compression (permessage-deflate) is on unless --no-compression.
+            Limits are set for conformance testing: frames and messages up to 64 MiB, any number
+            of fragments, no keepalive pings. Stop it with Ctrl-C.
+
+            Examples:
+              wsx echo-server
+              wsx echo-server --port 9001 --loops 1 --no-compression
+              wsx echo-server --subprotocol chat --subprotocol superchat
+            """)
+
+    @Option(help: "Address to listen on (a name, an IPv4 or IPv6 literal).")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0: any free port, printed at start).")
+    var port = 9001
+
+    @Flag(help: "Do not offer permessage-deflate.")
+    var noCompression = false
+
+    @Option(help: "Event loops (threads); default: one per CPU.")
+    var loops: Int?
+
+    @Option(help: "A subprotocol to accept (repeatable, in order of preference); the first the client offers is chosen.")
+    var subprotocol: [String] = []
+
+    func run() throws {
+        var config = WSEpollServer.Configuration(host: host, port: port)
+        if let loops { config.loops = loops }
+        if noCompression { config.compression = nil }
+        config.connection = .echoTestee
+        config.handshake.serverName = "swift-ws"
+        let echo = EchoHandler()
+        let preferred = subprotocol
+        let server = WSEpollServer(configuration: config) { request in
+            .accept(echo, subprotocol: request.selectSubprotocol(preferring: preferred))
+        }
+        try server.start()
+        printFlushed("wsx echo-server listening on ws://\(host.contains(":") ? "[\(host)]" : host):\(server.port)/ (\(config.loops) loop\(config.loops == 1 ? "" : "s"), compression \(noCompression ? "off" : "on"))")
+        server.wait()
+    }
+}
+
+extension WSProtocol.Configuration {
+    /// Limits for a conformance testee (Autobahn sends 16 MiB messages and 4097-fragment
+    /// messages, and counts unexpected pings against the testee).
+    static var echoTestee: Self {
+        var c = Self.default
+        c.maxFrameSize = 64 << 20
+        c.maxMessageSize = 64 << 20
+        c.maxFragmentsPerMessage = 1 << 20
+        c.pingInterval = nil
+        c.outboundHighWaterMark = 4 << 20
+        c.outboundLowWaterMark = 1 << 20
+        c.maxBufferedAmount = 256 << 20
+        return c
+    }
+}
+
+/// Prints a line and writes it out at once (standard output may be a pipe or file, which
+/// buffers; scripts wait for this line).
+func printFlushed(_ line: String) {
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+}

@@ -1,0 +1,138 @@
+import Glibc
+import Testing
+import WSBlocking
+import WSCore
+import WSTransport
+
+@Suite("Blocking adapter over loopback", .timeLimit(.minutes(1)))
+struct BlockingTests {
+    @Test("thread-per-connection server echoes to a blocking client")
+    func blockingServerEcho() throws {
+        let server = WSBlockingServer(port: 0) { ws in
+            while let message = try? ws.receive() {
+                switch message {
+                case .text(let s): try? ws.send(text: s)
+                case .binary(let b): try? ws.send(binary: b)
+                }
+            }
+        }
+        try server.start()
+        defer { server.stop() }
+        let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        try ws.send(text: "ping me")
+        #expect(try ws.receive() == .text("ping me"))
+        #expect(try ws.close().wasClean)
+        #expect(eventually { server.activeConnections == 0 })
+    }
+
+    @Test("a read timeout throws and leaves the connection usable")
+    func readTimeout() throws {
+        let server = WSBlockingServer(port: 0) { ws in
+            if case .text(let s)? = try? ws.receive() {
+                usleep(300_000)
+                try? ws.send(text: s)
+            }
+            _ = try? ws.receive()
+        }
+        try server.start()
+        defer { server.stop() }
+        var config = WSBlockingConnection.Configuration()
+        config.readTimeout = .milliseconds(100)
+        let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/", configuration: config)
+        try ws.send(text: "late")
+        #expect(throws: WSConnectionError.self) { _ = try ws.receive() }
+        #expect(try ws.receive(timeout: .seconds(5)) == .text("late"))
+        _ = try ws.close()
+    }
+
+    @Test("keepalive pings run from the engine's deadline while receive waits")
+    func keepaliveWhileWaiting() throws {
+        let server = WSBlockingServer(port: 0) { ws in
+            var pongs = 0
+            ws.onControlFrame = { if case .pong = $0 { pongs += 1 } }
+            _ = try? ws.receive(timeout: .seconds(5))
+        }
+        try server.start()
+        defer { server.stop() }
+        var config = WSBlockingConnection.Configuration()
+        config.connection.pingInterval = .milliseconds(50)
+        var pongs = 0
+        let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/", configuration: config)
+        ws.onControlFrame = { if case .pong = $0 { pongs += 1 } }
+        #expect(throws: WSConnectionError.self) { _ = try ws.receive(timeout: .milliseconds(400)) }
+        #expect(pongs >= 3)
+        _ = try ws.close()
+    }
+
+    @Test("close waits for the peer's Close at most the timeout, then ends unclean")
+    func closeTimeout() throws {
+        // A server that completes the handshake, then never reads again.
+        let listener = try WSSocket.listen(host: "127.0.0.1", port: 0, nonBlocking: false)
+        defer { listener.close() }
+        let port = listener.localAddress!.port
+        let acceptor = try WSThread {
+            guard let s = try? listener.accept() else { return }
+            try? s.setNonBlocking(false)
+            var engine = try! WSProtocol(server: WSServerHandshake(), now: WSClock.now())
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !engine.isClosed && engine.lifecycle != .open {
+                let n = buffer.withUnsafeMutableBytes { (try? s.read(into: $0)) ?? nil } ?? 0
+                if n == 0 { break }
+                engine.receive(buffer[..<n])
+                while let e = engine.nextEvent() { if case .upgradeRequested = e { try? engine.accept() } }
+                while case .bytes(let b)? = engine.nextOutbound() { _ = b.withUnsafeBytes { try? s.writeAll($0, timeout: nil) } }
+            }
+            usleep(1_500_000)
+            s.close()
+        }
+        defer { acceptor.join() }
+        var config = WSBlockingConnection.Configuration()
+        config.compression = nil
+        let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(port)/", configuration: config)
+        let start = WSClock.now()
+        let info = try ws.close(timeout: .milliseconds(200))
+        #expect(WSClock.now() - start < .seconds(1))
+        #expect(!info.wasClean)
+        #expect(info.code == .abnormalClosure)
+    }
+
+    @Test("connect errors are transport errors with the cause")
+    func connectRefused() throws {
+        let listener = try WSSocket.listen(host: "127.0.0.1", port: 0)
+        let port = listener.localAddress!.port
+        listener.close()
+        let result = Result { () throws(WSConnectionError) in try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(port)/") }
+        guard case .failure(.transport(let e)) = result else {
+            Issue.record("expected a transport error")
+            return
+        }
+        #expect(e.errno == ECONNREFUSED)
+    }
+
+    @Test("writing to a peer that closed yields EPIPE or ECONNRESET, never SIGPIPE")
+    func noSIGPIPE() throws {
+        let listener = try WSSocket.listen(host: "127.0.0.1", port: 0, nonBlocking: false)
+        defer { listener.close() }
+        let client = try WSSocket.connect(host: "127.0.0.1", port: listener.localAddress!.port, timeout: .seconds(2))
+        defer { client.close() }
+        let accepted = try #require(try listener.accept())
+        accepted.close()
+        usleep(50_000)
+        let chunk = [UInt8](repeating: 1, count: 65536)
+        var failure: WSTransportError?
+        for _ in 0..<100 where failure == nil {
+            do { try chunk.withUnsafeBytes { try client.writeAll($0, timeout: .seconds(1)) } } catch let e as WSTransportError { failure = e }
+        }
+        #expect(failure?.errno == EPIPE || failure?.errno == ECONNRESET)
+    }
+
+    @Test("name resolution gives IPv4 and IPv6 loopback addresses")
+    func resolution() throws {
+        let v4 = try WSSocket.resolve(host: "127.0.0.1", port: 80)
+        #expect(v4.first?.description == "127.0.0.1:80")
+        if let v6 = try? WSSocket.resolve(host: "[::1]", port: 443) {
+            #expect(v6.first?.description == "[::1]:443")
+        }
+        #expect(throws: WSTransportError.self) { _ = try WSSocket.resolve(host: "no-such-host.invalid", port: 1) }
+    }
+}

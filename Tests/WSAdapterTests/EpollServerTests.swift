@@ -1,0 +1,222 @@
+import Glibc
+import Testing
+import WSBlocking
+import WSCore
+import WSEpoll
+import WSTransport
+
+@Suite("Epoll server over loopback", .timeLimit(.minutes(1)))
+struct EpollServerTests {
+    @Test("echo: text, binary, empty, 1 MiB, with and without compression, clean close", arguments: [true, false])
+    func echoRoundTrip(compression: Bool) throws {
+        let echo = RecordingEcho()
+        let server = try startServer(loops: 2, { $0.compression = compression ? .init() : nil; $0.connection.maxMessageSize = 4 << 20 }) { _ in .accept(echo) }
+        defer { server.immediateStop() }
+        var config = WSBlockingConnection.Configuration()
+        config.connection.maxMessageSize = 4 << 20
+        config.compression = compression ? .init() : nil
+        let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/echo", configuration: config)
+        #expect(ws.handshake?.extensions.isEmpty == !compression)
+        try ws.send(text: "héllo 👋")
+        #expect(try ws.receive() == .text("héllo 👋"))
+        try ws.send(binary: [0, 1, 2, 255])
+        #expect(try ws.receive() == .binary([0, 1, 2, 255]))
+        try ws.send(text: "")
+        #expect(try ws.receive() == .text(""))
+        let big = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try ws.send(binary: big)
+        #expect(try ws.receive() == .binary(big))
+        let info = try ws.close(code: .normalClosure, reason: "bye")
+        #expect(info.wasClean)
+        #expect(info.code == .normalClosure)
+        #expect(eventually { server.connectionCount == 0 })
+    }
+
+    @Test("many clients on several loops, each gets its own echoes")
+    func manyClients() throws {
+        let echo = RecordingEcho()
+        let server = try startServer(loops: 2) { _ in .accept(echo) }
+        defer { server.immediateStop() }
+        let clients = try (0..<50).map { _ in try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/") }
+        for (i, c) in clients.enumerated() { try c.send(text: "client \(i)") }
+        for (i, c) in clients.enumerated() { #expect(try c.receive() == .text("client \(i)")) }
+        #expect(server.connectionCount == 50)
+        for c in clients { _ = try c.close() }
+        #expect(eventually { server.connectionCount == 0 })
+    }
+
+    @Test("an application rejection is written whole and the socket closed cleanly")
+    func applicationRejection() throws {
+        let server = try startServer { request in
+            request.path == "/ok" ? .accept(RecordingEcho()) : .reject(status: .notFound, body: Array("no such room".utf8))
+        }
+        defer { server.immediateStop() }
+        let rejection = try #require(rejected { () throws(WSConnectionError) in try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/missing") })
+        #expect(rejection.response.status.code == 404)
+        #expect(rejection.body == Array("no such room".utf8))
+    }
+
+    @Test("invalid requests get their HTTP answer (400, 414, 426, 431), then FIN", arguments: [
+        ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 426),
+        ("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n", 400),
+        ("GET /\(String(repeating: "a", count: 5000)) HTTP/1.1\r\n\r\n", 414),
+        ("GET / HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "b", count: 9000))\r\n\r\n", 431),
+    ])
+    func invalidRequests(request: String, status: Int) throws {
+        let server = try startServer { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        let raw = try RawClient(port: server.port)
+        defer { raw.close() }
+        try raw.send(request)
+        let (answer, eof) = try raw.readToEnd()
+        #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 \(status) "))
+        #expect(eof)
+        #expect(eventually { server.connectionCount == 0 })
+    }
+
+    @Test("a client that never finishes its handshake is answered 408 and dropped at the handshake timeout")
+    func slowHandshake() throws {
+        let server = try startServer({ $0.handshake.timeout = .milliseconds(200) }) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        let raw = try RawClient(port: server.port)
+        defer { raw.close() }
+        try raw.send("GET / HTTP/1.1\r\nHost: x\r\n")
+        let start = WSClock.now()
+        let (answer, eof) = try raw.readToEnd()
+        #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 408 "))
+        #expect(eof)
+        #expect(WSClock.now() - start < .seconds(3))
+    }
+
+    @Test("connections beyond maxConnections are answered 503 and closed; the server goes on")
+    func connectionLimit() throws {
+        let server = try startServer({ $0.maxConnections = 2 }) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        let a = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        let b = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        let r = try #require(rejected { () throws(WSConnectionError) in try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/") })
+        #expect(r.response.status.code == 503)
+        _ = try a.close()
+        #expect(eventually { server.connectionCount == 1 })
+        let c = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        try c.send(text: "still serving")
+        #expect(try c.receive() == .text("still serving"))
+        _ = try b.close()
+        _ = try c.close()
+    }
+
+    @Test("a protocol violation is answered with Close 1002 and FIN (RFC 6455 §7.1.7)")
+    func violationClosesWith1002() throws {
+        let echo = RecordingEcho()
+        let server = try startServer { _ in .accept(echo) }
+        defer { server.immediateStop() }
+        let raw = try RawClient(port: server.port)
+        defer { raw.close() }
+        _ = try raw.upgrade()
+        try raw.send([0x81, 0x02, 0x68, 0x69])  // unmasked text from a client
+        let (bytes, eof) = try raw.readToEnd()
+        #expect(bytes.count >= 4 && bytes[0] == 0x88 && bytes[2] == 0x03 && bytes[3] == 0xEA)
+        #expect(eof)
+        #expect(eventually { echo.events.withLock { $0.contains { if case .failed(let e) = $0 { e.closeCode == .protocolError } else { false } } } })
+    }
+
+    @Test("a peer that does not read: the server stops reading it at the high-water mark (backpressure)")
+    func backpressure() throws {
+        let echo = RecordingEcho()
+        let server = try startServer({
+            $0.connection.outboundHighWaterMark = 256 << 10
+            $0.connection.outboundLowWaterMark = 64 << 10
+            $0.readBufferSize = 64 << 10
+            $0.compression = nil
+        }) { _ in .accept(echo) }
+        defer { server.immediateStop() }
+        let raw = try RawClient(port: server.port)
+        defer { raw.close() }
+        _ = try raw.upgrade()
+        try raw.socket.setNonBlocking()
+        var small: Int32 = 64 << 10
+        setsockopt(raw.socket.fd, SOL_SOCKET, SO_RCVBUF, &small, 4)
+        // Write 16 KiB echo requests without reading any answer, until writes stall for 300 ms
+        // (or 512 MiB went out, which would mean the server never stopped reading).
+        let frame = maskedFrame(opcode: 0x2, [UInt8](repeating: 0x42, count: 16 << 10))
+        var sent = 0
+        var lastProgress = WSClock.now()
+        while sent < 512 << 20, WSClock.now() - lastProgress < .milliseconds(300) {
+            let offset = sent % frame.count  // continue a frame the kernel took part of
+            if let n = try frame.withUnsafeBytes({ try raw.socket.write(UnsafeRawBufferPointer(rebasing: $0[offset...])) }), n > 0 {
+                sent += n
+                lastProgress = WSClock.now()
+            } else {
+                usleep(1000)
+            }
+        }
+        // Kernel buffers (up to tens of MiB with autotuning) fill on both sides, and the server
+        // stops reading: writes stall, and the server's queue stayed near its high-water mark.
+        #expect(sent < 512 << 20)
+        #expect(echo.events.withLock { $0.isEmpty })  // no failure, no close: just paused
+        #expect(echo.maxBuffered.load(ordering: .relaxed) < (256 << 10) + (64 << 10) + (32 << 10))
+        #expect(server.connectionCount == 1)
+    }
+
+    @Test("sends from another thread reach the client (the owning loop is woken)")
+    func crossThreadSend() throws {
+        let echo = RecordingEcho(echo: false)
+        let server = try startServer(loops: 2) { _ in .accept(echo) }
+        defer { server.immediateStop() }
+        let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        #expect(eventually { echo.connections.withLock { $0.count } == 1 })
+        let connection = echo.connections.withLock { $0[0] }
+        for i in 0..<100 { try connection.send(text: "push \(i)") }
+        for i in 0..<100 { #expect(try ws.receive() == .text("push \(i)")) }
+        try connection.close(code: .normalClosure, reason: "done")
+        #expect(try ws.receive() == nil)
+        #expect(ws.closeInfo?.code == .normalClosure)
+    }
+
+    @Test("graceful stop sends 1001 Going Away and waits for the closing handshakes")
+    func gracefulStop() throws {
+        let server = try startServer { _ in .accept(RecordingEcho()) }
+        let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        let stopper = try WSThread { server.gracefulStop(timeout: .seconds(5)) }
+        #expect(try ws.receive() == nil)
+        #expect(ws.closeInfo?.code == .goingAway)
+        #expect(ws.closeInfo?.wasClean == true)
+        stopper.join()
+        #expect(server.connectionCount == 0)
+        #expect(throws: WSConnectionError.self) { _ = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/") }
+    }
+
+    @Test("immediate stop drops connections: the client sees the transport end (1006)")
+    func immediateStop() throws {
+        let echo = RecordingEcho()
+        let server = try startServer { _ in .accept(echo) }
+        let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        server.immediateStop()
+        #expect(try ws.receive() == nil)
+        #expect(ws.closeInfo?.code == .abnormalClosure)
+        #expect(echo.events.withLock { $0.contains { if case .closed = $0 { true } else { false } } })
+    }
+
+    @Test("the handshake timeout, subprotocol choice and IPv6 loopback")
+    func subprotocolOverIPv6() throws {
+        let server: WSEpollServer
+        do {
+            server = try startServer({ $0.host = "::1" }) { request in
+                .accept(RecordingEcho(), subprotocol: request.selectSubprotocol(preferring: ["v2", "v1"]))
+            }
+        } catch let error as WSTransportError where error.errno == EADDRNOTAVAIL || error.errno == EAFNOSUPPORT {
+            return  // no IPv6 on this machine
+        }
+        defer { server.immediateStop() }
+        let ws = try WSBlockingConnection.connect(to: "ws://[::1]:\(server.port)/", subprotocols: ["v1", "v2"])
+        #expect(ws.negotiatedSubprotocol == "v2")
+        _ = try ws.close()
+    }
+}
+
+/// The rejection a connect attempt ended with, or nil if it did not end with one.
+func rejected(_ connect: () throws(WSConnectionError) -> WSBlockingConnection) -> WSHandshakeRejection? {
+    let result = Result(catching: connect)
+    if case .failure(.rejected(let r)) = result { return r }
+    return nil
+}
