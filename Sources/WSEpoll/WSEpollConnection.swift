@@ -17,10 +17,17 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// The peer's address.
     public let remoteAddress: String
 
-    unowned let loop: EventLoop
+    // The loop outlives its connections: it releases each one before it ends.
+    unowned(unsafe) let loop: EventLoop
     let socket: WSSocket
     let slot: Int
-    var engine: WSProtocol
+    private let engineCell: LoopOwned<WSProtocol>
+    /// The engine, changed in place without Swift's per-access exclusivity bookkeeping (a
+    /// class's stored property would pay for it on every call; it is the loop's hot path).
+    var engine: WSProtocol {
+        _read { yield engineCell.value }
+        _modify { yield &engineCell.value }
+    }
     var handler: (any WSEpollHandler)?
     /// The negotiated subprotocol and handshake, once open.
     public private(set) var handshake: WSHandshakeResult?
@@ -45,7 +52,7 @@ public final class WSEpollConnection: @unchecked Sendable {
         self.socket = socket
         self.slot = slot
         self.remoteAddress = remoteAddress
-        self.engine = engine
+        self.engineCell = LoopOwned(engine)
     }
 
     func opened(_ result: WSHandshakeResult) { handshake = result }

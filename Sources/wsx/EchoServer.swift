@@ -35,6 +35,9 @@ struct EchoServer: ParsableCommand {
     @Flag(help: "Do not offer permessage-deflate.")
     var noCompression = false
 
+    @Option(help: "Messages shorter than this are sent uncompressed (RFC 7692 lets each message choose).")
+    var compressionThreshold = 64
+
     @Option(help: "Event loops (threads); default: one per CPU.")
     var loops: Int?
 
@@ -44,7 +47,13 @@ struct EchoServer: ParsableCommand {
     func run() throws {
         var config = WSEpollServer.Configuration(host: host, port: port)
         if let loops { config.loops = loops }
-        if noCompression { config.compression = nil }
+        if noCompression {
+            config.compression = nil
+        } else {
+            var deflate = WSPerMessageDeflate.Configuration()
+            deflate.minimumSize = compressionThreshold
+            config.compression = try WSPerMessageDeflate(deflate)
+        }
         config.connection = .echoTestee
         config.handshake.serverName = "swift-ws"
         let echo = EchoHandler()

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Runs the Autobahn TestSuite (the kosoku engine) against wsx, as server and as client, and
+compares the verdicts with the accepted ones in this folder.
+
+    python3 Fixtures/autobahn/check.py [--cases '1.*,2.*'] [--wsx .build/release/wsx]
+    python3 Fixtures/autobahn/check.py --accept        # after a full run: store it as accepted
+
+A case fails the check when its verdict is FAILED (behaviour FAILED or ERROR, or a close
+behaviour other than OK/INFORMATIONAL), or when it is worse than the accepted verdict for that
+case. NON-STRICT vs OK on timing-sensitive cases is reported but is not a failure.
+kosoku comes from PyPI (`pip install kosoku==0.1.0`); set KOSOKU to its script, or the script
+makes a virtual environment under /tmp. Loopback only; every process started is stopped.
+"""
+import argparse, json, os, socket, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RANK = {"OK": 0, "NON-STRICT": 1, "INFORMATIONAL": 1, "UNIMPLEMENTED": 2, "FAILED": 3, "ERROR": 3}
+CI_CASES = "1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*,12.1.1,12.1.5,12.2.10,12.3.3,12.4.7,12.5.18,13.1.1,13.3.5,13.5.2,13.7.9"
+
+
+def kosoku():
+    if os.environ.get("KOSOKU"):
+        return os.environ["KOSOKU"]
+    venv = os.path.join(tempfile.gettempdir(), "swift-ws-kosoku")
+    script = os.path.join(venv, "bin", "kosoku")
+    if not os.path.exists(script):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "kosoku==0.1.0"], check=True)
+    return script
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def include_flags(cases):
+    flags = []
+    for c in filter(None, (c.strip() for c in cases.split(","))):
+        flags += ["-i", c]
+    return flags
+
+
+def verdict(result):
+    """A case's verdict: its behaviour, or FAILED when the closing behaviour failed."""
+    if result["behavior"] in ("FAILED", "ERROR"):
+        return result["behavior"]
+    if result["behaviorClose"] not in ("OK", "INFORMATIONAL"):
+        return "FAILED"
+    return result["behavior"]
+
+
+def verdicts(outdir):
+    with open(os.path.join(outdir, "index.json")) as f:
+        index = json.load(f)
+    agent = index.get("swift-ws") or next(iter(index.values()))
+    return {case: verdict(result) for case, result in agent.items()}
+
+
+def run_server(ko, wsx, cases, outdir):
+    port = free_port()
+    server = subprocess.Popen([wsx, "echo-server", "--port", str(port), "--loops", "1"], stdout=subprocess.DEVNULL)
+    try:
+        if not wait_port(port):
+            raise SystemExit("wsx echo-server did not start")
+        subprocess.run([ko, "-m", "fuzzingclient", "-p", "2", "-o", outdir] + include_flags(cases) + [f"ws://127.0.0.1:{port}"],
+                       check=True, stdout=subprocess.DEVNULL, timeout=1800)
+    finally:
+        server.terminate()
+        server.wait(10)
+    return verdicts(outdir)
+
+
+def run_client(ko, wsx, cases, outdir):
+    port = free_port()
+    fuzzer = subprocess.Popen([ko, "-m", "fuzzingserver", "-o", outdir] + include_flags(cases) + [f"127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL)
+    try:
+        if not wait_port(port):
+            raise SystemExit("kosoku fuzzing server did not start")
+        subprocess.run([wsx, "autobahn-client", "--url", f"ws://127.0.0.1:{port}", "--agent", "swift-ws"],
+                       check=True, stdout=subprocess.DEVNULL, timeout=1800)
+        fuzzer.wait(120)
+    finally:
+        if fuzzer.poll() is None:
+            fuzzer.terminate()
+            fuzzer.wait(10)
+    return verdicts(outdir)
+
+
+def compare(role, got, accepted):
+    failures = []
+    for case, verdict in sorted(got.items(), key=lambda kv: [int(p) for p in kv[0].split(".")]):
+        before = accepted.get(case)
+        if verdict in ("FAILED", "ERROR"):
+            failures.append(f"{role} {case}: {verdict}")
+        elif before is not None and RANK[verdict] > RANK[before] and RANK[verdict] >= 2:
+            failures.append(f"{role} {case}: {verdict}, accepted {before}")
+        elif before is not None and verdict != before:
+            print(f"note: {role} {case}: {verdict} (accepted {before}; timing-dependent)")
+    counts = {}
+    for v in got.values():
+        counts[v] = counts.get(v, 0) + 1
+    print(f"autobahn {role}: {len(got)} cases, " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
+    return failures
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", default=CI_CASES)
+    ap.add_argument("--wsx", default=".build/release/wsx")
+    ap.add_argument("--accept", action="store_true", help="store the verdicts of this run as accepted")
+    ap.add_argument("--roles", default="server,client")
+    a = ap.parse_args()
+    ko = kosoku()
+    failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for role in a.roles.split(","):
+            got = (run_server if role == "server" else run_client)(ko, a.wsx, a.cases, os.path.join(tmp, role))
+            path = os.path.join(HERE, f"{role}-kosoku.json")
+            accepted = json.load(open(path)) if os.path.exists(path) else {}
+            failures += compare(role, got, accepted)
+            if a.accept:
+                with open(path, "w") as f:
+                    json.dump(dict(sorted(got.items(), key=lambda kv: [int(p) for p in kv[0].split(".")])), f, indent=0)
+                    f.write("\n")
+    for f in failures:
+        print("FAIL", f)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
