@@ -3,13 +3,20 @@
 compares the verdicts with the accepted ones in this folder.
 
     python3 Fixtures/autobahn/check.py [--cases '1.*,2.*'] [--wsx .build/release/wsx]
-    python3 Fixtures/autobahn/check.py --accept        # after a full run: store it as accepted
+    python3 Fixtures/autobahn/check.py --accept        # store this run's verdicts as accepted
+    python3 Fixtures/autobahn/check.py --import-report server REPORT_DIR   # or a full run's report
 
 A case fails the check when its verdict is FAILED (behaviour FAILED or ERROR, or a close
 behaviour other than OK/INFORMATIONAL), or when it is worse than the accepted verdict for that
 case. NON-STRICT vs OK on timing-sensitive cases is reported but is not a failure.
 kosoku comes from PyPI (`pip install kosoku==0.1.0`); set KOSOKU to its script, or the script
 makes a virtual environment under /tmp. Loopback only; every process started is stopped.
+
+wsx runs with `--compression-threshold 0` here: kosoku 0.1.0 fails a case with a Python error
+("Strings must be encoded before hashing") when a peer sends a short message uncompressed inside
+a permessage-deflate session, which RFC 7692 allows and which wsx does by default for messages
+under 64 bytes (cases 12.x.1 and 13.x.1 use 16-byte messages). The original suite (wstest) runs
+those cases with the default threshold and passes them; see CONFORMANCE.md.
 """
 import argparse, json, os, socket, subprocess, sys, tempfile, time
 
@@ -62,6 +69,12 @@ def verdict(result):
     return result["behavior"]
 
 
+def store(role, got):
+    with open(os.path.join(HERE, f"{role}-kosoku.json"), "w") as f:
+        json.dump(dict(sorted(got.items(), key=lambda kv: [int(p) for p in kv[0].split(".")])), f, indent=0)
+        f.write("\n")
+
+
 def verdicts(outdir):
     with open(os.path.join(outdir, "index.json")) as f:
         index = json.load(f)
@@ -71,7 +84,7 @@ def verdicts(outdir):
 
 def run_server(ko, wsx, cases, outdir):
     port = free_port()
-    server = subprocess.Popen([wsx, "echo-server", "--port", str(port), "--loops", "1"], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen([wsx, "echo-server", "--port", str(port), "--loops", "1", "--compression-threshold", "0"], stdout=subprocess.DEVNULL)
     try:
         if not wait_port(port):
             raise SystemExit("wsx echo-server did not start")
@@ -90,7 +103,7 @@ def run_client(ko, wsx, cases, outdir):
     try:
         if not wait_port(port):
             raise SystemExit("kosoku fuzzing server did not start")
-        subprocess.run([wsx, "autobahn-client", "--url", f"ws://127.0.0.1:{port}", "--agent", "swift-ws"],
+        subprocess.run([wsx, "autobahn-client", "--compression-threshold", "0", "--url", f"ws://127.0.0.1:{port}", "--agent", "swift-ws"],
                        check=True, stdout=subprocess.DEVNULL, timeout=1800)
         fuzzer.wait(120)
     finally:
@@ -123,7 +136,15 @@ def main():
     ap.add_argument("--wsx", default=".build/release/wsx")
     ap.add_argument("--accept", action="store_true", help="store the verdicts of this run as accepted")
     ap.add_argument("--roles", default="server,client")
+    ap.add_argument("--import-report", nargs=2, metavar=("ROLE", "REPORT_DIR"),
+                    help="store the verdicts of a report made by the commands in CONFORMANCE.md as accepted")
     a = ap.parse_args()
+    if a.import_report:
+        role, outdir = a.import_report
+        got = verdicts(outdir)
+        compare(role, got, {})
+        store(role, got)
+        return
     ko = kosoku()
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,9 +154,7 @@ def main():
             accepted = json.load(open(path)) if os.path.exists(path) else {}
             failures += compare(role, got, accepted)
             if a.accept:
-                with open(path, "w") as f:
-                    json.dump(dict(sorted(got.items(), key=lambda kv: [int(p) for p in kv[0].split(".")])), f, indent=0)
-                    f.write("\n")
+                store(role, got)
     for f in failures:
         print("FAIL", f)
     sys.exit(1 if failures else 0)

@@ -110,7 +110,7 @@ public final class WSEpollServer: Sendable {
 
     /// Stops accepting, sends every open connection a Close with 1001 (Going Away), waits up to
     /// `timeout` for the closing handshakes, then drops what is left. Returns when all loops
-    /// have ended.
+    /// have ended, so call it from outside the loops (not from a handler).
     public func gracefulStop(timeout: Duration = .seconds(10)) {
         let deadline = WSClock.now() + timeout
         for loop in state.withLock({ $0.loops }) { loop.execute { loop.beginGracefulStop(deadline: deadline) } }
@@ -118,7 +118,8 @@ public final class WSEpollServer: Sendable {
     }
 
     /// Stops at once: closes the listening sockets and every connection without a closing
-    /// handshake (handlers get `.closed` with 1006). Returns when all loops have ended.
+    /// handshake (handlers get `.closed` with 1006). Returns when all loops have ended, so call
+    /// it from outside the loops (not from a handler).
     public func immediateStop() {
         for loop in state.withLock({ $0.loops }) { loop.execute { loop.beginImmediateStop() } }
         wait()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import WSBlocking
 import WSCore
+import WSDeflate
 
 struct AutobahnClient: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,13 +26,22 @@ struct AutobahnClient: ParsableCommand {
     @Flag(help: "Do not offer permessage-deflate.")
     var noCompression = false
 
+    @Option(help: "Messages shorter than this are sent uncompressed (RFC 7692 lets each message choose).")
+    var compressionThreshold = 64
+
     @Option(help: "Run only these case numbers (1-based, repeatable).")
     var only: [Int] = []
 
     func run() throws {
         var config = WSBlockingConnection.Configuration()
         config.connection = .echoTestee
-        if noCompression { config.compression = nil }
+        if noCompression {
+            config.compression = nil
+        } else {
+            var deflate = WSPerMessageDeflate.Configuration()
+            deflate.minimumSize = compressionThreshold
+            config.compression = try WSPerMessageDeflate(deflate)
+        }
         let base = url.hasSuffix("/") ? String(url.dropLast()) : url
 
         let counter = try WSBlockingConnection.connect(to: base + "/getCaseCount", configuration: config)
@@ -39,7 +49,7 @@ struct AutobahnClient: ParsableCommand {
             throw fail("the server did not send a case count")
         }
         _ = try? counter.close()
-        print("autobahn-client: \(count) cases")
+        printFlushed("autobahn-client: \(count) cases")
 
         for n in only.isEmpty ? Array(1...max(1, count)) : only {
             do {
@@ -53,11 +63,11 @@ struct AutobahnClient: ParsableCommand {
             } catch {
                 // The case decides what a failure means (many cases end this way on purpose).
             }
-            if n % 50 == 0 { print("autobahn-client: case \(n) of \(count)") }
+            if n % 50 == 0 { printFlushed("autobahn-client: case \(n) of \(count)") }
         }
 
         let reports = try WSBlockingConnection.connect(to: "\(base)/updateReports?agent=\(agent)", configuration: config)
         _ = try? reports.close()
-        print("autobahn-client: reports updated for agent \(agent)")
+        printFlushed("autobahn-client: reports updated for agent \(agent)")
     }
 }

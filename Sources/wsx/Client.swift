@@ -8,8 +8,10 @@ struct Client: ParsableCommand {
         abstract: "Connect to a WebSocket server, send each line of standard input as a text message, print what comes back.",
         discussion: """
             Each received message is printed on its own line (binary messages in hex). At the
-            end of standard input the client closes with 1000, prints the messages the server
-            sent before its Close, and exits 0; it exits non-zero with a message on any failure.
+            end of standard input it keeps printing replies until the server has been quiet for
+            --linger seconds (some servers answer a Close before the replies they still owe),
+            then closes with 1000, prints what the server sent before its Close, and exits 0; it
+            exits non-zero with a message on any failure.
 
             Examples:
               echo hello | wsx client ws://127.0.0.1:9001/
@@ -25,6 +27,9 @@ struct Client: ParsableCommand {
 
     @Option(help: "Seconds to wait for the connection and handshake.")
     var connectTimeout: Double = 10
+
+    @Option(help: "Seconds to keep printing replies after the end of input, until the server has been quiet that long, before closing.")
+    var linger: Double = 0.5
 
     @Argument(help: "The server's ws:// URL.")
     var url: String
@@ -46,7 +51,7 @@ struct Client: ParsableCommand {
         while stdinOpen {
             var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0), pollfd(fd: ws.fileDescriptor, events: Int16(POLLIN), revents: 0)]
             guard poll(&fds, 2, -1) >= 0 || errno == EINTR else { throw fail("poll: \(String(cString: strerror(errno)))") }
-            if fds[1].revents != 0 { try showArrived(ws) }
+            if fds[1].revents != 0 { try showReplies(ws, quietFor: .zero) }
             if fds[0].revents != 0 {
                 let n = buffer.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, $0.count) }
                 if n <= 0 {
@@ -63,6 +68,7 @@ struct Client: ParsableCommand {
                 }
             }
         }
+        try showReplies(ws, quietFor: .milliseconds(Int64(linger * 1000)))
         switch Result(catching: { () throws(WSConnectionError) in try ws.close(code: .normalClosure, timeout: .seconds(10)) { show($0) } }) {
         case .success(let info) where info.wasClean: return
         case .success(let info): throw fail("the connection did not close cleanly: \(info)")
@@ -70,10 +76,11 @@ struct Client: ParsableCommand {
         }
     }
 
-    /// Prints every message that has arrived, without waiting for more.
-    private func showArrived(_ ws: WSBlockingConnection) throws {
+    /// Prints messages as they arrive until none has arrived for `quiet` (`.zero`: only those
+    /// already there).
+    private func showReplies(_ ws: WSBlockingConnection, quietFor quiet: Duration) throws {
         while true {
-            switch Result(catching: { () throws(WSConnectionError) in try ws.receive(timeout: .zero) }) {
+            switch Result(catching: { () throws(WSConnectionError) in try ws.receive(timeout: quiet) }) {
             case .success(let message?): show(message)
             case .success(nil): throw fail("the server closed the connection: \(ws.closeInfo.map { "\($0)" } ?? "")")
             case .failure(.timeout): return

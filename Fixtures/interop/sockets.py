@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Interop over real loopback sockets with other libraries, both directions, compression on.
+
+- python-websockets (asyncio client) and node's `ws` (client) against `wsx echo-server`:
+  text, binary, empty, a 200 KB compressible message, a 64 KB random one, fragments,
+  ping/pong, and a clean close with 1000.
+- `wsx client` against a python-websockets echo server and a node `ws` echo server.
+
+    python3 Fixtures/interop/sockets.py [--wsx .build/release/wsx]
+
+Needs `pip install websockets==17.4` and `apt-get install nodejs node-ws`. Prints one line per
+check and exits non-zero if any fails. Loopback only; stops every process it starts.
+"""
+import argparse, asyncio, os, random, socket, subprocess, sys, tempfile, time
+
+NODE_WS = "/usr/share/nodejs/ws"
+failures = []
+
+
+def check(name, ok, detail=""):
+    print(("ok   " if ok else "FAIL ") + name + (f": {detail}" if detail and not ok else ""))
+    if not ok:
+        failures.append(name)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, seconds=10):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def messages():
+    rnd = random.Random(7)
+    return [
+        "héllo wörld 👋",
+        b"\x00\x01\x02\xff",
+        "",
+        ("swift-ws " * 25000),
+        bytes(rnd.getrandbits(8) for _ in range(65536)),
+    ]
+
+
+async def python_client(port):
+    from websockets.asyncio.client import connect
+    async with connect(f"ws://127.0.0.1:{port}/", compression="deflate", max_size=None) as ws:
+        check("python-websockets client: permessage-deflate negotiated",
+              "permessage-deflate" in (ws.response.headers.get("Sec-WebSocket-Extensions") or ""))
+        for m in messages():
+            await ws.send(m)
+            got = await ws.recv()
+            check(f"python-websockets client: echo of {type(m).__name__} of {len(m)}", got == m)
+        await ws.send(iter(["frag", "mented ", "text"]))
+        check("python-websockets client: fragmented message", await ws.recv() == "fragmented text")
+        pong = await ws.ping(b"are you there")
+        await asyncio.wait_for(pong, 5)
+        check("python-websockets client: ping answered", True)
+    check("python-websockets client: clean close 1000", ws.close_code == 1000, str(ws.close_code))
+
+
+NODE_CLIENT = r"""
+const WebSocket = require(process.argv[2]);
+const ws = new WebSocket(process.argv[3], { perMessageDeflate: true });
+const msgs = ["héllo wörld 👋", Buffer.from([0, 1, 2, 255]), "", "swift-ws ".repeat(25000)];
+let i = 0; const out = [];
+ws.on('open', () => { out.push('ext=' + ws.extensions); ws.send(msgs[0]); });
+ws.on('message', (data, isBinary) => {
+  const m = msgs[i];
+  const same = isBinary ? Buffer.compare(data, m) === 0 : data.toString() === m;
+  out.push('echo' + i + '=' + same);
+  i++;
+  if (i < msgs.length) ws.send(msgs[i]); else ws.close(1000, 'bye');
+});
+ws.on('close', (code) => { out.push('close=' + code); console.log(out.join(' ')); });
+ws.on('error', (e) => { console.log('error ' + e.message); process.exit(1); });
+"""
+
+NODE_SERVER = r"""
+const WebSocket = require(process.argv[2]);
+const wss = new WebSocket.Server({ host: '127.0.0.1', port: +process.argv[3], perMessageDeflate: true });
+wss.on('connection', (ws) => ws.on('message', (d, isBinary) => ws.send(d, { binary: isBinary })));
+"""
+
+
+def node_client(port, tmp):
+    script = os.path.join(tmp, "client.js")
+    open(script, "w").write(NODE_CLIENT)
+    out = subprocess.run(["node", script, NODE_WS, f"ws://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=30).stdout.strip()
+    check("node ws client: permessage-deflate negotiated", "ext=permessage-deflate" in out, out)
+    check("node ws client: 4 echoes", all(f"echo{i}=true" in out for i in range(4)), out)
+    check("node ws client: clean close 1000", "close=1000" in out, out)
+
+
+def wsx_client_against(name, argv, port, wsx):
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_port(port):
+            check(f"wsx client vs {name}: server started", False)
+            return
+        lines = ["hello", "wörld 👋", "x" * 10000, "last"]
+        r = subprocess.run([wsx, "client", f"ws://127.0.0.1:{port}/"], input="\n".join(lines) + "\n",
+                           capture_output=True, text=True, timeout=30)
+        check(f"wsx client vs {name}: echoes printed, exit 0", r.returncode == 0 and r.stdout.splitlines() == lines,
+              f"rc={r.returncode} out={r.stdout[:200]!r} err={r.stderr[:200]!r}")
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--wsx", default=".build/release/wsx")
+    a = ap.parse_args()
+    port = free_port()
+    echo = subprocess.Popen([a.wsx, "echo-server", "--port", str(port), "--loops", "1"], stdout=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            if not wait_port(port):
+                raise SystemExit("wsx echo-server did not start")
+            asyncio.run(python_client(port))
+            node_client(port, tmp)
+        finally:
+            echo.terminate()
+            echo.wait(10)
+        p2 = free_port()
+        pyserver = os.path.join(tmp, "pyserver.py")
+        open(pyserver, "w").write(
+            "import asyncio, sys\nfrom websockets.asyncio.server import serve\n"
+            "async def echo(ws):\n    async for m in ws: await ws.send(m)\n"
+            "async def main():\n    async with serve(echo, '127.0.0.1', int(sys.argv[1]), compression='deflate'):\n"
+            "        await asyncio.Future()\nasyncio.run(main())\n")
+        wsx_client_against("python-websockets server", [sys.executable, pyserver, str(p2)], p2, a.wsx)
+        p3 = free_port()
+        nodeserver = os.path.join(tmp, "server.js")
+        open(nodeserver, "w").write(NODE_SERVER)
+        wsx_client_against("node ws server", ["node", nodeserver, NODE_WS, str(p3)], p3, a.wsx)
+    print(f"{len(failures)} failed")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
