@@ -72,7 +72,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WSAdapterTests",
-            dependencies: ["WSCore", "WSTransport", "WSBlocking", "WSEpoll"],
+            dependencies: ["WSCore", "WSTransport", "WSBlocking", "WSEpoll", "WSDeflate"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -31,7 +31,7 @@ final class EventLoop: @unchecked Sendable {
     private static let wakeToken: UInt64 = 1
 
     let index: Int
-    let context: ServerContext
+    let context: LoopContext
     private let epfd: Int32
     private let wakefd: Int32
     private var listener: WSSocket?
@@ -54,7 +54,7 @@ final class EventLoop: @unchecked Sendable {
     private enum Stopping { case no, graceful(WSInstant), immediate }
     private var stopping = Stopping.no
 
-    init(index: Int, context: ServerContext, listener: WSSocket) throws(WSTransportError) {
+    init(index: Int, context: LoopContext, listener: WSSocket?) throws(WSTransportError) {
         self.index = index
         self.context = context
         self.listener = listener
@@ -62,11 +62,11 @@ final class EventLoop: @unchecked Sendable {
         guard epfd >= 0 else { throw WSTransportError("epoll_create1", errno: errno) }
         wakefd = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
         guard wakefd >= 0 else { throw WSTransportError("eventfd", errno: errno) }
-        readBuffer = .allocate(byteCount: context.configuration.readBufferSize, alignment: 64)
+        readBuffer = .allocate(byteCount: context.readBufferSize, alignment: 64)
         events = .allocate(capacity: maxEvents)
         now = WSClock.now()
         nextSweep = now + .seconds(1)
-        try register(listener.fd, token: Self.listenerToken, events: EPOLLIN.rawValue | EPOLLET.rawValue)
+        if let listener { try register(listener.fd, token: Self.listenerToken, events: EPOLLIN.rawValue | EPOLLET.rawValue) }
         try register(wakefd, token: Self.wakeToken, events: EPOLLIN.rawValue | EPOLLET.rawValue)
     }
 
@@ -143,6 +143,7 @@ final class EventLoop: @unchecked Sendable {
                 } else if let c = connection(token) {
                     if ev.events & EPOLLOUT.rawValue != 0 { c.kernelFull = false }
                     if ev.events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { c.readable = true }
+                    if ev.events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { c.peerHungUp = true }
                     service(c)
                 }
             }
@@ -202,7 +203,7 @@ final class EventLoop: @unchecked Sendable {
     // MARK: Accepting
 
     private func acceptAll() {
-        guard let l = listener else { return }
+        guard let l = listener, let server = context.server else { return }
         acceptRetryAt = nil
         while true {
             let s: WSSocket
@@ -221,26 +222,41 @@ final class EventLoop: @unchecked Sendable {
             }
             let engine: WSProtocol
             do {
-                engine = try WSProtocol(server: context.handshake, configuration: context.configuration.connection, now: now)
+                engine = try WSProtocol(server: server.handshake, configuration: context.connection, now: now)
             } catch {
                 context.releaseConnection()
                 s.close()
                 continue
             }
-            let slot = allocateSlot()
-            let token = UInt64(slot + 2) | UInt64(generations[slot]) << 32
-            let c = WSEpollConnection(id: context.nextID(), loop: self, socket: s, slot: slot,
-                                      remoteAddress: s.peerAddress?.description ?? "?", engine: engine)
-            slots[slot] = c
-            liveCount += 1
-            do throws(WSTransportError) {
-                try register(s.fd, token: token, events: EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue)
-            } catch {
-                release(c)
-                continue
-            }
-            armTimer(c)
+            adopt(WSEpollConnection(id: context.nextID(), loop: self, socket: s,
+                                    remoteAddress: s.peerAddress?.description ?? "?", engine: engine))
         }
+    }
+
+    /// Takes a connection into this loop: a slot, the epoll registration (once, for good), its
+    /// timer. The connection's count was reserved by the caller.
+    func adopt(_ c: WSEpollConnection) {
+        let slot = allocateSlot()
+        c.slot = slot
+        slots[slot] = c
+        liveCount += 1
+        do throws(WSTransportError) {
+            try register(c.socket.fd, token: token(c), events: EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue)
+        } catch {
+            transportFailed(c)
+            release(c)
+            return
+        }
+        service(c)
+    }
+
+    /// Whether `c` is one of this loop's live connections (adopted and not yet released).
+    private func owns(_ c: WSEpollConnection) -> Bool {
+        c.slot >= 0 && c.slot < slots.count && slots[c.slot] === c
+    }
+
+    private func token(_ c: WSEpollConnection) -> UInt64 {
+        UInt64(c.slot + 2) | UInt64(generations[c.slot]) << 32
     }
 
     /// Over the connection limit: a short 503 answer, best effort, and close.
@@ -287,7 +303,9 @@ final class EventLoop: @unchecked Sendable {
                 c.inputEnded = true
                 c.engine.receiveEOF()
             } else {
-                if n < readBuffer.count { c.readable = false }
+                // A short read means the socket is drained, unless the peer's FIN (or an
+                // error) came with this readiness: then read on, to its end of stream.
+                if n < readBuffer.count && !c.peerHungUp { c.readable = false }
                 c.engine.tick(now: now)
                 c.engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<n]))
             }
@@ -324,7 +342,7 @@ final class EventLoop: @unchecked Sendable {
                 }
             }
         }
-        if c.scratch.capacity > context.configuration.readBufferSize { c.scratch = [] }
+        if c.scratch.capacity > context.readBufferSize { c.scratch = [] }
     }
 
     private func decide(_ c: WSEpollConnection, _ request: WSUpgradeRequest) {
@@ -332,7 +350,8 @@ final class EventLoop: @unchecked Sendable {
             try? c.engine.reject(status: .serviceUnavailable)
             return
         }
-        switch context.upgrade(request) {
+        guard let server = context.server else { return }
+        switch server.upgrade(request) {
         case .accept(let handler, let subprotocol, let headers):
             do {
                 try c.engine.accept(subprotocol: subprotocol, headers: headers)
@@ -385,14 +404,14 @@ final class EventLoop: @unchecked Sendable {
     /// Closes the socket once the engine is closed and its bytes are out (or the peer is gone,
     /// or the linger time is up); otherwise re-arms the connection's timer.
     private func settle(_ c: WSEpollConnection) {
-        guard slots[c.slot] === c else { return }
+        guard owns(c) else { return }
         if c.engine.isClosed {
             let flushed = c.engine.bufferedAmount == 0
             if flushed && !c.writeShut && !c.transportDead {
                 c.socket.shutdownWrite()
                 c.writeShut = true
             }
-            if c.lingerDeadline == nil { c.lingerDeadline = now + context.configuration.lingerTimeout }
+            if c.lingerDeadline == nil { c.lingerDeadline = now + context.lingerTimeout }
             if c.transportDead || (flushed && c.inputEnded) || now >= c.lingerDeadline! {
                 release(c)
                 return
@@ -415,7 +434,7 @@ final class EventLoop: @unchecked Sendable {
         guard deadline != c.armedDeadline else { return }
         c.armedDeadline = deadline
         if let deadline {
-            timers.push(deadline, token: UInt64(c.slot + 2) | UInt64(generations[c.slot]) << 32)
+            timers.push(deadline, token: token(c))
             if timers.count > 2 * liveCount + 1024 { compactTimers() }
         }
     }
@@ -423,7 +442,7 @@ final class EventLoop: @unchecked Sendable {
     private func compactTimers() {
         var live: [TimerHeap.Entry] = []
         for case let c? in slots {
-            if let d = c.armedDeadline { live.append(.init(deadline: d, token: UInt64(c.slot + 2) | UInt64(generations[c.slot]) << 32)) }
+            if let d = c.armedDeadline { live.append(.init(deadline: d, token: token(c))) }
         }
         timers.rebuild(live)
     }
@@ -445,7 +464,7 @@ final class EventLoop: @unchecked Sendable {
             dirty.removeAll(keepingCapacity: true)
             for c in list {
                 c.isDirty = false
-                guard slots[c.slot] === c else { continue }
+                guard owns(c) else { continue }
                 flush(c)
                 if c.readable && !c.readPaused { service(c) } else { settle(c) }
             }
@@ -483,7 +502,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func release(_ c: WSEpollConnection) {
-        guard slots[c.slot] === c else { return }
+        guard owns(c) else { return }
         c.socket.close()
         c.transportDead = true
         c.handler = nil

@@ -20,7 +20,8 @@ public final class WSEpollConnection: @unchecked Sendable {
     // The loop outlives its connections: it releases each one before it ends.
     unowned(unsafe) let loop: EventLoop
     let socket: WSSocket
-    let slot: Int
+    /// Where the owning loop keeps it (set when the loop adopts it).
+    var slot = -1
     private let engineCell: LoopOwned<WSProtocol>
     /// The engine, changed in place without Swift's per-access exclusivity bookkeeping (a
     /// class's stored property would pay for it on every call; it is the loop's hot path).
@@ -34,6 +35,7 @@ public final class WSEpollConnection: @unchecked Sendable {
 
     // Transport state (loop thread only).
     var readable = true
+    var peerHungUp = false
     var kernelFull = false
     var readPaused = false
     var writeShut = false
@@ -46,11 +48,11 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// Where lent message bytes are copied so the handler may send while it holds them.
     var scratch: [UInt8] = []
 
-    init(id: UInt64, loop: EventLoop, socket: WSSocket, slot: Int, remoteAddress: String, engine: consuming WSProtocol) {
+    init(id: UInt64, loop: EventLoop, socket: WSSocket, remoteAddress: String, engine: consuming WSProtocol, handler: (any WSEpollHandler)? = nil) {
         self.id = id
         self.loop = loop
         self.socket = socket
-        self.slot = slot
+        self.handler = handler
         self.remoteAddress = remoteAddress
         self.engineCell = LoopOwned(engine)
     }

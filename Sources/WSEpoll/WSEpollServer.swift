@@ -61,8 +61,9 @@ public final class WSEpollServer: Sendable {
 
     /// The settings the server was created with.
     public let configuration: Configuration
-    private let context: ServerContext
-    private let state = Mutex<(loops: [EventLoop], threads: [WSThread], port: Int)>(([], [], 0))
+    private let context: LoopContext
+    private let group = LoopGroup()
+    private let boundPort = Mutex(0)
 
     /// Creates a server; `upgrade` decides each valid upgrade request (called on the loop that
     /// owns the connection, so it must not block). Invalid requests are answered by the engine.
@@ -70,14 +71,16 @@ public final class WSEpollServer: Sendable {
         self.configuration = configuration
         var handshake = configuration.handshake
         if let deflate = configuration.compression { handshake.extensions.insert(deflate, at: 0) }
-        context = ServerContext(configuration: configuration, handshake: handshake, upgrade: upgrade)
+        context = LoopContext(connection: configuration.connection, readBufferSize: configuration.readBufferSize,
+                              lingerTimeout: configuration.lingerTimeout, maxConnections: configuration.maxConnections,
+                              server: (handshake, upgrade))
     }
 
     /// Binds the listening sockets and starts the loops. Returns once the server accepts.
     /// - Throws: ``WSTransportError`` (address in use, no permission, bad host);
     ///   ``WSUsageError`` for an invalid configuration.
     public func start() throws {
-        try context.handshake.validate()
+        try context.server!.handshake.validate()
         _ = try WSProtocol(role: .server, configuration: configuration.connection, now: .zero)
         let count = max(1, configuration.loops)
         var loops: [EventLoop] = []
@@ -92,57 +95,87 @@ public final class WSEpollServer: Sendable {
                 throw error
             }
         }
-        var threads: [WSThread] = []
-        for loop in loops { threads.append(try WSThread { loop.run() }) }
-        state.withLock { $0 = (loops, threads, port) }
+        try group.start(loops)
+        boundPort.withLock { $0 = port }
     }
 
     /// The port the server listens on (the chosen one when configured with 0).
-    public var port: Int { state.withLock { $0.port } }
+    public var port: Int { boundPort.withLock { $0 } }
 
     /// Open connections across all loops.
     public var connectionCount: Int { context.connections.load(ordering: .relaxed) }
 
     /// Blocks until every loop has ended (after a stop).
-    public func wait() {
-        for t in state.withLock({ $0.threads }) { t.join() }
-    }
+    public func wait() { group.wait() }
 
     /// Stops accepting, sends every open connection a Close with 1001 (Going Away), waits up to
     /// `timeout` for the closing handshakes, then drops what is left. Returns when all loops
     /// have ended, so call it from outside the loops (not from a handler).
-    public func gracefulStop(timeout: Duration = .seconds(10)) {
+    public func gracefulStop(timeout: Duration = .seconds(10)) { group.gracefulStop(timeout: timeout) }
+
+    /// Stops at once: closes the listening sockets and every connection without a closing
+    /// handshake (handlers get `.closed` with 1006). Returns when all loops have ended, so call
+    /// it from outside the loops (not from a handler).
+    public func immediateStop() { group.immediateStop() }
+}
+
+/// The loops of one server or client and their threads.
+final class LoopGroup: Sendable {
+    private let state = Mutex<(loops: [EventLoop], threads: [WSThread])>(([], []))
+    private let next = Atomic<Int>(0)
+
+    func start(_ loops: [EventLoop]) throws {
+        var threads: [WSThread] = []
+        for loop in loops { threads.append(try WSThread { loop.run() }) }
+        state.withLock { $0 = (loops, threads) }
+    }
+
+    /// The loop for a new outgoing connection (round robin).
+    func pick() -> EventLoop? {
+        let loops = state.withLock { $0.loops }
+        guard !loops.isEmpty else { return nil }
+        return loops[next.add(1, ordering: .relaxed).newValue % loops.count]
+    }
+
+    func wait() {
+        for t in state.withLock({ $0.threads }) { t.join() }
+    }
+
+    func gracefulStop(timeout: Duration) {
         let deadline = WSClock.now() + timeout
         for loop in state.withLock({ $0.loops }) { loop.execute { loop.beginGracefulStop(deadline: deadline) } }
         wait()
     }
 
-    /// Stops at once: closes the listening sockets and every connection without a closing
-    /// handshake (handlers get `.closed` with 1006). Returns when all loops have ended, so call
-    /// it from outside the loops (not from a handler).
-    public func immediateStop() {
+    func immediateStop() {
         for loop in state.withLock({ $0.loops }) { loop.execute { loop.beginImmediateStop() } }
         wait()
     }
 }
 
-/// What the loops of one server share.
-final class ServerContext: Sendable {
-    let configuration: WSEpollServer.Configuration
-    let handshake: WSServerHandshake
-    let upgrade: @Sendable (WSUpgradeRequest) -> WSUpgradeDecision
+/// What the loops of one server (or client) share.
+final class LoopContext: Sendable {
+    let connection: WSProtocol.Configuration
+    let readBufferSize: Int
+    let lingerTimeout: Duration
+    let maxConnections: Int
+    /// The server's handshake and upgrade decision; nil for a client's loops.
+    let server: (handshake: WSServerHandshake, upgrade: @Sendable (WSUpgradeRequest) -> WSUpgradeDecision)?
     let connections = Atomic<Int>(0)
     private let ids = Atomic<UInt64>(0)
 
-    init(configuration: WSEpollServer.Configuration, handshake: WSServerHandshake, upgrade: @escaping @Sendable (WSUpgradeRequest) -> WSUpgradeDecision) {
-        self.configuration = configuration
-        self.handshake = handshake
-        self.upgrade = upgrade
+    init(connection: WSProtocol.Configuration, readBufferSize: Int, lingerTimeout: Duration, maxConnections: Int,
+         server: (handshake: WSServerHandshake, upgrade: @Sendable (WSUpgradeRequest) -> WSUpgradeDecision)?) {
+        self.connection = connection
+        self.readBufferSize = readBufferSize
+        self.lingerTimeout = lingerTimeout
+        self.maxConnections = maxConnections
+        self.server = server
     }
 
     func reserveConnection() -> Bool {
         let n = connections.add(1, ordering: .relaxed).newValue
-        if n > configuration.maxConnections {
+        if n > maxConnections {
             connections.subtract(1, ordering: .relaxed)
             return false
         }
