@@ -417,12 +417,15 @@ final class EventLoop: @unchecked Sendable {
                 return
             }
             if flushed && c.readable && !c.inputEnded {
-                // Discard what the peer still sends until its FIN.
-                while let n = try? c.socket.read(into: readBuffer) {
+                // Discard what the peer still sends until its FIN. A peer that sends more than
+                // 16 reads' worth after the end is dropped at once rather than hold the loop.
+                var drained = false
+                for _ in 0..<16 {
+                    guard let n = (try? c.socket.read(into: readBuffer)) ?? nil else { drained = true; break }
                     if n == 0 { c.inputEnded = true; break }
                 }
+                if c.inputEnded || !drained { release(c); return }
                 c.readable = false
-                if c.inputEnded { release(c); return }
             }
         }
         armTimer(c)
