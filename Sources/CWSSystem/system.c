@@ -1,6 +1,5 @@
 #define _GNU_SOURCE
 #include <sched.h>
-#include <pthread.h>
 #include "cws_system.h"
 
 int cws_accept_nonblocking(int fd) {
@@ -12,11 +11,4 @@ int cws_affinity_cpu_count(void) {
     CPU_ZERO(&set);
     if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
     return CPU_COUNT(&set);
-}
-
-int cws_pin_current_thread(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }

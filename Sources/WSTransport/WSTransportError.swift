@@ -28,9 +28,9 @@ public struct WSTransportError: Error, Hashable, Sendable, CustomStringConvertib
         self.message = message
     }
 
-    /// Whether this is a timeout (``WSSocket/connect(host:port:timeout:)``, timed reads and
-    /// writes).
-    public var isTimeout: Bool { errno == ETIMEDOUT || errno == EAGAIN }
+    /// Whether this is a timeout (``WSSocket/connect(host:port:timeout:nonBlocking:)``,
+    /// ``WSSocket/writeAll(_:timeout:)``).
+    public var isTimeout: Bool { errno == ETIMEDOUT }
 
     public var description: String { "\(operation): \(message)" }
 

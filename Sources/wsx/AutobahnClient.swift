@@ -35,13 +35,7 @@ struct AutobahnClient: ParsableCommand {
     func run() throws {
         var config = WSBlockingConnection.Configuration()
         config.connection = .echoTestee
-        if noCompression {
-            config.compression = nil
-        } else {
-            var deflate = WSPerMessageDeflate.Configuration()
-            deflate.minimumSize = compressionThreshold
-            config.compression = try WSPerMessageDeflate(deflate)
-        }
+        config.compression = try WSPerMessageDeflate.testee(off: noCompression, threshold: compressionThreshold)
         let base = url.hasSuffix("/") ? String(url.dropLast()) : url
 
         let counter = try WSBlockingConnection.connect(to: base + "/getCaseCount", configuration: config)

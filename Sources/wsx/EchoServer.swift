@@ -47,13 +47,7 @@ struct EchoServer: ParsableCommand {
     func run() throws {
         var config = WSEpollServer.Configuration(host: host, port: port)
         if let loops { config.loops = loops }
-        if noCompression {
-            config.compression = nil
-        } else {
-            var deflate = WSPerMessageDeflate.Configuration()
-            deflate.minimumSize = compressionThreshold
-            config.compression = try WSPerMessageDeflate(deflate)
-        }
+        config.compression = try WSPerMessageDeflate.testee(off: noCompression, threshold: compressionThreshold)
         config.connection = .echoTestee
         config.handshake.serverName = "swift-ws"
         let echo = EchoHandler()
@@ -80,6 +74,17 @@ extension WSProtocol.Configuration {
         c.outboundLowWaterMark = 1 << 20
         c.maxBufferedAmount = 256 << 20
         return c
+    }
+}
+
+extension WSPerMessageDeflate {
+    /// The testees' compression: nil when `off`, else the defaults with messages shorter than
+    /// `threshold` sent uncompressed.
+    static func testee(off: Bool, threshold: Int) throws -> WSPerMessageDeflate? {
+        guard !off else { return nil }
+        var deflate = WSPerMessageDeflate.Configuration()
+        deflate.minimumSize = threshold
+        return try WSPerMessageDeflate(deflate)
     }
 }
 

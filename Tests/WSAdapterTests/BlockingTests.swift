@@ -126,6 +126,31 @@ struct BlockingTests {
         #expect(failure?.errno == EPIPE || failure?.errno == ECONNRESET)
     }
 
+    @Test("a vectored write sends its buffers in order, in one call")
+    func vectoredWrite() throws {
+        let listener = try WSSocket.listen(host: "127.0.0.1", port: 0, nonBlocking: false)
+        defer { listener.close() }
+        let client = try WSSocket.connect(host: "127.0.0.1", port: listener.localAddress!.port, timeout: .seconds(2))
+        defer { client.close() }
+        let accepted = try #require(try listener.accept())
+        defer { accepted.close() }
+        let parts: [[UInt8]] = [Array("head-".utf8), [], Array("body-".utf8), Array("tail".utf8)]
+        let n = try parts[0].withUnsafeBytes { a in
+            try parts[1].withUnsafeBytes { b in
+                try parts[2].withUnsafeBytes { c in
+                    try parts[3].withUnsafeBytes { d in try client.write(vectored: [a, b, c, d]) }
+                }
+            }
+        }
+        #expect(n == 14)
+        client.shutdownWrite()
+        try accepted.setNonBlocking(false)
+        var got: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while let k = try buffer.withUnsafeMutableBytes({ try accepted.read(into: $0) }), k > 0 { got += buffer[..<k] }
+        #expect(got == Array("head-body-tail".utf8))
+    }
+
     @Test("name resolution gives IPv4 and IPv6 loopback addresses")
     func resolution() throws {
         let v4 = try WSSocket.resolve(host: "127.0.0.1", port: 80)

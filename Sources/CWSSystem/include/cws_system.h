@@ -13,7 +13,4 @@ int cws_accept_nonblocking(int fd);
 /// The number of CPUs in this process's affinity mask (0 if unknown).
 int cws_affinity_cpu_count(void);
 
-/// Pins the calling thread to one CPU; returns 0 or an errno value.
-int cws_pin_current_thread(int cpu);
-
 #endif
