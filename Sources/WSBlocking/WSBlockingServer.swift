@@ -5,6 +5,7 @@
 public import WSCore
 public import HTTPTypes
 import WSTransport
+import Glibc
 import Synchronization
 
 /// A thread-per-connection WebSocket server. Each connection's thread runs `handler` with a
@@ -108,6 +109,7 @@ public final class WSBlockingServer: Sendable {
             let accepted: WSSocket?
             do { accepted = try listener.accept() } catch {
                 if state.withLock({ $0.listener == nil }) { return }
+                usleep(10_000)  // out of descriptors or memory: retry shortly, without spinning
                 continue
             }
             guard let s = accepted else { continue }
