@@ -108,25 +108,59 @@ public final class WSBlockingConnection {
         }
     }
 
-    /// Wraps a server-side connection whose engine has accepted the upgrade
-    /// (``WSBlockingServer``).
-    init(socket: WSSocket, engine: consuming WSProtocol, handshake: WSHandshakeResult, configuration: Configuration) {
+    /// Runs the server side of the opening handshake on an accepted socket (``WSBlockingServer``):
+    /// reads the request, lets `decide` accept or reject it, and writes the answer. A rejected or
+    /// invalid request is answered, the client's FIN awaited briefly, and the socket closed.
+    init(
+        serving socket: WSSocket,
+        handshake: WSServerHandshake,
+        configuration: Configuration,
+        decide: @escaping (WSUpgradeRequest) -> WSBlockingServer.Decision
+    ) throws(WSConnectionError) {
         self.socket = socket
-        self.engine = engine
-        self.handshake = handshake
         self.configuration = configuration
+        do {
+            engine = try WSProtocol(server: handshake, configuration: configuration.connection, now: WSClock.now())
+        } catch {
+            socket.close()
+            throw .usage(error)
+        }
+        do throws(WSConnectionError) {
+            try awaitOpen(decide: decide)
+        } catch {
+            // The answer is written; a reset now could destroy it before the client reads it.
+            socket.drainUntilEOF(timeout: .seconds(2))
+            closeSocket()
+            throw error
+        }
     }
 
-    private func awaitOpen() throws(WSConnectionError) {
+    /// Drives the opening handshake (either role) until the connection opens; the answer or
+    /// request we owe is written before returning or throwing.
+    private func awaitOpen(decide: ((WSUpgradeRequest) -> WSBlockingServer.Decision)? = nil) throws(WSConnectionError) {
         while true {
             while let event = engine.nextEvent() {
                 switch event {
+                case .upgradeRequested(let request):
+                    switch decide?(request) ?? .reject(status: .internalServerError) {
+                    case .accept(let subprotocol, let headers):
+                        if (try? engine.accept(subprotocol: subprotocol, headers: headers)) == nil {
+                            try? engine.reject(status: .internalServerError)
+                        }
+                    case .reject(let status):
+                        try? engine.reject(status: status)
+                    }
                 case .opened(let result):
                     handshake = result
+                    try flush()
                     return
                 case .rejected(let rejection): throw .rejected(rejection)
-                case .handshakeFailed(let error): throw .handshakeFailed(error)
-                case .closed(let info): throw .closed(info)
+                case .handshakeFailed(let error):
+                    try? flush()
+                    throw .handshakeFailed(error)
+                case .closed(let info):
+                    try? flush()
+                    throw .closed(info)
                 default: break
                 }
             }

@@ -128,59 +128,9 @@ public final class WSBlockingServer: Sendable {
     }
 
     private func serve(_ socket: WSSocket) {
-        guard var engine = try? WSProtocol(server: handshake, configuration: configuration.connection, now: WSClock.now()) else {
-            socket.close()
+        guard let connection = try? WSBlockingConnection(serving: socket, handshake: handshake, configuration: configuration, decide: decide) else {
             return
         }
-        var buffer = [UInt8](repeating: 0, count: 16 << 10)
-        var opened: WSHandshakeResult?
-        handshaking: while opened == nil {
-            while let event = engine.nextEvent() {
-                switch event {
-                case .upgradeRequested(let request):
-                    switch decide(request) {
-                    case .accept(let subprotocol, let headers):
-                        if (try? engine.accept(subprotocol: subprotocol, headers: headers)) == nil {
-                            try? engine.reject(status: .internalServerError)
-                        }
-                    case .reject(let status):
-                        try? engine.reject(status: status)
-                    }
-                case .opened(let result):
-                    opened = result
-                case .closed:
-                    break handshaking
-                default:
-                    break
-                }
-            }
-            while let out = engine.nextOutbound() {
-                switch out {
-                case .bytes(let b): _ = try? b.withUnsafeBytes { try socket.writeAll($0, timeout: configuration.writeTimeout) }
-                case .endOfStream: socket.shutdownWrite()
-                }
-            }
-            if opened != nil || engine.isClosed { break }
-            let wake = engine.nextDeadline
-            let ready = (try? socket.wait(timeout: wake.map { $0 - WSClock.now() })) ?? true
-            engine.tick(now: WSClock.now())
-            if ready {
-                let n = buffer.withUnsafeMutableBytes { (try? socket.read(into: $0)) ?? nil } ?? 0
-                if n > 0 {
-                    buffer.withUnsafeBytes { engine.receive(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
-                } else {
-                    engine.receiveEOF()
-                }
-            }
-        }
-        guard let opened else {
-            // Rejected or failed: the answer is written; wait briefly for the client's FIN so the
-            // answer is not lost to a reset, then close.
-            socket.drainUntilEOF(timeout: .seconds(2))
-            socket.close()
-            return
-        }
-        let connection = WSBlockingConnection(socket: socket, engine: engine, handshake: opened, configuration: configuration)
         handler(connection)
         if connection.closeInfo == nil { _ = try? connection.close() }
     }

@@ -73,7 +73,7 @@ public final class WSEpollConnection: @unchecked Sendable {
 
     // MARK: Commands
 
-    private func perform(_ body: @escaping @Sendable (WSEpollConnection) throws(WSUsageError) -> Void) throws(WSUsageError) {
+    func perform(_ body: @escaping @Sendable (WSEpollConnection) throws(WSUsageError) -> Void) throws(WSUsageError) {
         if loop.isCurrent {
             try body(self)
             loop.markDirty(self)
@@ -94,20 +94,6 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// Sends a binary message.
     public func send(binary: [UInt8], compress: Bool = true) throws(WSUsageError) {
         try perform { (c) throws(WSUsageError) in try c.engine.sendBinary(binary, compress: compress) }
-    }
-
-    /// Sends a message of `kind` from bytes (text must be valid UTF-8). On the owning loop the
-    /// bytes are copied into the outbound buffer at once: the echo and relay fast path, from a
-    /// ``WSEpollHandler/received(_:kind:data:isFinal:)`` span. From another thread they are
-    /// copied first.
-    public func send(_ data: Span<UInt8>, kind: WSMessageKind, compress: Bool = true) throws(WSUsageError) {
-        if loop.isCurrent {
-            try data.withUnsafeBufferPointer { (b) throws(WSUsageError) in try engine.send(b, kind: kind, compress: compress) }
-            loop.markDirty(self)
-        } else {
-            let copy = data.withUnsafeBufferPointer { Array($0) }
-            try perform { (c) throws(WSUsageError) in try c.engine.send(copy, kind: kind, compress: compress) }
-        }
     }
 
     /// Sends one piece of a fragmented message (see ``WSProtocol/sendFragment(_:kind:isFinal:compress:)``).

@@ -25,6 +25,19 @@ struct BlockingTests {
         #expect(eventually { server.activeConnections == 0 })
     }
 
+    @Test("the thread-per-connection server writes its rejection whole before closing")
+    func blockingServerRejects() throws {
+        let server = WSBlockingServer(port: 0, decide: { _ in .reject(status: .forbidden) }) { _ in }
+        try server.start()
+        defer { server.stop() }
+        let result = Result { () throws(WSConnectionError) in try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/") }
+        guard case .failure(.rejected(let rejection)) = result else {
+            Issue.record("expected a rejection")
+            return
+        }
+        #expect(rejection.response.status.code == 403)
+    }
+
     @Test("a read timeout throws and leaves the connection usable")
     func readTimeout() throws {
         let server = WSBlockingServer(port: 0) { ws in

@@ -1,0 +1,19 @@
+// The lent-bytes send of WSEpollConnection: a Span handed to the engine through its buffer pointer.
+
+public import WSCore
+
+extension WSEpollConnection {
+    /// Sends a message of `kind` from bytes (text must be valid UTF-8). On the owning loop the
+    /// bytes are copied into the outbound buffer at once: the echo and relay fast path, from a
+    /// ``WSEpollHandler/received(_:kind:data:isFinal:)`` span. From another thread they are
+    /// copied first.
+    public func send(_ data: Span<UInt8>, kind: WSMessageKind, compress: Bool = true) throws(WSUsageError) {
+        if loop.isCurrent {
+            try data.withUnsafeBufferPointer { (b) throws(WSUsageError) in try engine.send(b, kind: kind, compress: compress) }
+            loop.markDirty(self)
+        } else {
+            let copy = data.withUnsafeBufferPointer { Array($0) }
+            try perform { (c) throws(WSUsageError) in try c.engine.send(copy, kind: kind, compress: compress) }
+        }
+    }
+}
