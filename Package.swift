@@ -43,9 +43,12 @@ let package = Package(
             dependencies: ["WSCore", "CWSZlib"],
             swiftSettings: strict + [.strictMemorySafety()]
         ),
-        // POSIX socket helpers and the transport error type, shared by the adapters.
+        // System OpenSSL (apt: libssl-dev), for TLS (wss://).
+        .systemLibrary(name: "CWSOpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // POSIX socket helpers, the TLS session (memory BIOs: bytes in, bytes out) and the
+        // transport error type, shared by the adapters.
         .target(name: "CWSSystem"),
-        .target(name: "WSTransport", dependencies: ["WSCore", "CWSSystem"], swiftSettings: strict),
+        .target(name: "WSTransport", dependencies: ["WSCore", "CWSSystem", "CWSOpenSSL"], swiftSettings: strict),
         // Adapter: one blocking socket drives one engine (clients, simple servers, tests).
         .target(name: "WSBlocking", dependencies: ["WSCore", "WSDeflate", "WSTransport"], swiftSettings: strict),
         // Adapter: the epoll reactor (one loop per core) for servers.

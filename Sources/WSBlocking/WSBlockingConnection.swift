@@ -5,7 +5,7 @@
 
 public import WSCore
 public import WSDeflate
-import WSTransport
+public import WSTransport
 
 /// A WebSocket connection driven by the calling thread with blocking socket calls.
 ///
@@ -33,12 +33,15 @@ public final class WSBlockingConnection {
         public var readTimeout: Duration?
         /// How long a send may wait for the kernel to take the bytes; nil (default) waits.
         public var writeTimeout: Duration?
+        /// TLS for `wss://` URLs: trust roots, client certificate, verification. nil (the
+        /// default) verifies servers against the system's trust store.
+        public var tls: WSTLSContext?
 
         /// Creates the default configuration.
         public init() {}
     }
 
-    private let socket: WSSocket
+    private let stream: WSStream
     private var engine: WSProtocol
     private let configuration: Configuration
     private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
@@ -55,7 +58,9 @@ public final class WSBlockingConnection {
     public var negotiatedSubprotocol: String? { handshake?.subprotocol }
     /// The socket's descriptor, for `poll` beside other descriptors (read it, never read from
     /// or write to it).
-    public var fileDescriptor: Int32 { socket.fd }
+    public var fileDescriptor: Int32 { stream.socket.fd }
+    /// The TLS session of a `wss://` connection: protocol version, cipher, peer certificate.
+    public var tls: WSTLSSession? { stream.tls }
     /// Called for each Ping and Pong received (the engine answers Pings itself).
     public var onControlFrame: ((WSProtocol.Event) -> Void)?
 
@@ -64,7 +69,7 @@ public final class WSBlockingConnection {
     /// Connects to a `ws://` URL and performs the opening handshake.
     ///
     /// - Parameters:
-    ///   - url: `ws://host[:port]/path?query` (`wss://` needs the TLS layer, not yet available).
+    ///   - url: `ws://host[:port]/path?query`, or `wss://…` for TLS (see ``Configuration/tls``).
     ///   - subprotocols: offered in order of preference.
     ///   - configuration: engine, compression, timeouts.
     ///   - prepare: last changes to the handshake (headers, cookies, authorization, its timeout
@@ -87,16 +92,30 @@ public final class WSBlockingConnection {
     /// Connects and performs the opening handshake described by `handshake`.
     /// - Throws: ``WSConnectionError``.
     public init(client handshake: WSClientHandshake, configuration: Configuration = Configuration()) throws(WSConnectionError) {
-        guard !handshake.url.isSecure else { throw .usage(.invalidHandshake("wss:// needs TLS, which this adapter does not provide yet")) }
         let start = WSClock.now()
+        let socket: WSSocket
         do {
             socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout)
         } catch { throw .transport(error) }
+        if handshake.url.isSecure {
+            do throws(WSTransportError) {
+                let context: WSTLSContext
+                if let configured = configuration.tls { context = configured } else { context = try WSTLSContext.systemClient() }
+                stream = WSStream(socket: socket, tls: try context.makeSession(serverName: handshake.url.host))
+                // The TLS handshake shares the opening handshake's time limit.
+                try stream.handshake(timeout: handshake.timeout - (WSClock.now() - start))
+            } catch {
+                socket.close()
+                throw .transport(error)
+            }
+        } else {
+            stream = WSStream(socket: socket)
+        }
         self.configuration = configuration
         do {
             engine = try WSProtocol(client: handshake, configuration: configuration.connection, now: start)
         } catch {
-            socket.close()
+            stream.socket.close()
             throw .usage(error)
         }
         do throws(WSConnectionError) {
@@ -112,24 +131,28 @@ public final class WSBlockingConnection {
     /// reads the request, lets `decide` accept or reject it, and writes the answer. A rejected or
     /// invalid request is answered, the client's FIN awaited briefly, and the socket closed.
     init(
-        serving socket: WSSocket,
+        serving stream: WSStream,
         handshake: WSServerHandshake,
         configuration: Configuration,
         decide: @escaping (WSUpgradeRequest) -> WSBlockingServer.Decision
     ) throws(WSConnectionError) {
-        self.socket = socket
+        self.stream = stream
         self.configuration = configuration
+        let start = WSClock.now()
         do {
-            engine = try WSProtocol(server: handshake, configuration: configuration.connection, now: WSClock.now())
+            engine = try WSProtocol(server: handshake, configuration: configuration.connection, now: start)
         } catch {
-            socket.close()
+            stream.socket.close()
             throw .usage(error)
         }
         do throws(WSConnectionError) {
+            do throws(WSTransportError) { try stream.handshake(timeout: handshake.timeout) } catch {
+                throw .transport(error)
+            }
             try awaitOpen(decide: decide)
         } catch {
             // The answer is written; a reset now could destroy it before the client reads it.
-            socket.drainUntilEOF(timeout: .seconds(2))
+            stream.socket.drainUntilEOF(timeout: .seconds(2))
             closeSocket()
             throw error
         }
@@ -248,7 +271,7 @@ public final class WSBlockingConnection {
         let now = WSClock.now()
         let ready: Bool
         do {
-            ready = try socket.wait(timeout: wake.map { $0 - now })
+            ready = try stream.waitReadable(timeout: wake.map { $0 - now })
         } catch { throw .transport(error) }
         engine.tick(now: WSClock.now())
         guard ready else {
@@ -259,7 +282,7 @@ public final class WSBlockingConnection {
         }
         let n: Int?
         do {
-            n = try readBuffer.withUnsafeMutableBytes { (raw) throws(WSTransportError) in try socket.read(into: raw) }
+            n = try readBuffer.withUnsafeMutableBytes { (raw) throws(WSTransportError) in try stream.read(into: raw) }
         } catch {
             engine.receiveEOF()
             return
@@ -277,7 +300,7 @@ public final class WSBlockingConnection {
             switch out {
             case .bytes(let bytes):
                 let written = bytes.withUnsafeBytes { raw in
-                    Result { () throws(WSTransportError) in try socket.writeAll(raw, timeout: configuration.writeTimeout) }
+                    Result { () throws(WSTransportError) in try stream.writeAll(raw, timeout: configuration.writeTimeout) }
                 }
                 if case .failure(let error) = written {
                     if error.isTimeout { throw .timeout("write") }
@@ -285,7 +308,9 @@ public final class WSBlockingConnection {
                     throw .transport(error)
                 }
             case .endOfStream:
-                socket.shutdownWrite()
+                _ = try? stream.flushAll(timeout: configuration.writeTimeout ?? .seconds(10))
+                stream.shutdownWrite()
+                _ = try? stream.flushAll(timeout: configuration.writeTimeout ?? .seconds(10))
             }
         }
     }
@@ -342,7 +367,7 @@ public final class WSBlockingConnection {
     private func closeSocket() {
         if !socketClosed {
             socketClosed = true
-            socket.close()
+            stream.socket.close()
         }
     }
 }

@@ -4,7 +4,7 @@
 
 public import WSCore
 public import HTTPTypes
-import WSTransport
+public import WSTransport
 import Glibc
 import Synchronization
 
@@ -35,6 +35,7 @@ public final class WSBlockingServer: Sendable {
     private let requestedPort: Int
     private let handshake: WSServerHandshake
     private let configuration: WSBlockingConnection.Configuration
+    private let tls: WSTLSContext?
     private let decide: @Sendable (WSUpgradeRequest) -> Decision
     private let handler: @Sendable (WSBlockingConnection) -> Void
     private let state = Mutex<(listener: WSSocket?, port: Int, thread: WSThread?, active: Int)>((nil, 0, nil, 0))
@@ -46,6 +47,8 @@ public final class WSBlockingServer: Sendable {
     ///   - handshake: request limits and handshake timeout (compression is added from
     ///     `configuration`).
     ///   - configuration: each connection's engine, compression (on by default) and timeouts.
+    ///   - tls: a server context (``WSTLSContext/server(certificateChainFile:privateKeyFile:clientAuthentication:minimumVersion:)``)
+    ///     to serve `wss://`; the TLS handshake shares the opening handshake's timeout.
     ///   - decide: accepts or rejects each valid upgrade request (default: accept all).
     ///   - handler: runs each open connection on its own thread.
     public init(
@@ -53,6 +56,7 @@ public final class WSBlockingServer: Sendable {
         port: Int,
         handshake: WSServerHandshake = WSServerHandshake(),
         configuration: WSBlockingConnection.Configuration = .init(),
+        tls: WSTLSContext? = nil,
         decide: @escaping @Sendable (WSUpgradeRequest) -> Decision = { _ in .accept() },
         handler: @escaping @Sendable (WSBlockingConnection) -> Void
     ) {
@@ -62,6 +66,7 @@ public final class WSBlockingServer: Sendable {
         if let deflate = configuration.compression { handshake.extensions.insert(deflate, at: 0) }
         self.handshake = handshake
         self.configuration = configuration
+        self.tls = tls
         self.decide = decide
         self.handler = handler
     }
@@ -128,7 +133,12 @@ public final class WSBlockingServer: Sendable {
     }
 
     private func serve(_ socket: WSSocket) {
-        guard let connection = try? WSBlockingConnection(serving: socket, handshake: handshake, configuration: configuration, decide: decide) else {
+        let stream: WSStream
+        do { stream = WSStream(socket: socket, tls: try tls?.makeSession()) } catch {
+            socket.close()
+            return
+        }
+        guard let connection = try? WSBlockingConnection(serving: stream, handshake: handshake, configuration: configuration, decide: decide) else {
             return
         }
         handler(connection)
