@@ -217,18 +217,20 @@ final class EventLoop: @unchecked Sendable {
                 return
             }
             guard context.reserveConnection() else {
-                refuse(s)
+                refuse(s, tls: server.tls != nil)
                 continue
             }
             let engine: WSProtocol
+            let stream: WSStream
             do {
+                stream = WSStream(socket: s, tls: try server.tls?.makeSession())
                 engine = try WSProtocol(server: server.handshake, configuration: context.connection, now: now)
             } catch {
                 context.releaseConnection()
                 s.close()
                 continue
             }
-            adopt(WSEpollConnection(id: context.nextID(), loop: self, socket: s,
+            adopt(WSEpollConnection(id: context.nextID(), loop: self, stream: stream,
                                     remoteAddress: s.peerAddress?.description ?? "?", engine: engine))
         }
     }
@@ -259,8 +261,10 @@ final class EventLoop: @unchecked Sendable {
         UInt64(c.slot + 2) | UInt64(generations[c.slot]) << 32
     }
 
-    /// Over the connection limit: a short 503 answer, best effort, and close.
-    private func refuse(_ s: WSSocket) {
+    /// Over the connection limit: a short 503 answer, best effort, and close (TLS: just close;
+    /// a handshake is what the limit saves).
+    private func refuse(_ s: WSSocket, tls: Bool) {
+        guard !tls else { return s.close() }
         let answer = Array("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8)
         _ = answer.withUnsafeBytes { try? s.write($0) }
         s.shutdownWrite()
@@ -289,7 +293,7 @@ final class EventLoop: @unchecked Sendable {
         while c.readable && !c.readPaused && !c.transportDead && !c.inputEnded {
             let result: Int?
             do throws(WSTransportError) {
-                result = try c.socket.read(into: readBuffer)
+                result = try c.stream.read(into: readBuffer)
             } catch {
                 transportFailed(c)
                 break
@@ -304,8 +308,9 @@ final class EventLoop: @unchecked Sendable {
                 c.engine.receiveEOF()
             } else {
                 // A short read means the socket is drained, unless the peer's FIN (or an
-                // error) came with this readiness: then read on, to its end of stream.
-                if n < readBuffer.count && !c.peerHungUp { c.readable = false }
+                // error) came with this readiness: then read on, to its end of stream. (Not
+                // with TLS: a read returns one record's plaintext.)
+                if n < readBuffer.count && !c.peerHungUp && c.stream.tls == nil { c.readable = false }
                 c.engine.tick(now: now)
                 c.engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<n]))
             }
@@ -313,6 +318,8 @@ final class EventLoop: @unchecked Sendable {
             flush(c)
             if !c.engine.isWritable { c.readPaused = true }
         }
+        // A TLS handshake that finished in these reads releases what the engine queued.
+        if c.stream.tls != nil { flush(c) }
         settle(c)
     }
 
@@ -368,11 +375,24 @@ final class EventLoop: @unchecked Sendable {
 
     /// Writes what the engine has queued, as far as the kernel takes it.
     private func flush(_ c: WSEpollConnection) {
-        while !c.kernelFull && !c.transportDead && c.engine.bufferedAmount > 0 {
+        while !c.kernelFull && !c.transportDead {
+            if c.stream.hasPendingOutput {
+                // TLS ciphertext the kernel did not take last time (or a handshake message).
+                do throws(WSTransportError) {
+                    if !(try c.stream.flush()) { c.kernelFull = true }
+                } catch {
+                    transportFailed(c)
+                }
+                continue
+            }
+            guard c.engine.bufferedAmount > 0 else { break }
             let written: Result<Int?, WSTransportError> = c.engine.withOutboundBytes { raw in
-                do throws(WSTransportError) { return .success(try c.socket.write(raw)) } catch { return .failure(error) }
+                do throws(WSTransportError) { return .success(try c.stream.write(raw)) } catch { return .failure(error) }
             }
             switch written {
+            case .success(0):
+                // TLS: the handshake waits for the peer; the bytes go once it is done.
+                if !c.stream.hasPendingOutput { return }
             case .success(let n?):
                 c.engine.consumeOutbound(n)
             case .success(nil):
@@ -381,11 +401,15 @@ final class EventLoop: @unchecked Sendable {
                 transportFailed(c)
             }
         }
-        if !c.writeShut && !c.transportDead && c.engine.isOutboundFinished {
-            c.socket.shutdownWrite()
-            c.writeShut = true
-        }
+        shutdownWriteIfFinished(c)
         if c.readPaused && c.engine.isWritable { c.readPaused = false }
+    }
+
+    /// Once the engine's output has ended and every byte is out: TLS close_notify, then FIN.
+    private func shutdownWriteIfFinished(_ c: WSEpollConnection) {
+        guard !c.writeShut && !c.transportDead && !c.kernelFull && (c.engine.isOutboundFinished || c.engine.isClosed),
+              c.engine.bufferedAmount == 0 else { return }
+        if c.stream.shutdownWrite() { c.writeShut = true } else { c.kernelFull = true }
     }
 
     /// The socket failed (reset, broken pipe): the engine learns the input ended and reports
@@ -406,13 +430,13 @@ final class EventLoop: @unchecked Sendable {
     private func settle(_ c: WSEpollConnection) {
         guard owns(c) else { return }
         if c.engine.isClosed {
-            let flushed = c.engine.bufferedAmount == 0
-            if flushed && !c.writeShut && !c.transportDead {
-                c.socket.shutdownWrite()
-                c.writeShut = true
-            }
+            if c.engine.bufferedAmount == 0 { shutdownWriteIfFinished(c) }
+            let flushed = c.engine.bufferedAmount == 0 && !c.stream.hasPendingOutput
             if c.lingerDeadline == nil { c.lingerDeadline = now + context.lingerTimeout }
-            if c.transportDead || (flushed && c.inputEnded) || now >= c.lingerDeadline! {
+            // A TLS handshake that never finished (a silent or failed client at the handshake
+            // timeout) has no channel for an HTTP answer: drop it.
+            let tlsUnfinished = c.stream.tls.map { !$0.isHandshakeComplete } ?? false
+            if c.transportDead || (flushed && c.inputEnded) || tlsUnfinished || now >= c.lingerDeadline! {
                 release(c)
                 return
             }
@@ -481,6 +505,7 @@ final class EventLoop: @unchecked Sendable {
         for case let c? in slots {
             if !c.wasActive && c.engine.bufferedAmount == 0 {
                 c.engine.releaseIdleMemory()
+                c.stream.tls?.releaseIdleMemory()
                 c.scratch = []
             }
             c.wasActive = false

@@ -3,7 +3,7 @@
 
 public import WSCore
 public import WSDeflate
-import WSTransport
+public import WSTransport
 
 /// Client connections driven by epoll event loops.
 ///
@@ -36,6 +36,9 @@ public final class WSEpollClient: Sendable {
         public var readBufferSize: Int = 256 << 10
         /// How long a closed connection waits for the peer's FIN before the socket is closed.
         public var lingerTimeout: Duration = .seconds(2)
+        /// TLS for `wss://` URLs: trust roots, client certificate, verification. nil (the
+        /// default) verifies servers against the system's trust store.
+        public var tls: WSTLSContext?
 
         /// Creates the default configuration.
         public init() {}
@@ -63,13 +66,14 @@ public final class WSEpollClient: Sendable {
         try group.start(loops)
     }
 
-    /// Opens a connection to a `ws://` URL: resolves the host and connects TCP on the calling
+    /// Opens a connection to a `ws://` or `wss://` URL: resolves the host and connects TCP on the calling
     /// thread (within the handshake's timeout, 300 s by default), then hands the connection to a
     /// loop, which runs the opening handshake and calls `handler` from then on. Commands sent
     /// before the handshake completes are queued and go out after it.
     ///
     /// - Parameters:
-    ///   - url: `ws://host[:port]/path?query` (`wss://` needs TLS, not available yet).
+    ///   - url: `ws://host[:port]/path?query`, or `wss://…` (TLS, see ``Configuration/tls``;
+    ///     the TLS handshake runs on the loop, within the opening handshake's timeout).
     ///   - subprotocols: offered in order of preference.
     ///   - handler: receives the connection's messages and events on its loop.
     ///   - prepare: last changes to the handshake (headers, cookies, authorization, timeout).
@@ -82,7 +86,6 @@ public final class WSEpollClient: Sendable {
         prepare: (inout WSClientHandshake) -> Void = { _ in }
     ) throws -> WSEpollConnection {
         var handshake = WSClientHandshake(url: try WSURL(url))
-        guard !handshake.url.isSecure else { throw WSUsageError.invalidHandshake("wss:// needs TLS, which this adapter does not provide yet") }
         handshake.subprotocols = subprotocols
         if let deflate = configuration.compression { handshake.extensions = [deflate] }
         prepare(&handshake)
@@ -90,9 +93,12 @@ public final class WSEpollClient: Sendable {
         guard context.reserveConnection() else { throw WSUsageError.invalidConfiguration("more than maxConnections connections") }
         let socket: WSSocket
         let engine: WSProtocol
+        let session: WSTLSSession?
         do {
+            let tls = handshake.url.isSecure ? try configuration.tls ?? WSTLSContext.systemClient() : nil
             socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout, nonBlocking: true)
             do {
+                session = try tls?.makeSession(serverName: handshake.url.host)
                 engine = try WSProtocol(client: handshake, configuration: configuration.connection, now: WSClock.now())
             } catch {
                 socket.close()
@@ -102,7 +108,7 @@ public final class WSEpollClient: Sendable {
             context.releaseConnection()
             throw error
         }
-        let connection = WSEpollConnection(id: context.nextID(), loop: loop, socket: socket,
+        let connection = WSEpollConnection(id: context.nextID(), loop: loop, stream: WSStream(socket: socket, tls: session),
                                            remoteAddress: socket.peerAddress?.description ?? "?", engine: engine, handler: handler)
         loop.execute { loop.adopt(connection) }
         return connection

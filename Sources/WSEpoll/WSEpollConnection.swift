@@ -1,9 +1,10 @@
-// One connection of the epoll server: its socket, its engine, and the application's handle.
+// One connection of the epoll server: its stream (a socket, with TLS for wss://), its engine,
+// and the application's handle.
 // All mutable state is touched only on the owning loop's thread; other threads go through the
 // loop's inbox (`execute`), which is why the class can be shared (`@unchecked Sendable`).
 
 public import WSCore
-import WSTransport
+public import WSTransport
 
 /// A connection owned by one of the server's event loops, as the application sees it.
 ///
@@ -19,7 +20,8 @@ public final class WSEpollConnection: @unchecked Sendable {
 
     // The loop outlives its connections: it releases each one before it ends.
     unowned(unsafe) let loop: EventLoop
-    let socket: WSSocket
+    let stream: WSStream
+    var socket: WSSocket { stream.socket }
     /// Where the owning loop keeps it (set when the loop adopts it).
     var slot = -1
     private let engineCell: LoopOwned<WSProtocol>
@@ -32,6 +34,9 @@ public final class WSEpollConnection: @unchecked Sendable {
     var handler: (any WSEpollHandler)?
     /// The negotiated subprotocol and handshake, once open.
     public private(set) var handshake: WSHandshakeResult?
+    /// The TLS session of a `wss://` connection (version, cipher, the peer's certificate); read
+    /// it on the owning loop.
+    public var tls: WSTLSSession? { stream.tls }
 
     // Transport state (loop thread only).
     var readable = true
@@ -48,10 +53,10 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// Where lent message bytes are copied so the handler may send while it holds them.
     var scratch: [UInt8] = []
 
-    init(id: UInt64, loop: EventLoop, socket: WSSocket, remoteAddress: String, engine: consuming WSProtocol, handler: (any WSEpollHandler)? = nil) {
+    init(id: UInt64, loop: EventLoop, stream: WSStream, remoteAddress: String, engine: consuming WSProtocol, handler: (any WSEpollHandler)? = nil) {
         self.id = id
         self.loop = loop
-        self.socket = socket
+        self.stream = stream
         self.handler = handler
         self.remoteAddress = remoteAddress
         self.engineCell = LoopOwned(engine)

@@ -3,7 +3,7 @@
 
 public import WSCore
 public import WSDeflate
-import WSTransport
+public import WSTransport
 import Synchronization
 
 /// A WebSocket server on Linux epoll: one event loop per thread (default: one per CPU), each
@@ -51,6 +51,10 @@ public final class WSEpollServer: Sendable {
         /// How long a closed connection waits for the peer's FIN after ours, reading and
         /// discarding, before the socket is closed anyway. Default 2 s.
         public var lingerTimeout: Duration = .seconds(2)
+        /// TLS, to serve `wss://`: a server context with the certificate chain and key (and
+        /// client certificate checks for mutual TLS). nil (the default): plain `ws://`. The TLS
+        /// handshake counts against the opening handshake's timeout.
+        public var tls: WSTLSContext?
 
         /// Creates a configuration.
         public init(host: String? = "127.0.0.1", port: Int = 9001) {
@@ -73,7 +77,7 @@ public final class WSEpollServer: Sendable {
         if let deflate = configuration.compression { handshake.extensions.insert(deflate, at: 0) }
         context = LoopContext(connection: configuration.connection, readBufferSize: configuration.readBufferSize,
                               lingerTimeout: configuration.lingerTimeout, maxConnections: configuration.maxConnections,
-                              server: (handshake, upgrade))
+                              server: (handshake, configuration.tls, upgrade))
     }
 
     /// Binds the listening sockets and starts the loops. Returns once the server accepts.
@@ -81,6 +85,9 @@ public final class WSEpollServer: Sendable {
     ///   ``WSUsageError`` for an invalid configuration.
     public func start() throws {
         try context.server!.handshake.validate()
+        if let tls = configuration.tls, !tls.isServer {
+            throw WSUsageError.invalidConfiguration("Configuration.tls must be a server context (WSTLSContext.server)")
+        }
         _ = try WSProtocol(role: .server, configuration: configuration.connection, now: .zero)
         let count = max(1, configuration.loops)
         var loops: [EventLoop] = []
@@ -160,12 +167,12 @@ final class LoopContext: Sendable {
     let lingerTimeout: Duration
     let maxConnections: Int
     /// The server's handshake and upgrade decision; nil for a client's loops.
-    let server: (handshake: WSServerHandshake, upgrade: @Sendable (WSUpgradeRequest) -> WSUpgradeDecision)?
+    let server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: @Sendable (WSUpgradeRequest) -> WSUpgradeDecision)?
     let connections = Atomic<Int>(0)
     private let ids = Atomic<UInt64>(0)
 
     init(connection: WSProtocol.Configuration, readBufferSize: Int, lingerTimeout: Duration, maxConnections: Int,
-         server: (handshake: WSServerHandshake, upgrade: @Sendable (WSUpgradeRequest) -> WSUpgradeDecision)?) {
+         server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: @Sendable (WSUpgradeRequest) -> WSUpgradeDecision)?) {
         self.connection = connection
         self.readBufferSize = readBufferSize
         self.lingerTimeout = lingerTimeout

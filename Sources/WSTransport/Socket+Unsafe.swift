@@ -220,9 +220,10 @@ public struct WSSocket: Hashable, Sendable {
     /// Reads into `buffer`. Returns the count read (0: the peer ended its side), or nil when
     /// nothing is available on a non-blocking socket (or a blocking read timed out, see
     /// ``wait(forWriting:timeout:)``).
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(WSTransportError) -> Int? {
+    /// - Parameter nonBlocking: never wait, even on a blocking socket (`MSG_DONTWAIT`).
+    public func read(into buffer: UnsafeMutableRawBufferPointer, nonBlocking: Bool = false) throws(WSTransportError) -> Int? {
         while true {
-            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            let n = recv(fd, buffer.baseAddress, buffer.count, nonBlocking ? Int32(MSG_DONTWAIT) : 0)
             if n >= 0 { return n }
             switch Glibc.errno {
             case EINTR: continue
@@ -234,9 +235,10 @@ public struct WSSocket: Hashable, Sendable {
 
     /// Writes from `buffer` without raising SIGPIPE. Returns the count the kernel took (maybe
     /// fewer than asked), or nil when it took none on a non-blocking socket.
-    public func write(_ buffer: UnsafeRawBufferPointer) throws(WSTransportError) -> Int? {
+    /// - Parameter nonBlocking: never wait, even on a blocking socket (`MSG_DONTWAIT`).
+    public func write(_ buffer: UnsafeRawBufferPointer, nonBlocking: Bool = false) throws(WSTransportError) -> Int? {
         while true {
-            let n = send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
+            let n = send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL) | (nonBlocking ? Int32(MSG_DONTWAIT) : 0))
             if n >= 0 { return n }
             switch Glibc.errno {
             case EINTR: continue
@@ -266,17 +268,19 @@ public struct WSSocket: Hashable, Sendable {
         }
     }
 
-    /// Writes all of `buffer` on a blocking socket, waiting up to `timeout` for the kernel to take
-    /// each part (nil: no limit).
+    /// Writes all of `buffer`, waiting up to `timeout` for the kernel to take each part (nil: no
+    /// limit). Each write takes only what fits at once, so a peer that stops reading cannot hold
+    /// the call past the timeout.
     /// - Throws: `ETIMEDOUT` when the kernel did not take a part in time; `EPIPE`/`ECONNRESET`
     ///   when the peer went away.
     public func writeAll(_ buffer: UnsafeRawBufferPointer, timeout: Duration?) throws(WSTransportError) {
         var offset = 0
         while offset < buffer.count {
-            if let timeout, !(try wait(forWriting: true, timeout: timeout)) {
+            if let n = try write(UnsafeRawBufferPointer(rebasing: buffer[offset...]), nonBlocking: true) {
+                offset += n
+            } else if !(try wait(forWriting: true, timeout: timeout)) {
                 throw WSTransportError("write", errno: ETIMEDOUT)
             }
-            if let n = try write(UnsafeRawBufferPointer(rebasing: buffer[offset...])) { offset += n }
         }
     }
 

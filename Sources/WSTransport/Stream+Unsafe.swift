@@ -7,6 +7,7 @@ internal import Glibc
 import WSCore
 
 /// A connection's byte stream: a socket, or TLS over a socket. Plaintext in, plaintext out.
+/// Reads and writes never wait, on blocking sockets too; the blocking helpers wait with `poll`.
 public struct WSStream: Sendable {
     /// The socket underneath.
     public let socket: WSSocket
@@ -36,7 +37,7 @@ public struct WSStream: Sendable {
     /// holds the ciphertext read, and handshake replies are sent as they arise.
     /// - Throws: ``WSTransportError`` for a socket or TLS failure.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(WSTransportError) -> Int? {
-        guard let tls else { return try socket.read(into: buffer) }
+        guard let tls else { return try socket.read(into: buffer, nonBlocking: true) }
         while true {
             let result: WSTLSSession.ReadResult
             do throws(WSTransportError) {
@@ -51,7 +52,7 @@ public struct WSStream: Sendable {
             case .needsInput: break
             }
             _ = try flush()
-            guard let n = try socket.read(into: buffer) else { return nil }
+            guard let n = try socket.read(into: buffer, nonBlocking: true) else { return nil }
             if n == 0 { return 0 }
             tls.receiveCiphertext(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
         }
@@ -60,7 +61,7 @@ public struct WSStream: Sendable {
     /// Writes plaintext. Returns the count taken; 0 while a TLS handshake waits for the peer;
     /// nil when the kernel takes nothing now (or earlier ciphertext is still waiting for it).
     public func write(_ bytes: UnsafeRawBufferPointer) throws(WSTransportError) -> Int? {
-        guard let tls else { return try socket.write(bytes) }
+        guard let tls else { return try socket.write(bytes, nonBlocking: true) }
         guard try flush() else { return nil }
         let n = try tls.writePlaintext(UnsafeRawBufferPointer(rebasing: bytes.prefix(Self.tlsWriteChunk)))
         _ = try flush()
@@ -73,7 +74,7 @@ public struct WSStream: Sendable {
     public func flush() throws(WSTransportError) -> Bool {
         guard let tls else { return true }
         while tls.pendingCiphertextCount > 0 {
-            guard let n = try tls.withPendingCiphertext({ (raw) throws(WSTransportError) in try socket.write(raw) }) else { return false }
+            guard let n = try tls.withPendingCiphertext({ (raw) throws(WSTransportError) in try socket.write(raw, nonBlocking: true) }) else { return false }
             tls.consumeCiphertext(n)
         }
         return true
@@ -115,7 +116,7 @@ public struct WSStream: Sendable {
                 try flushAll(timeout: left())
                 if done { return }
                 guard try socket.wait(timeout: left()) else { throw WSTransportError("TLS handshake", errno: ETIMEDOUT) }
-                guard let n = try socket.read(into: buffer) else { continue }
+                guard let n = try socket.read(into: buffer, nonBlocking: true) else { continue }
                 if n == 0 { throw WSTransportError("TLS handshake", message: "the peer closed the connection") }
                 tls.receiveCiphertext(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
             }

@@ -1,4 +1,7 @@
 import Foundation
+import Glibc
+import Synchronization
+import WSEpoll
 import Testing
 import WSBlocking
 import WSCore
@@ -246,5 +249,171 @@ struct BlockingTLSTests {
         #expect(throws: WSConnectionError.self) {
             _ = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/") { $0.timeout = .seconds(5) }
         }
+    }
+}
+
+@Suite("TLS over loopback: epoll adapter", .timeLimit(.minutes(1)))
+struct EpollTLSTests {
+    /// Remembers the TLS facts each opened connection reports on its loop.
+    final class TLSRecorder: WSEpollHandler, Sendable {
+        let echo = RecordingEcho()
+        let subjects = Mutex<[String?]>([])
+        let versions = Mutex<[String]>([])
+        func opened(_ connection: WSEpollConnection, _ result: WSHandshakeResult) {
+            subjects.withLock { $0.append(connection.tls?.peerCertificateSubject) }
+            versions.withLock { $0.append(connection.tls?.protocolVersion ?? "none") }
+            echo.opened(connection, result)
+        }
+        func received(_ connection: WSEpollConnection, kind: WSMessageKind, data: Span<UInt8>, isFinal: Bool) {
+            echo.received(connection, kind: kind, data: data, isFinal: isFinal)
+        }
+        func event(_ connection: WSEpollConnection, _ event: WSProtocol.Event) { echo.event(connection, event) }
+    }
+
+    func clientConfiguration(withCertificate: Bool = false) throws -> WSBlockingConnection.Configuration {
+        var config = WSBlockingConnection.Configuration()
+        config.tls = try TestPKI.client(withCertificate: withCertificate)
+        return config
+    }
+
+    @Test("wss:// echo through the epoll server: text, 1 MiB, clean close", arguments: [true, false])
+    func echo(compression: Bool) throws {
+        let recorder = TLSRecorder()
+        let tls = try TestPKI.server()
+        let server = try startServer({
+            $0.tls = tls
+            if !compression { $0.compression = nil }
+        }) { _ in .accept(recorder) }
+        defer { server.immediateStop() }
+        let ws = try WSBlockingConnection.connect(to: "wss://127.0.0.1:\(server.port)/", configuration: clientConfiguration())
+        try ws.send(text: "over TLS")
+        #expect(try ws.receive() == .text("over TLS"))
+        let big = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }
+        try ws.send(binary: big)
+        #expect(try ws.receive() == .binary(big))
+        #expect(try ws.close().wasClean)
+        #expect(recorder.versions.withLock { $0 } == ["TLSv1.3"])
+        #expect(eventually { server.connectionCount == 0 })
+    }
+
+    @Test("epoll client ↔ epoll server over TLS: 20 connections echo and close cleanly")
+    func epollToEpoll() throws {
+        let tls = try TestPKI.server()
+        let server = try startServer(loops: 2, { $0.tls = tls }) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        var config = WSEpollClient.Configuration()
+        config.tls = try TestPKI.client()
+        let client = WSEpollClient(configuration: config)
+        try client.start()
+        defer { client.immediateStop() }
+        let greeting: [WSMessage] = [.text("first"), .binary(Array(repeating: 7, count: 200_000))]
+        let collectors = (0..<20).map { _ in Collector(greeting: greeting) }
+        var connections: [WSEpollConnection] = []
+        for c in collectors {
+            connections.append(try client.connect(to: "wss://localhost:\(server.port)/", handler: c))
+        }
+        #expect(eventually { collectors.allSatisfy { $0.messages.withLock { $0.count } == 2 } })
+        #expect(collectors.allSatisfy { $0.messages.withLock { $0 } == greeting })
+        for connection in connections { try connection.close(code: .normalClosure, reason: "done") }
+        #expect(eventually { collectors.allSatisfy { $0.closeInfo != nil } })
+        #expect(collectors.allSatisfy { $0.closeInfo?.wasClean == true })
+        #expect(eventually { client.connectionCount == 0 && server.connectionCount == 0 })
+    }
+
+    @Test("an epoll client that does not trust the server sees the handshake fail and .closed")
+    func epollClientUntrusted() throws {
+        let tls = try TestPKI.server()
+        let server = try startServer({ $0.tls = tls }) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        var config = WSEpollClient.Configuration()
+        config.tls = try WSTLSContext.client(trustRoots: .file(TestPKI.path("client.pem")))
+        let client = WSEpollClient(configuration: config)
+        try client.start()
+        defer { client.immediateStop() }
+        let c = Collector(greeting: [.text("never")])
+        _ = try client.connect(to: "wss://localhost:\(server.port)/", handler: c)
+        #expect(eventually { c.closeInfo != nil })
+        #expect(!c.isOpened)
+        #expect(c.closeInfo?.wasClean == false)
+        #expect(eventually { client.connectionCount == 0 && server.connectionCount == 0 })
+    }
+
+    @Test("mutual TLS: the server requires a client certificate and sees its subject")
+    func mutualTLS() throws {
+        let recorder = TLSRecorder()
+        let tls = try TestPKI.server(clientAuthentication: .required(.file(TestPKI.ca)))
+        let server = try startServer({ $0.tls = tls }) { _ in .accept(recorder) }
+        defer { server.immediateStop() }
+        #expect(throws: WSConnectionError.self) {
+            _ = try WSBlockingConnection.connect(to: "wss://localhost:\(server.port)/", configuration: clientConfiguration())
+        }
+        let ws = try WSBlockingConnection.connect(to: "wss://localhost:\(server.port)/", configuration: clientConfiguration(withCertificate: true))
+        try ws.send(text: "it's me")
+        #expect(try ws.receive() == .text("it's me"))
+        _ = try ws.close()
+        #expect(recorder.subjects.withLock { $0 } == ["CN=swift-ws test client"])
+        #expect(eventually { server.connectionCount == 0 })
+    }
+
+    @Test("a client that never starts TLS is dropped at the handshake timeout; plaintext HTTP is dropped at once")
+    func silentAndPlaintextClients() throws {
+        let tls = try TestPKI.server()
+        let server = try startServer({
+            $0.tls = tls
+            $0.handshake.timeout = .milliseconds(300)
+        }) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        let silent = try RawClient(port: server.port)
+        defer { silent.close() }
+        let start = WSClock.now()
+        let (_, eof) = try silent.readToEnd()
+        #expect(eof)
+        #expect(WSClock.now() - start < .seconds(2))
+
+        let plain = try RawClient(port: server.port)
+        defer { plain.close() }
+        _ = try? plain.upgrade()
+        #expect(eventually { server.connectionCount == 0 })
+        // The server goes on serving TLS.
+        let ws = try WSBlockingConnection.connect(to: "wss://localhost:\(server.port)/", configuration: clientConfiguration())
+        try ws.send(text: "fine")
+        #expect(try ws.receive() == .text("fine"))
+        _ = try ws.close()
+    }
+
+    @Test("backpressure, with TLS and without: a blocking client that does not read hits its write timeout, the server's queue stays bounded",
+          arguments: [true, false])
+    func backpressure(tls useTLS: Bool) throws {
+        let echo = RecordingEcho()
+        let tls = try TestPKI.server()
+        let server = try startServer({
+            if useTLS { $0.tls = tls }
+            $0.connection.outboundHighWaterMark = 256 << 10
+            $0.connection.outboundLowWaterMark = 64 << 10
+            $0.readBufferSize = 64 << 10
+            $0.compression = nil
+        }) { _ in .accept(echo) }
+        defer { server.immediateStop() }
+        var config = try clientConfiguration()
+        config.compression = nil
+        config.writeTimeout = .milliseconds(300)
+        let ws = try WSBlockingConnection.connect(to: "\(useTLS ? "wss" : "ws")://localhost:\(server.port)/", configuration: config)
+        var small: Int32 = 64 << 10
+        setsockopt(ws.fileDescriptor, SOL_SOCKET, SO_RCVBUF, &small, 4)
+        // Send 16 KiB echo requests and read nothing, until a send stalls past its timeout.
+        let payload = [UInt8](repeating: 0x42, count: 16 << 10)
+        var sent = 0
+        var stalled = false
+        while sent < 512 << 20 {
+            do throws(WSConnectionError) { try ws.send(binary: payload) } catch {
+                if case .timeout = error { stalled = true }
+                break
+            }
+            sent += payload.count
+        }
+        #expect(stalled)
+        #expect(echo.events.withLock { $0.isEmpty })
+        #expect(echo.maxBuffered.load(ordering: .relaxed) < (256 << 10) + (64 << 10) + (32 << 10))
+        #expect(server.connectionCount == 1)
     }
 }
