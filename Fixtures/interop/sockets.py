@@ -5,19 +5,24 @@
   text, binary, empty, a 200 KB compressible message, a 64 KB random one, fragments,
   ping/pong, and a clean close with 1000.
 - `wsx client` against a python-websockets echo server and a node `ws` echo server.
+- All of it twice: over ws://, then over wss:// (TLS, with the test PKI in Fixtures/tls).
 
     python3 Fixtures/interop/sockets.py [--wsx .build/release/wsx]
 
 Needs `pip install websockets==17.4` and `apt-get install nodejs node-ws`. Prints one line per
 check and exits non-zero if any fails. Loopback only; stops every process it starts.
 """
-import argparse, asyncio, os, random, socket, subprocess, sys, tempfile, time
+import argparse, asyncio, os, random, socket, ssl, subprocess, sys, tempfile, time
 
 NODE_WS = "/usr/share/nodejs/ws"
+PKI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tls")
+CA, CERT, KEY = (os.path.join(PKI, f) for f in ("ca.pem", "server.pem", "server-key.pem"))
 failures = []
+scheme_now = "ws"
 
 
 def check(name, ok, detail=""):
+    name = f"{scheme_now}:// {name}"
     print(("ok   " if ok else "FAIL ") + name + (f": {detail}" if detail and not ok else ""))
     if not ok:
         failures.append(name)
@@ -51,9 +56,10 @@ def messages():
     ]
 
 
-async def python_client(port):
+async def python_client(url):
     from websockets.asyncio.client import connect
-    async with connect(f"ws://127.0.0.1:{port}/", compression="deflate", max_size=None) as ws:
+    context = ssl.create_default_context(cafile=CA) if url.startswith("wss") else None
+    async with connect(url, compression="deflate", max_size=None, ssl=context) as ws:
         check("python-websockets client: permessage-deflate negotiated",
               "permessage-deflate" in (ws.response.headers.get("Sec-WebSocket-Extensions") or ""))
         for m in messages():
@@ -70,7 +76,8 @@ async def python_client(port):
 
 NODE_CLIENT = r"""
 const WebSocket = require(process.argv[2]);
-const ws = new WebSocket(process.argv[3], { perMessageDeflate: true });
+const ca = process.argv[4] ? require('fs').readFileSync(process.argv[4]) : undefined;
+const ws = new WebSocket(process.argv[3], { perMessageDeflate: true, ca });
 const msgs = ["héllo wörld 👋", Buffer.from([0, 1, 2, 255]), "", "swift-ws ".repeat(25000)];
 let i = 0; const out = [];
 ws.on('open', () => { out.push('ext=' + ws.extensions); ws.send(msgs[0]); });
@@ -87,28 +94,38 @@ ws.on('error', (e) => { console.log('error ' + e.message); process.exit(1); });
 
 NODE_SERVER = r"""
 const WebSocket = require(process.argv[2]);
-const wss = new WebSocket.Server({ host: '127.0.0.1', port: +process.argv[3], perMessageDeflate: true });
+const fs = require('fs');
+let wss;
+if (process.argv[4]) {   // TLS: certificate and key
+  const server = require('https').createServer({ cert: fs.readFileSync(process.argv[4]), key: fs.readFileSync(process.argv[5]) });
+  wss = new WebSocket.Server({ server, perMessageDeflate: true });
+  server.listen(+process.argv[3], '127.0.0.1');
+} else {
+  wss = new WebSocket.Server({ host: '127.0.0.1', port: +process.argv[3], perMessageDeflate: true });
+}
 wss.on('connection', (ws) => ws.on('message', (d, isBinary) => ws.send(d, { binary: isBinary })));
 """
 
 
-def node_client(port, tmp):
+def node_client(url, tmp):
     script = os.path.join(tmp, "client.js")
     open(script, "w").write(NODE_CLIENT)
-    out = subprocess.run(["node", script, NODE_WS, f"ws://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=30).stdout.strip()
+    argv = ["node", script, NODE_WS, url] + ([CA] if url.startswith("wss") else [])
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip()
     check("node ws client: permessage-deflate negotiated", "ext=permessage-deflate" in out, out)
     check("node ws client: 4 echoes", all(f"echo{i}=true" in out for i in range(4)), out)
     check("node ws client: clean close 1000", "close=1000" in out, out)
 
 
-def wsx_client_against(name, argv, port, wsx):
+def wsx_client_against(name, argv, port, wsx, tls):
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if not wait_port(port):
             check(f"wsx client vs {name}: server started", False)
             return
         lines = ["hello", "wörld 👋", "x" * 10000, "last"]
-        r = subprocess.run([wsx, "client", f"ws://127.0.0.1:{port}/"], input="\n".join(lines) + "\n",
+        url = f"wss://localhost:{port}/" if tls else f"ws://127.0.0.1:{port}/"
+        r = subprocess.run([wsx, "client"] + (["--ca-file", CA] if tls else []) + [url], input="\n".join(lines) + "\n",
                            capture_output=True, text=True, timeout=30)
         check(f"wsx client vs {name}: echoes printed, exit 0", r.returncode == 0 and r.stdout.splitlines() == lines,
               f"rc={r.returncode} out={r.stdout[:200]!r} err={r.stderr[:200]!r}")
@@ -117,33 +134,58 @@ def wsx_client_against(name, argv, port, wsx):
         server.wait(10)
 
 
+PY_SERVER = """
+import asyncio, ssl, sys
+from websockets.asyncio.server import serve
+async def echo(ws):
+    async for m in ws: await ws.send(m)
+async def main():
+    context = None
+    if len(sys.argv) > 2:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(sys.argv[2], sys.argv[3])
+    async with serve(echo, '127.0.0.1', int(sys.argv[1]), compression='deflate', ssl=context):
+        await asyncio.Future()
+asyncio.run(main())
+"""
+
+
+def run_all(wsx, tmp, tls):
+    global scheme_now
+    before = len(failures)
+    scheme = scheme_now = "wss" if tls else "ws"
+    server_tls = [CERT, KEY] if tls else []
+    port = free_port()
+    argv = [wsx, "echo-server", "--port", str(port), "--loops", "1"]
+    if tls:
+        argv += ["--tls-certificate", CERT, "--tls-key", KEY]
+    echo = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    try:
+        if not wait_port(port):
+            raise SystemExit("wsx echo-server did not start")
+        asyncio.run(python_client(f"{scheme}://localhost:{port}/"))
+        node_client(f"{scheme}://localhost:{port}/", tmp)
+    finally:
+        echo.terminate()
+        echo.wait(10)
+    p2 = free_port()
+    pyserver = os.path.join(tmp, "pyserver.py")
+    open(pyserver, "w").write(PY_SERVER)
+    wsx_client_against("python-websockets server", [sys.executable, pyserver, str(p2)] + server_tls, p2, wsx, tls)
+    p3 = free_port()
+    nodeserver = os.path.join(tmp, "server.js")
+    open(nodeserver, "w").write(NODE_SERVER)
+    wsx_client_against("node ws server", ["node", nodeserver, NODE_WS, str(p3)] + server_tls, p3, wsx, tls)
+    print(f"-- {scheme}://: {len(failures) - before} failed")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--wsx", default=".build/release/wsx")
     a = ap.parse_args()
-    port = free_port()
-    echo = subprocess.Popen([a.wsx, "echo-server", "--port", str(port), "--loops", "1"], stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            if not wait_port(port):
-                raise SystemExit("wsx echo-server did not start")
-            asyncio.run(python_client(port))
-            node_client(port, tmp)
-        finally:
-            echo.terminate()
-            echo.wait(10)
-        p2 = free_port()
-        pyserver = os.path.join(tmp, "pyserver.py")
-        open(pyserver, "w").write(
-            "import asyncio, sys\nfrom websockets.asyncio.server import serve\n"
-            "async def echo(ws):\n    async for m in ws: await ws.send(m)\n"
-            "async def main():\n    async with serve(echo, '127.0.0.1', int(sys.argv[1]), compression='deflate'):\n"
-            "        await asyncio.Future()\nasyncio.run(main())\n")
-        wsx_client_against("python-websockets server", [sys.executable, pyserver, str(p2)], p2, a.wsx)
-        p3 = free_port()
-        nodeserver = os.path.join(tmp, "server.js")
-        open(nodeserver, "w").write(NODE_SERVER)
-        wsx_client_against("node ws server", ["node", nodeserver, NODE_WS, str(p3)], p3, a.wsx)
+        for tls in (False, True):
+            run_all(a.wsx, tmp, tls)
     print(f"{len(failures)} failed")
     sys.exit(1 if failures else 0)
 

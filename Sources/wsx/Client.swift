@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import WSBlocking
 import WSCore
+import WSTransport
 
 struct Client: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,6 +18,7 @@ struct Client: ParsableCommand {
               echo hello | wsx client ws://127.0.0.1:9001/
               wsx client --subprotocol chat ws://localhost:9001/room < lines.txt
               printf 'a\\nb\\n' | wsx client --no-compression ws://[::1]:9001/
+              echo hi | wsx client --ca-file Fixtures/tls/ca.pem wss://localhost:9001/
             """)
 
     @Flag(help: "Do not offer permessage-deflate.")
@@ -31,12 +33,28 @@ struct Client: ParsableCommand {
     @Option(help: "Seconds to keep printing replies after the end of input, until the server has been quiet that long, before closing.")
     var linger: Double = 0.5
 
-    @Argument(help: "The server's ws:// URL.")
+    @Option(help: "PEM CA certificates to trust for wss:// (default: the system's store).")
+    var caFile: String?
+
+    @Option(help: "PEM client certificate chain, for servers that require one (mutual TLS); needs --key.")
+    var certificate: String?
+
+    @Option(help: "PEM private key of --certificate.")
+    var key: String?
+
+    @Flag(help: "Accept any server certificate (tests only: no protection against impostors).")
+    var insecure = false
+
+    @Argument(help: "The server's ws:// or wss:// URL.")
     var url: String
 
     func run() throws {
         var config = WSBlockingConnection.Configuration()
         if noCompression { config.compression = nil }
+        if caFile != nil || certificate != nil || insecure {
+            config.tls = try WSTLSContext.client(trustRoots: caFile.map { .file($0) } ?? .system, verifyPeer: !insecure,
+                                                 certificateChainFile: certificate, privateKeyFile: key)
+        }
         let timeout = Duration.milliseconds(Int64(connectTimeout * 1000))
         let connected = Result(catching: { () throws(WSConnectionError) in
             try WSBlockingConnection.connect(to: url, subprotocols: subprotocol, configuration: config) { $0.timeout = timeout }

@@ -3,6 +3,7 @@ import Glibc
 import WSCore
 import WSDeflate
 import WSEpoll
+import WSTransport
 
 /// Echoes every message back as it was received (the handler shared by all connections).
 final class EchoHandler: WSEpollHandler, Sendable {
@@ -17,6 +18,8 @@ struct EchoServer: ParsableCommand {
         abstract: "Run the epoll echo server: every text and binary message is sent back as received.",
         discussion: """
             Accepts any path. Compression (permessage-deflate) is on unless --no-compression.
+            With --tls-certificate and --tls-key it serves wss:// (TLS 1.2 and 1.3); with
+            --tls-client-ca too, clients must present a certificate that CA signed.
             Limits are set for conformance testing: frames and messages up to 64 MiB, any number
             of fragments, no keepalive pings. Stop it with Ctrl-C.
 
@@ -24,6 +27,7 @@ struct EchoServer: ParsableCommand {
               wsx echo-server
               wsx echo-server --port 9001 --loops 1 --no-compression
               wsx echo-server --subprotocol chat --subprotocol superchat
+              wsx echo-server --tls-certificate Fixtures/tls/server.pem --tls-key Fixtures/tls/server-key.pem
             """)
 
     @Option(help: "Address to listen on (a name, an IPv4 or IPv6 literal).")
@@ -44,19 +48,37 @@ struct EchoServer: ParsableCommand {
     @Option(help: "A subprotocol to accept (repeatable, in order of preference); the first the client offers is chosen.")
     var subprotocol: [String] = []
 
+    @Option(help: "PEM certificate chain (leaf first) to serve wss:// with; needs --tls-key.")
+    var tlsCertificate: String?
+
+    @Option(help: "PEM private key of --tls-certificate.")
+    var tlsKey: String?
+
+    @Option(help: "PEM CA certificates: require client certificates they signed (mutual TLS).")
+    var tlsClientCa: String?
+
+    func validate() throws {
+        if (tlsCertificate == nil) != (tlsKey == nil) { throw fail("--tls-certificate and --tls-key go together") }
+        if tlsClientCa != nil && tlsCertificate == nil { throw fail("--tls-client-ca needs --tls-certificate and --tls-key") }
+    }
+
     func run() throws {
         var config = WSEpollServer.Configuration(host: host, port: port)
         if let loops { config.loops = loops }
         config.compression = try WSPerMessageDeflate.testee(off: noCompression, threshold: compressionThreshold)
         config.connection = .echoTestee
         config.handshake.serverName = "swift-ws"
+        if let tlsCertificate, let tlsKey {
+            config.tls = try WSTLSContext.server(certificateChainFile: tlsCertificate, privateKeyFile: tlsKey,
+                                                 clientAuthentication: tlsClientCa.map { .required(.file($0)) } ?? .none)
+        }
         let echo = EchoHandler()
         let preferred = subprotocol
         let server = WSEpollServer(configuration: config) { request in
             .accept(echo, subprotocol: request.selectSubprotocol(preferring: preferred))
         }
         try server.start()
-        printFlushed("wsx echo-server listening on ws://\(host.contains(":") ? "[\(host)]" : host):\(server.port)/ (\(config.loops) loop\(config.loops == 1 ? "" : "s"), compression \(noCompression ? "off" : "on"))")
+        printFlushed("wsx echo-server listening on \(config.tls == nil ? "ws" : "wss")://\(host.contains(":") ? "[\(host)]" : host):\(server.port)/ (\(config.loops) loop\(config.loops == 1 ? "" : "s"), compression \(noCompression ? "off" : "on"))")
         server.wait()
     }
 }
