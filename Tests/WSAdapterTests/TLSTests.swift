@@ -166,6 +166,22 @@ struct TLSSessionTests {
         }
     }
 
+    @Test("optional client certificates: accepted without one, the subject seen with one")
+    func optionalClientCertificate() throws {
+        let optional = try TestPKI.server(clientAuthentication: .optional(.file(TestPKI.ca)))
+        for withCertificate in [false, true] {
+            let server = try optional.makeSession()
+            let client = try TestPKI.client(withCertificate: withCertificate).makeSession(serverName: "localhost")
+            for _ in 0..<10 {
+                _ = try client.advanceHandshake()
+                _ = try server.advanceHandshake()
+                pump(client, server)
+            }
+            #expect(server.isHandshakeComplete && client.isHandshakeComplete)
+            #expect(server.peerCertificateSubject == (withCertificate ? "CN=swift-ws test client" : nil))
+        }
+    }
+
     @Test("a missing certificate file or a key that does not match is a clear error")
     func badIdentity() {
         #expect(throws: WSTransportError.self) {
@@ -379,6 +395,23 @@ struct EpollTLSTests {
         try ws.send(text: "fine")
         #expect(try ws.receive() == .text("fine"))
         _ = try ws.close()
+    }
+
+    @Test("over maxConnections a TLS server closes new connections and goes on")
+    func connectionLimit() throws {
+        let tls = try TestPKI.server()
+        let server = try startServer({
+            $0.tls = tls
+            $0.maxConnections = 1
+        }) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        let first = try WSBlockingConnection.connect(to: "wss://localhost:\(server.port)/", configuration: clientConfiguration())
+        #expect(throws: WSConnectionError.self) {
+            _ = try WSBlockingConnection.connect(to: "wss://localhost:\(server.port)/", configuration: clientConfiguration())
+        }
+        try first.send(text: "still here")
+        #expect(try first.receive() == .text("still here"))
+        _ = try first.close()
     }
 
     @Test("backpressure, with TLS and without: a blocking client that does not read hits its write timeout, the server's queue stays bounded",
