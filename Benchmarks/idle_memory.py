@@ -7,10 +7,11 @@ a browser), sends one small message on each and reads the echo, then leaves them
 for the server to settle, and reads RSS again.
 
     python3 Benchmarks/idle_memory.py --pid PID --port 9001 --connections 10000
+    python3 Benchmarks/idle_memory.py --pid PID --port 9001 --tls-ca Fixtures/tls/ca.pem   # wss://
 
 Needs `ulimit -n` above N on both sides. Loopback only.
 """
-import argparse, base64, os, select, socket, sys, time
+import argparse, base64, os, select, socket, ssl, sys, time
 
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
@@ -25,7 +26,9 @@ def main():
     ap.add_argument("--port", type=int, default=9001)
     ap.add_argument("--connections", type=int, default=10000)
     ap.add_argument("--settle", type=float, default=3.0, help="seconds to wait before the second reading")
+    ap.add_argument("--tls-ca", help="connect with TLS (wss://), trusting this CA file; the server name is localhost")
     a = ap.parse_args()
+    context = ssl.create_default_context(cafile=a.tls_ca) if a.tls_ca else None
     before = rss_kib(a.pid)
     request = ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
@@ -35,6 +38,8 @@ def main():
     start = time.time()
     for i in range(a.connections):
         s = socket.create_connection(("127.0.0.1", a.port))
+        if context:
+            s = context.wrap_socket(s, server_hostname="localhost")
         s.sendall((request % base64.b64encode(os.urandom(16)).decode()).encode())
         socks.append(s)
         if len(socks) % 500 == 0:
@@ -44,7 +49,7 @@ def main():
     time.sleep(a.settle)
     after = rss_kib(a.pid)
     per = (after - before) * 1024 / a.connections
-    print(f"connections={a.connections} open_seconds={opened:.1f} rss_before_kib={before} rss_after_kib={after} "
+    print(f"tls={bool(context)} connections={a.connections} open_seconds={opened:.1f} rss_before_kib={before} rss_after_kib={after} "
           f"bytes_per_idle_connection={per:.0f}")
     for s in socks:
         s.close()
