@@ -308,9 +308,7 @@ public final class WSBlockingConnection {
                     throw .transport(error)
                 }
             case .endOfStream:
-                _ = try? stream.flushAll(timeout: configuration.writeTimeout ?? .seconds(10))
-                stream.shutdownWrite()
-                _ = try? stream.flushAll(timeout: configuration.writeTimeout ?? .seconds(10))
+                stream.shutdownWrite(timeout: configuration.writeTimeout ?? .seconds(10))
             }
         }
     }

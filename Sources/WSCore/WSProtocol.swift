@@ -1242,7 +1242,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         try sendMessage(bytes, kind: kind, compress: compress)
     }
 
-    private mutating func sendMessage(_ bytes: some Collection<UInt8>, kind: WSMessageKind, compress: Bool) throws(WSUsageError) {
+    mutating func sendMessage(_ bytes: some Collection<UInt8>, kind: WSMessageKind, compress: Bool) throws(WSUsageError) {
         try requireSendable()
         guard case .none = sending else { throw .fragmentedMessageInProgress }
         if compress, let transform, transform.shouldEncode(kind: kind, size: bytes.count) {

@@ -46,6 +46,12 @@ final class EventLoop: @unchecked Sendable {
     private var timers = TimerHeap()
     private var dirty: [WSEpollConnection] = []
     private let readBuffer: UnsafeMutableRawBufferPointer
+    /// Where a lent message is copied for the handler (who may send, changing the engine, while
+    /// it holds the bytes). One per loop: handlers run one at a time and no command drains
+    /// synchronously. Grows for a large message, and shrinks back after it.
+    private var scratch: UnsafeMutableRawBufferPointer
+    /// The connection whose events are being handed to its handler.
+    private var draining: ObjectIdentifier?
     private let events: UnsafeMutablePointer<epoll_event>
     private let maxEvents = 512
     private(set) var now: WSInstant
@@ -63,6 +69,7 @@ final class EventLoop: @unchecked Sendable {
         wakefd = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
         guard wakefd >= 0 else { throw WSTransportError("eventfd", errno: errno) }
         readBuffer = .allocate(byteCount: context.readBufferSize, alignment: 64)
+        scratch = .allocate(byteCount: context.readBufferSize, alignment: 64)
         events = .allocate(capacity: maxEvents)
         now = WSClock.now()
         nextSweep = now + .seconds(1)
@@ -72,6 +79,7 @@ final class EventLoop: @unchecked Sendable {
 
     deinit {
         readBuffer.deallocate()
+        scratch.deallocate()
         events.deallocate()
     }
 
@@ -107,8 +115,10 @@ final class EventLoop: @unchecked Sendable {
         for body in work { body() }
     }
 
+    /// Queues `c` for a flush at the end of this loop iteration (a command changed its engine),
+    /// unless `c` is being drained: its drain's caller flushes and settles it right after.
     func markDirty(_ c: WSEpollConnection) {
-        if !c.isDirty {
+        if !c.isDirty && draining != ObjectIdentifier(c) {
             c.isDirty = true
             dirty.append(c)
         }
@@ -324,18 +334,27 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Hands every event the engine has to the application.
+    /// Every caller flushes and settles `c` afterwards (or releases it).
     private func drain(_ c: WSEpollConnection) {
+        let outer = draining
+        draining = ObjectIdentifier(c)
+        defer { draining = outer }
         var kind = WSMessageKind.binary
         var isFinal = true
+        var count = 0
         while let lent = c.engine.nextEvent(lendingData: { k, data, fin in
             kind = k
             isFinal = fin
-            c.scratch.removeAll(keepingCapacity: true)
-            data.withUnsafeBufferPointer { c.scratch.append(contentsOf: $0) }
+            count = data.count
+            if count > scratch.count {
+                scratch.deallocate()
+                scratch = .allocate(byteCount: count, alignment: 64)
+            }
+            data.withUnsafeBytes { scratch.copyMemory(from: $0) }
         }) {
             switch lent {
             case .data:
-                let bytes = c.scratch
+                let bytes = UnsafeBufferPointer(start: scratch.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count)
                 c.handler?.received(c, kind: kind, data: bytes.span, isFinal: isFinal)
             case .event(let event):
                 switch event {
@@ -349,7 +368,10 @@ final class EventLoop: @unchecked Sendable {
                 }
             }
         }
-        if c.scratch.capacity > context.readBufferSize { c.scratch = [] }
+        if scratch.count > context.readBufferSize {
+            scratch.deallocate()
+            scratch = .allocate(byteCount: context.readBufferSize, alignment: 64)
+        }
     }
 
     private func decide(_ c: WSEpollConnection, _ request: WSUpgradeRequest) {
@@ -430,7 +452,7 @@ final class EventLoop: @unchecked Sendable {
     private func settle(_ c: WSEpollConnection) {
         guard owns(c) else { return }
         if c.engine.isClosed {
-            if c.engine.bufferedAmount == 0 { shutdownWriteIfFinished(c) }
+            shutdownWriteIfFinished(c)
             let flushed = c.engine.bufferedAmount == 0 && !c.stream.hasPendingOutput
             if c.lingerDeadline == nil { c.lingerDeadline = now + context.lingerTimeout }
             // A TLS handshake that never finished (a silent or failed client at the handshake
@@ -499,14 +521,13 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Lets idle connections give back their buffers (the engine's receive and send buffers,
-    /// the decompressor under no-context-takeover, the message scratch).
+    /// the decompressor under no-context-takeover, TLS ciphertext).
     private func sweep() {
         nextSweep = now + .seconds(1)
         for case let c? in slots {
             if !c.wasActive && c.engine.bufferedAmount == 0 {
                 c.engine.releaseIdleMemory()
                 c.stream.tls?.releaseIdleMemory()
-                c.scratch = []
             }
             c.wasActive = false
         }

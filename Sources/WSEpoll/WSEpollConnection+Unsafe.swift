@@ -9,7 +9,7 @@ extension WSEpollConnection {
     /// copied first.
     public func send(_ data: Span<UInt8>, kind: WSMessageKind, compress: Bool = true) throws(WSUsageError) {
         if loop.isCurrent {
-            try data.withUnsafeBufferPointer { (b) throws(WSUsageError) in try engine.send(b, kind: kind, compress: compress) }
+            try data.withUnsafeBytes { (b) throws(WSUsageError) in try engine.send(b, kind: kind, compress: compress) }
             loop.markDirty(self)
         } else {
             let copy = data.withUnsafeBufferPointer { Array($0) }

@@ -50,8 +50,6 @@ public final class WSEpollConnection: @unchecked Sendable {
     var armedDeadline: WSInstant?
     var isDirty = false
     var wasActive = true
-    /// Where lent message bytes are copied so the handler may send while it holds them.
-    var scratch: [UInt8] = []
 
     init(id: UInt64, loop: EventLoop, stream: WSStream, remoteAddress: String, engine: consuming WSProtocol, handler: (any WSEpollHandler)? = nil) {
         self.id = id

@@ -223,7 +223,7 @@ public struct WSSocket: Hashable, Sendable {
     /// - Parameter nonBlocking: never wait, even on a blocking socket (`MSG_DONTWAIT`).
     public func read(into buffer: UnsafeMutableRawBufferPointer, nonBlocking: Bool = false) throws(WSTransportError) -> Int? {
         while true {
-            let n = recv(fd, buffer.baseAddress, buffer.count, nonBlocking ? Int32(MSG_DONTWAIT) : 0)
+            let n = cws_recv(fd, buffer.baseAddress, buffer.count, nonBlocking ? Int32(MSG_DONTWAIT) : 0)
             if n >= 0 { return n }
             switch Glibc.errno {
             case EINTR: continue
@@ -238,7 +238,7 @@ public struct WSSocket: Hashable, Sendable {
     /// - Parameter nonBlocking: never wait, even on a blocking socket (`MSG_DONTWAIT`).
     public func write(_ buffer: UnsafeRawBufferPointer, nonBlocking: Bool = false) throws(WSTransportError) -> Int? {
         while true {
-            let n = send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL) | (nonBlocking ? Int32(MSG_DONTWAIT) : 0))
+            let n = cws_send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL) | (nonBlocking ? Int32(MSG_DONTWAIT) : 0))
             if n >= 0 { return n }
             switch Glibc.errno {
             case EINTR: continue

@@ -148,6 +148,15 @@ public struct WSStream: Sendable {
         }
     }
 
+    /// Ends our sending side on a blocking socket (TLS close_notify, then FIN), waiting up to
+    /// `timeout` for the kernel to take the alert. Best effort: a peer that stopped reading only
+    /// costs the wait.
+    public func shutdownWrite(timeout: Duration?) {
+        while !shutdownWrite() {
+            guard (try? socket.wait(forWriting: true, timeout: timeout)) == true else { return }
+        }
+    }
+
     /// Waits until a read can make progress (bytes buffered in the session, or the socket
     /// readable) for at most `timeout`. Returns false on timeout.
     public func waitReadable(timeout: Duration?) throws(WSTransportError) -> Bool {

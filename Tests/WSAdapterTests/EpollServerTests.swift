@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Testing
 import WSBlocking
 import WSCore
@@ -171,6 +172,31 @@ struct EpollServerTests {
         try connection.close(code: .normalClosure, reason: "done")
         #expect(try ws.receive() == nil)
         #expect(ws.closeInfo?.code == .normalClosure)
+    }
+
+    /// Relays each message to every other open connection of the loop (a chat room).
+    final class Relay: WSEpollHandler, Sendable {
+        let room = Mutex<[WSEpollConnection]>([])
+        func opened(_ connection: WSEpollConnection, _ result: WSHandshakeResult) { room.withLock { $0.append(connection) } }
+        func received(_ connection: WSEpollConnection, kind: WSMessageKind, data: Span<UInt8>, isFinal: Bool) {
+            for other in room.withLock({ $0 }) where other !== connection { try? other.send(data, kind: kind) }
+        }
+    }
+
+    @Test("a handler sending to another connection of its loop while handling a message: the other is flushed too")
+    func relayOnTheSameLoop() throws {
+        let relay = Relay()
+        let server = try startServer(loops: 1) { _ in .accept(relay) }
+        defer { server.immediateStop() }
+        let a = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        let b = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        #expect(eventually { relay.room.withLock { $0.count } == 2 })
+        for i in 0..<50 { try a.send(text: "to b \(i)") }
+        for i in 0..<50 { #expect(try b.receive(timeout: .seconds(5)) == .text("to b \(i)")) }
+        try b.send(binary: [1, 2, 3])
+        #expect(try a.receive(timeout: .seconds(5)) == .binary([1, 2, 3]))
+        _ = try a.close()
+        _ = try b.close()
     }
 
     @Test("graceful stop sends 1001 Going Away and waits for the closing handshakes")

@@ -376,7 +376,7 @@ struct EpollTLSTests {
         let tls = try TestPKI.server()
         let server = try startServer({
             $0.tls = tls
-            $0.handshake.timeout = .milliseconds(300)
+            $0.handshake.timeout = .seconds(1)   // room for the last, valid client on a loaded machine
         }) { _ in .accept(RecordingEcho()) }
         defer { server.immediateStop() }
         let silent = try RawClient(port: server.port)
@@ -384,7 +384,7 @@ struct EpollTLSTests {
         let start = WSClock.now()
         let (_, eof) = try silent.readToEnd()
         #expect(eof)
-        #expect(WSClock.now() - start < .seconds(2))
+        #expect(WSClock.now() - start < .seconds(4))
 
         let plain = try RawClient(port: server.port)
         defer { plain.close() }

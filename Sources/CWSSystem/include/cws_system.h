@@ -13,4 +13,10 @@ int cws_accept_nonblocking(int fd);
 /// The number of CPUs in this process's affinity mask (0 if unknown).
 int cws_affinity_cpu_count(void);
 
+/// recv(2) and send(2) as plain system calls: -1 and errno on failure, like the libc functions,
+/// but not cancellation points, so they skip glibc's per-call cancellation bookkeeping
+/// (swift-ws never cancels threads).
+long cws_recv(int fd, void *buffer, size_t length, int flags);
+long cws_send(int fd, const void *buffer, size_t length, int flags);
+
 #endif

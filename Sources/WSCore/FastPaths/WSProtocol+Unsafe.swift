@@ -21,6 +21,18 @@ extension WSProtocol {
         }
     }
 
+    /// Sends a whole message of either kind from bytes in memory: ``send(_:kind:compress:)``
+    /// without generics, so adapters in other modules reach the specialized copy (an echo or
+    /// relay from lent bytes). Text is checked to be valid UTF-8 first.
+    /// - Throws: as ``send(_:kind:compress:)``.
+    public mutating func send(_ bytes: UnsafeRawBufferPointer, kind: WSMessageKind, compress: Bool = true) throws(WSUsageError) {
+        if kind == .text {
+            var utf8 = WSUTF8Validator()
+            guard unsafe utf8.validate(bytes) == nil, utf8.isComplete else { throw .invalidUTF8 }
+        }
+        try unsafe sendMessage(bytes, kind: kind, compress: compress)
+    }
+
     /// Calls `body` with the queued outbound bytes without taking them; report what was written
     /// with ``consumeOutbound(_:)``. When ``isOutboundFinished`` turns true, half-close.
     public func withOutboundBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
