@@ -57,7 +57,8 @@ public final class WSBlockingConnection {
     /// The negotiated subprotocol, if any.
     public var negotiatedSubprotocol: String? { handshake?.subprotocol }
     /// The socket's descriptor, for `poll` beside other descriptors (read it, never read from
-    /// or write to it).
+    /// or write to it). With TLS, decrypted bytes may wait in the session while the socket is
+    /// not readable: after `poll` wakes you, drain with ``receive(timeout:)`` and `.zero`.
     public var fileDescriptor: Int32 { stream.socket.fd }
     /// The TLS session of a `wss://` connection: protocol version, cipher, peer certificate.
     public var tls: WSTLSSession? { stream.tls }
@@ -66,7 +67,8 @@ public final class WSBlockingConnection {
 
     // MARK: Connecting
 
-    /// Connects to a `ws://` URL and performs the opening handshake.
+    /// Connects to a `ws://` or `wss://` URL and performs the opening handshake (after the TLS
+    /// handshake, for `wss://`).
     ///
     /// - Parameters:
     ///   - url: `ws://host[:port]/path?query`, or `wss://…` for TLS (see ``Configuration/tls``).
