@@ -40,6 +40,15 @@ private func pump(_ a: WSTLSSession, _ b: WSTLSSession) {
     }
 }
 
+/// Runs both sides' handshakes in memory for a few rounds; throws the first failure.
+private func handshake(_ client: WSTLSSession, _ server: WSTLSSession) throws(WSTransportError) {
+    for _ in 0..<10 {
+        _ = try client.advanceHandshake()
+        _ = try server.advanceHandshake()
+        pump(client, server)
+    }
+}
+
 private func readAll(_ s: WSTLSSession) throws -> (bytes: [UInt8], closed: Bool) {
     var out: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
@@ -95,13 +104,7 @@ struct TLSSessionTests {
     func hostnameMismatch() throws {
         let server = try TestPKI.server().makeSession()
         let client = try TestPKI.client().makeSession(serverName: "example.com")
-        let error = try #require(throws: WSTransportError.self) {
-            for _ in 0..<10 {
-                _ = try client.advanceHandshake()
-                _ = try server.advanceHandshake()
-                pump(client, server)
-            }
-        }
+        let error = try #require(throws: WSTransportError.self) { try handshake(client, server) }
         #expect(error.operation == "TLS handshake")
         #expect(error.message.contains("hostname mismatch"))
     }
@@ -111,13 +114,7 @@ struct TLSSessionTests {
         for (name, ok) in [("127.0.0.1", true), ("::1", true), ("10.0.0.1", false)] {
             let server = try TestPKI.server().makeSession()
             let client = try TestPKI.client().makeSession(serverName: name)
-            let result = Result {
-                for _ in 0..<10 {
-                    _ = try client.advanceHandshake()
-                    _ = try server.advanceHandshake()
-                    pump(client, server)
-                }
-            }
+            let result = Result { () throws(WSTransportError) in try handshake(client, server) }
             #expect(((try? result.get()) != nil) == ok, "\(name)")
             #expect(client.isHandshakeComplete == ok, "\(name)")
         }
@@ -172,11 +169,7 @@ struct TLSSessionTests {
         for withCertificate in [false, true] {
             let server = try optional.makeSession()
             let client = try TestPKI.client(withCertificate: withCertificate).makeSession(serverName: "localhost")
-            for _ in 0..<10 {
-                _ = try client.advanceHandshake()
-                _ = try server.advanceHandshake()
-                pump(client, server)
-            }
+            try handshake(client, server)
             #expect(server.isHandshakeComplete && client.isHandshakeComplete)
             #expect(server.peerCertificateSubject == (withCertificate ? "CN=swift-ws test client" : nil))
         }
@@ -197,11 +190,7 @@ struct TLSSessionTests {
     func corruptedRecord() throws {
         let server = try TestPKI.server().makeSession()
         let client = try TestPKI.client().makeSession(serverName: "localhost")
-        for _ in 0..<10 {
-            _ = try client.advanceHandshake()
-            _ = try server.advanceHandshake()
-            pump(client, server)
-        }
+        try handshake(client, server)
         _ = try [UInt8](repeating: 7, count: 100).withUnsafeBytes { try client.writePlaintext($0) }
         var record = client.withPendingCiphertext { Array($0) }
         client.consumeCiphertext(record.count)
