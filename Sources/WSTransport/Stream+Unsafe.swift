@@ -8,22 +8,17 @@ import WSCore
 
 /// A connection's byte stream: a socket, or TLS over a socket. Plaintext in, plaintext out.
 /// Reads and writes never wait, on blocking sockets too; the blocking helpers wait with `poll`.
-public struct WSStream: Sendable {
+/// Not thread-safe (its TLS session is not): one owner at a time.
+public struct WSStream {
     /// The socket underneath.
     public let socket: WSSocket
     /// The TLS session, for `wss://`.
-    public var tls: WSTLSSession? { box?.session }
-    private let box: SessionBox?
-
-    private final class SessionBox: @unchecked Sendable {
-        let session: WSTLSSession
-        init(_ session: WSTLSSession) { self.session = session }
-    }
+    public let tls: WSTLSSession?
 
     /// A stream over `socket`, encrypted by `tls` when given.
     public init(socket: WSSocket, tls: WSTLSSession? = nil) {
         self.socket = socket
-        box = tls.map(SessionBox.init)
+        self.tls = tls
     }
 
     /// The most plaintext handed to the TLS session at once: what the network has not taken

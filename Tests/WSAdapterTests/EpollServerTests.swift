@@ -124,12 +124,7 @@ struct EpollServerTests {
     @Test("a peer that does not read: the server stops reading it at the high-water mark (backpressure)")
     func backpressure() throws {
         let echo = RecordingEcho()
-        let server = try startServer({
-            $0.connection.outboundHighWaterMark = 256 << 10
-            $0.connection.outboundLowWaterMark = 64 << 10
-            $0.readBufferSize = 64 << 10
-            $0.compression = nil
-        }) { _ in .accept(echo) }
+        let server = try startServer(smallBuffers) { _ in .accept(echo) }
         defer { server.immediateStop() }
         let raw = try RawClient(port: server.port)
         defer { raw.close() }

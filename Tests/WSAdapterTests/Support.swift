@@ -45,6 +45,15 @@ func startServer(
     return server
 }
 
+/// Small water marks (256 KiB high, 64 KiB low), a 64 KiB read buffer and no compression: a
+/// server whose backpressure shows after a few MiB.
+func smallBuffers(_ config: inout WSEpollServer.Configuration) {
+    config.connection.outboundHighWaterMark = 256 << 10
+    config.connection.outboundLowWaterMark = 64 << 10
+    config.readBufferSize = 64 << 10
+    config.compression = nil
+}
+
 /// Polls `condition` every 5 ms for up to `seconds`.
 func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
     let deadline = WSClock.now() + .milliseconds(Int64(seconds * 1000))

@@ -409,11 +409,8 @@ struct EpollTLSTests {
         let echo = RecordingEcho()
         let tls = try TestPKI.server()
         let server = try startServer({
+            smallBuffers(&$0)
             if useTLS { $0.tls = tls }
-            $0.connection.outboundHighWaterMark = 256 << 10
-            $0.connection.outboundLowWaterMark = 64 << 10
-            $0.readBufferSize = 64 << 10
-            $0.compression = nil
         }) { _ in .accept(echo) }
         defer { server.immediateStop() }
         var config = try clientConfiguration()
