@@ -373,7 +373,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             case .awaitingDecision: return nil
             }
         case .open(let t):
-            return [t.pongDeadline ?? t.nextPing, t.idleDeadline].compactMap { $0 }.min()
+            return earliest(t.pongDeadline ?? t.nextPing, t.idleDeadline)
         case .closeSent(_, let deadline):
             return deadline
         case .closeReceived:
@@ -383,6 +383,15 @@ public struct WSProtocol: ~Copyable, Sendable {
         case .closed:
             return nil
         }
+    }
+
+    /// The earlier of two optional instants (no arrays: adapters read ``nextDeadline`` after
+    /// every read).
+    @inline(__always)
+    private func earliest(_ a: WSInstant?, _ b: WSInstant?) -> WSInstant? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return Swift.min(a, b)
     }
 
     /// Outbound bytes queued and not yet taken by the adapter.
@@ -992,6 +1001,8 @@ public struct WSProtocol: ~Copyable, Sendable {
             case .awaitingDecision: return nil
             }
         case .open(var t):
+            // Nothing is due before the earliest deadline (the common case, once per drain).
+            guard let due = earliest(t.pongDeadline ?? t.nextPing, t.idleDeadline), now >= due else { return nil }
             if let deadline = t.pongDeadline, now >= deadline {
                 // The peer did not answer: queue a Close for form's sake and drop the transport.
                 let frame = WSCloseFrame(code: .internalError, reason: "keepalive ping timeout")

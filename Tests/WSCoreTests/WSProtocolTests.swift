@@ -69,6 +69,41 @@ struct WSProtocolTests {
         #expect(client.lifecycle == .open)
     }
 
+    @Test("timers fire exactly at nextDeadline, the earliest of ping, Pong wait and idle; 1 ns before, nothing happens")
+    func timersAtNextDeadline() throws {
+        var config = WSProtocol.Configuration()
+        config.pingInterval = .seconds(10)
+        config.pingTimeout = .seconds(5)
+        config.idleTimeout = .seconds(7)
+        var client = try WSProtocol(role: .client, configuration: config, now: .zero)
+        /// Ticks to 1 ns before `deadline` (nothing may happen), then to `deadline`.
+        func justBefore(_ deadline: WSInstant) {
+            client.tick(now: WSInstant(nanoseconds: deadline.nanoseconds - 1))
+            #expect(drain(&client).isEmpty)
+            #expect(outbound(&client).bytes.isEmpty)
+            #expect(client.nextDeadline == deadline)
+            client.tick(now: deadline)
+        }
+        // Idle (7 s) comes before the first ping (10 s).
+        #expect(client.nextDeadline == .seconds(7))
+        justBefore(.seconds(7))
+        #expect(drain(&client) == [.idleTimeout])
+        // Idle re-armed for 14 s; the ping is next.
+        #expect(client.nextDeadline == .seconds(10))
+        justBefore(.seconds(10))
+        #expect(drain(&client).isEmpty)
+        #expect(outbound(&client).bytes.first == 0x89)
+        // The Pong wait ends at 15 s, after the idle deadline at 14 s.
+        #expect(client.nextDeadline == .seconds(14))
+        justBefore(.seconds(14))
+        #expect(drain(&client) == [.idleTimeout])
+        #expect(client.nextDeadline == .seconds(15))
+        justBefore(.seconds(15))
+        guard case .closed(let info)? = drain(&client).last else { Issue.record("not closed"); return }
+        #expect(info.cause == .keepaliveTimeout && info.code == .abnormalClosure && info.sent?.code == .internalError)
+        #expect(client.nextDeadline == nil)
+    }
+
     @Test("end of input is processed after buffered frames: a Close then EOF in one read is a clean close")
     func eofAfterBufferedClose() throws {
         var server = try WSProtocol(role: .server, now: .zero)
