@@ -31,9 +31,11 @@ public final class WSEpollConnection: @unchecked Sendable {
         _read { yield engineCell.value }
         _modify { yield &engineCell.value }
     }
-    var handler: (any WSEpollHandler)?
+    // Loop-thread state, `@exclusivity(unchecked)` as in EventLoop (no run-time access checks on
+    // the hot path; no overlapping accesses are made).
+    @exclusivity(unchecked) var handler: (any WSEpollHandler)?
     /// The negotiated subprotocol and handshake, once open.
-    public private(set) var handshake: WSHandshakeResult?
+    @exclusivity(unchecked) public private(set) var handshake: WSHandshakeResult?
     /// The TLS session of a `wss://` connection (version, cipher, the peer's certificate); read
     /// it on the owning loop.
     public var tls: WSTLSSession? { stream.tls }
