@@ -113,7 +113,10 @@ public struct WSProtocol: ~Copyable, Sendable {
     private var frame = FrameState.header
     private var message: InboundMessage?
     /// The bytes of the message being assembled (``Delivery/wholeMessages``).
-    private var messageBuffer: [UInt8] = []
+    private(set) var messageBuffer: [UInt8] = []
+    /// `messageBuffer` holds a message already handed out (its bytes may still be shared by the
+    /// consumer); it is emptied when the next message needs it (`prepareMessageBuffer`).
+    private var messageDelivered = false
     private var inputEnded = false
     private var pending: [Event] = []
     var outbound = OutboundBuffer()
@@ -484,11 +487,45 @@ public struct WSProtocol: ~Copyable, Sendable {
                 body(piece.kind, inbound.storage.span.extracting(piece.range), piece.isFinal)
             case .messageBuffer:
                 body(piece.kind, messageBuffer.span, true)
-                releaseMessageBuffer()
+                messageDelivered = true
             case .decodeBuffer:
                 body(piece.kind, decodeBuffer.span, piece.isFinal)
             }
             return .data
+        case nil:
+            return nil
+        }
+    }
+
+    /// What ``nextEventSharingData()`` returns.
+    public enum Shared {
+        /// A piece of data: the kind of its message, its bytes, and whether they end the message.
+        /// In ``Delivery/wholeMessages`` mode each piece is a whole message (text is validated
+        /// UTF-8, not converted to `String`); in ``Delivery/streaming`` mode, a piece as it arrived.
+        case data(WSMessageKind, ArraySlice<UInt8>, isFinal: Bool)
+        /// Any other event (data events are never returned this way).
+        case event(Event)
+    }
+
+    /// Like ``nextEvent(lendingData:)``, but hands data over as a slice that shares the engine's
+    /// buffer: no copy and no allocation, one reference count. Unlike a lent `Span`, the slice
+    /// may be held while the engine is used again, to send a reply from the bytes, say (an echo
+    /// or relay without copying the message first). Holding it past the next ``receive(_:)``
+    /// makes that call copy the receive buffer once (copy-on-write), as with ``nextEvent()``.
+    public mutating func nextEventSharingData() -> Shared? {
+        switch pull() {
+        case .event(let event)?:
+            return .event(event)
+        case .piece(let piece)?:
+            switch piece.source {
+            case .receiveBuffer:
+                return .data(piece.kind, inbound.storage[piece.range], isFinal: piece.isFinal)
+            case .messageBuffer:
+                messageDelivered = true
+                return .data(piece.kind, messageBuffer[...], isFinal: true)
+            case .decodeBuffer:
+                return .data(piece.kind, decodeBuffer[...], isFinal: piece.isFinal)
+            }
         case nil:
             return nil
         }
@@ -710,6 +747,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             }
             return .piece(Piece(kind: kind, range: range, isFinal: ends, isMessage: false))
         }
+        prepareMessageBuffer()
         guard ends else {
             messageBuffer.append(contentsOf: inbound.storage[range])
             progress = true
@@ -747,7 +785,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             inbound.unmask(available, key: key, phase: p.phase, after: UInt64(p.remaining &- available))
         }
         let streaming = limits.streaming
-        if streaming { decodeBuffer.removeAll(keepingCapacity: decodeBuffer.capacity <= Self.decodedPieceSize) }
+        if streaming { decodeBuffer.removeAll(keepingCapacity: decodeBuffer.capacity <= Self.decodedPieceSize) } else { prepareMessageBuffer() }
         let before = streaming ? 0 : messageBuffer.count
         let limit = limits.maxDecodedSize - message!.decodedSize
         // The output buffer is moved out (not copied) while the input is borrowed from the
@@ -846,19 +884,19 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     private mutating func takeMessage(_ kind: WSMessageKind) -> Event {
-        switch kind {
-        case .text:
-            defer { releaseMessageBuffer() }
-            return .text(String(decoding: messageBuffer, as: UTF8.self))
-        case .binary:
-            defer { messageBuffer = [] }
-            return .binary(messageBuffer[...])
-        }
+        messageDelivered = true
+        return kind == .text ? .text(String(decoding: messageBuffer, as: UTF8.self)) : .binary(messageBuffer[...])
     }
 
-    /// Empties the message buffer, keeping its memory only if it is small.
-    private mutating func releaseMessageBuffer() {
-        messageBuffer.removeAll(keepingCapacity: messageBuffer.capacity <= 64 << 10)
+    /// Empties the message buffer of the message delivered last, before the next one uses it.
+    /// Done here rather than at delivery, so that a slice of it the consumer held meanwhile is
+    /// gone by now and the memory is reused, not reallocated; the memory is kept while messages
+    /// fill it well (see `keepsCapacity`).
+    @inline(__always)
+    private mutating func prepareMessageBuffer() {
+        guard messageDelivered else { return }
+        messageDelivered = false
+        messageBuffer.removeAll(keepingCapacity: keepsCapacity(used: messageBuffer.count, capacity: messageBuffer.capacity))
     }
 
     private mutating func controlFrame(_ opcode: WSOpcode, payload: ArraySlice<UInt8>, offset: Int64) -> Event {
@@ -967,6 +1005,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         frame = .header
         message = nil
         messageBuffer = []
+        messageDelivered = false
     }
 
     private mutating func processEndOfInput() -> Event? {
@@ -1449,6 +1488,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         encodeBuffer = []
         if message == nil {
             messageBuffer = []
+            messageDelivered = false
             if case .none = sending { transform?.releaseIdleMemory() }
         }
     }

@@ -204,6 +204,28 @@ public enum WSFixtureRunner {
         return events
     }
 
+    /// Drains `engine` with ``WSProtocol/nextEventSharingData()`` and builds from the shared
+    /// slices the events ``WSProtocol/nextEvent()`` would have returned. The slices are kept as
+    /// they are (still sharing the engine's buffers), so an engine fed more input afterwards
+    /// must leave them unchanged: comparing the events later checks that too.
+    public static func drainSharing(_ engine: inout WSProtocol) -> [WSProtocol.Event] {
+        let streaming = engine.configuration.delivery == .streaming
+        var events: [WSProtocol.Event] = []
+        while let result = engine.nextEventSharingData() {
+            switch result {
+            case .data(let kind, let bytes, let isFinal):
+                if streaming {
+                    events.append(.fragment(WSFragment(kind: kind, data: bytes, isFinal: isFinal)))
+                } else {
+                    events.append(kind == .text ? .text(String(decoding: bytes, as: UTF8.self)) : .binary(bytes))
+                }
+            case .event(let event):
+                events.append(event)
+            }
+        }
+        return events
+    }
+
     /// Merges each run of fragments of one message into one fragment, so transcripts do not
     /// depend on how the input was split.
     public static func mergeFragments(_ events: [WSProtocol.Event]) -> [WSProtocol.Event] {

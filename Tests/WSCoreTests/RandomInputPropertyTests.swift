@@ -146,14 +146,16 @@ struct RandomInputPropertyTests {
     }
 }
 
-@Suite("nextEvent(lendingData:) delivers exactly what nextEvent() does")
+@Suite("nextEvent(lendingData:) and nextEventSharingData() deliver exactly what nextEvent() does")
 struct LendingDataTests {
-    /// Runs `input` through an engine with the lending API, rebuilding events from lent bytes.
-    func lendingRun(_ input: [UInt8], role: WSProtocol.Role, config: WSProtocol.Configuration, pieces: [ArraySlice<UInt8>]) throws -> Run {
-        var p = try WSProtocol(role: role, configuration: config, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 5))
+    /// Runs `input` through an engine, taking data with the lending API (events rebuilt from
+    /// lent bytes) or the sharing API (shared slices held while more input is fed).
+    func lendingRun(_ input: [UInt8], role: WSProtocol.Role, config: WSProtocol.Configuration, pieces: [ArraySlice<UInt8>],
+                    transform: (any WSMessageTransform)?, sharing: Bool = false) throws -> Run {
+        var p = try WSProtocol(role: role, configuration: config, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 5), transform: transform)
         var run = Run(events: [], written: [], endOfStream: false)
         func drain(_ p: inout WSProtocol) {
-            run.events += WSFixtureRunner.drainLending(&p)
+            run.events += sharing ? WSFixtureRunner.drainSharing(&p) : WSFixtureRunner.drainLending(&p)
             let o = outbound(&p)
             run.written += o.bytes
             run.endOfStream = run.endOfStream || o.endOfStream
@@ -168,18 +170,26 @@ struct LendingDataTests {
         return run
     }
 
-    @Test("random streams, both roles, both delivery modes, split at random", arguments: 0..<60)
+    @Test("random streams, both roles, both delivery modes, with and without permessage-deflate, split at random", arguments: 0..<60)
     func sameAsEvents(seed: Int) throws {
         var rng = WSSeededRandom(seed: UInt64(seed) &* 17 &+ 3)
         let role: WSProtocol.Role = seed % 2 == 0 ? .server : .client
         var config = WSProtocol.Configuration()
         config.delivery = seed % 4 < 2 ? .streaming : .wholeMessages
         config.maxMessageSize = [1 << 20, 200][seed % 2]
+        // Every third seed with permessage-deflate: decoded pieces and messages come from the
+        // engine's decode buffers, not the receive buffer.
+        let deflate = seed % 3 == 1
+        func transform() -> (any WSMessageTransform)? {
+            deflate ? WSPerMessageDeflate().makeTransform(agreed: WSExtensionElement(name: "permessage-deflate"), role: role) : nil
+        }
         var input: [UInt8] = []
-        for _ in 0..<Int(rng.next() % 40) { input += randomFrame(&rng, role: role, hostile: seed % 3 == 0) }
+        for _ in 0..<Int(rng.next() % 40) { input += randomFrame(&rng, role: role, hostile: seed % 3 == 0, deflate: deflate) }
         let pieces = WSFixtureRunner.split(input, mode: .randomSplits(seed: UInt64(seed)), salt: 0)
-        let expected = try replay(input, role: role, config: config, pieces: pieces)
-        let lent = try lendingRun(input, role: role, config: config, pieces: pieces)
+        let expected = try replay(input, role: role, config: config, pieces: pieces, transform: transform())
+        let lent = try lendingRun(input, role: role, config: config, pieces: pieces, transform: transform())
         #expect(lent == expected)
+        let shared = try lendingRun(input, role: role, config: config, pieces: pieces, transform: transform(), sharing: true)
+        #expect(shared == expected)
     }
 }

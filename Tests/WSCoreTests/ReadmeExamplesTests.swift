@@ -57,6 +57,28 @@ struct ReadmeExamplesTests {
         #expect(others == [.ping([9])])
     }
 
+    @Test("sharing data: an echo sent straight from the shared bytes")
+    func sharing() throws {
+        var pair = try WSConnectionPair()
+        try pair.client.sendText("héllo")
+        try pair.client.ping([9])
+        var toServer: [UInt8] = []
+        while case .bytes(let b)? = pair.client.nextOutbound() { toServer += b }
+        pair.server.receive(toServer)
+        var others: [WSProtocol.Event] = []
+        while let shared = pair.server.nextEventSharingData() {
+            switch shared {
+            case .data(let kind, let bytes, let isFinal):
+                #expect(kind == .text && isFinal)
+                try pair.server.send(bytes, kind: kind)
+            case .event(let event):
+                others.append(event)
+            }
+        }
+        #expect(others == [.ping([9])])
+        #expect(pair.exchange().client == [.text("héllo"), .pong([9])])
+    }
+
     @Test("testing your code with WSConnectionPair")
     func echo() throws {
         var pair = try WSConnectionPair()

@@ -156,6 +156,101 @@ struct WSProtocolTests {
         #expect(server.isOutboundFinished == true)
     }
 
+    @Test("a large message drains in place: partial writes move no bytes; appends between writes keep the buffer bounded")
+    func outboundDrainsInPlace() throws {
+        var config = WSProtocol.Configuration()
+        config.maxBufferedAmount = 4 << 20
+        config.outboundHighWaterMark = 2 << 20
+        config.outboundLowWaterMark = 1 << 20
+        config.outboundFragmentSize = 2 << 20  // one frame
+        var server = try WSProtocol(role: .server, configuration: config, now: .zero)
+        let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try server.sendBinary(payload)
+        let expected = frame(.binary, payload)
+        var written: [UInt8] = []
+        let base = server.withOutboundBytes { Int(bitPattern: $0.baseAddress) }
+        while server.bufferedAmount > 0 {
+            // The pending bytes stay where they were: the write position just advances.
+            #expect(server.withOutboundBytes { Int(bitPattern: $0.baseAddress) } == base + written.count)
+            let n = min(65_000, server.bufferedAmount)
+            written += server.withOutboundBytes { Array($0.prefix(n)) }
+            server.consumeOutbound(n)
+        }
+        let sameBytes = written == expected
+        #expect(sameBytes)
+
+        // Small messages queued while earlier ones are half written: written bytes are dropped
+        // before the buffer would grow, and every byte comes out in order.
+        written = []
+        var queued: [UInt8] = []
+        // (The 1 MiB buffer was well used, so it is kept: the small messages go into it.)
+        let capacity = server.outbound.storage.capacity
+        for i in 0..<20_000 {
+            let message = [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 1 + i % 200)
+            try server.sendBinary(message)
+            queued += frame(.binary, message)
+            let n = server.bufferedAmount / 2 + 1
+            written += server.withOutboundBytes { Array($0.prefix(n)) }
+            server.consumeOutbound(n)
+            #expect(server.outbound.storage.capacity <= capacity)
+        }
+        written += server.withOutboundBytes { Array($0) }
+        let sameOrder = written == queued
+        #expect(sameOrder)
+    }
+
+    @Test("buffers keep their memory while large messages keep coming, and give it back at the next small one")
+    func buffersReusedWhileWellUsed() throws {
+        var config = WSProtocol.Configuration()
+        config.maxFrameSize = 4 << 20
+        config.maxMessageSize = 4 << 20
+        config.outboundFragmentSize = 4 << 20
+        config.maxBufferedAmount = 16 << 20
+        config.outboundHighWaterMark = 8 << 20
+        var server = try WSProtocol(role: .server, configuration: config, now: .zero)
+        let big = [UInt8](repeating: 0x42, count: 1 << 20)
+        /// A 1 MiB message in two frames, fed in 64 KiB reads (assembled in the message buffer),
+        /// taken the sharing way; returns where its bytes were.
+        func receiveBig() -> Int? {
+            let input = frame(.binary, Array(big[..<(1 << 19)]), fin: false, key: key) + frame(.continuation, Array(big[(1 << 19)...]), key: key)
+            var address: Int?
+            for start in stride(from: 0, to: input.count, by: 65536) {
+                server.receive(input[start..<min(input.count, start + 65536)])
+                while let shared = server.nextEventSharingData() {
+                    guard case .data(.binary, let bytes, isFinal: true) = shared else { Issue.record("\(shared)"); continue }
+                    #expect(bytes.count == big.count && bytes.allSatisfy { $0 == 0x42 })
+                    address = bytes.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
+                }
+            }
+            return address
+        }
+        // Inbound: the second and third large messages reuse the first one's memory.
+        let first = receiveBig()
+        #expect(first != nil)
+        #expect(receiveBig() == first)
+        #expect(receiveBig() == first)
+        // A small message after them: the large memory is given back when the next message starts.
+        server.receive(frame(.binary, [1], fin: false, key: key) + frame(.continuation, [2], key: key))
+        guard case .binary(let small)? = server.nextEvent() else { Issue.record("no small message"); return }
+        #expect(Array(small) == [1, 2])
+        server.receive(frame(.binary, [3], fin: false, key: key))
+        #expect(server.nextEvent() == nil)
+        #expect(server.messageBuffer.capacity <= 64 << 10)
+
+        // Outbound: the same rule when the queue drains.
+        func sendAndDrain(_ bytes: [UInt8]) throws -> Int {
+            try server.sendBinary(bytes)
+            let address = server.withOutboundBytes { Int(bitPattern: $0.baseAddress) }
+            server.consumeOutbound(server.bufferedAmount)
+            return address
+        }
+        let out = try sendAndDrain(big)
+        #expect(try sendAndDrain(big) == out)
+        #expect(server.outbound.storage.capacity >= big.count)
+        _ = try sendAndDrain([7])
+        #expect(server.outbound.storage.capacity <= 64 << 10)
+    }
+
     @Test("bytes after a failure or after close are discarded: memory stays bounded")
     func boundedAfterFailure() throws {
         var server = try WSProtocol(role: .server, now: .zero)

@@ -1,9 +1,11 @@
 // The WSProtocol harness shared by the server and client targets.
 //
-// Input layout: see WSTesting's WSProtocolFuzzInput (configuration byte, split byte, peer bytes). The engine is run twice, once on the whole input and once on
-// pieces (with ticks between them), and the oracle checks: no trap; the same events (streaming
-// fragments merged) and the same outbound bytes either way; at most one failure, with a legal
-// close code that our Close frame carries; a closed event at the end; bounded output.
+// Input layout: see WSTesting's WSProtocolFuzzInput (configuration byte, split byte, peer bytes).
+// The engine runs on the whole input, on pieces, on pieces taking data each of the other two ways
+// (lent spans, shared slices), and on pieces with ticks between them. The oracle checks: no trap;
+// the same events (streaming fragments merged) and the same outbound bytes whether whole or
+// split and whichever way data is taken; at most one failure, with a legal close code that our
+// Close frame carries; a closed event at the end; bounded output.
 public import WSCore
 import WSTesting
 
@@ -11,23 +13,26 @@ import WSTesting
 ///   a server accepts each upgrade request, or rejects it when bit 7 of the configuration byte is set.
 public func fuzzProtocol(role: WSProtocol.Role, _ data: UnsafePointer<UInt8>, _ size: Int, handshake: Bool = false) -> CInt {
     guard let fuzz = WSProtocolFuzzInput(UnsafeBufferPointer(start: data, count: size)) else { return 0 }
-    let run = { (pieces: [ArraySlice<UInt8>], tickEvery: Int, lending: Bool) in
-        FuzzSupport.run(role, fuzz, pieces, tickEvery: tickEvery, lending: lending, handshake: handshake)
+    let run = { (pieces: [ArraySlice<UInt8>], tickEvery: Int, take: Take) in
+        FuzzSupport.run(role, fuzz, pieces, tickEvery: tickEvery, take: take, handshake: handshake)
     }
-    let whole = run([fuzz.input[...]], 0, false)
-    let split = run(fuzz.pieces, 0, false)
+    let whole = run([fuzz.input[...]], 0, .events)
+    let split = run(fuzz.pieces, 0, .events)
     // One outcome depends on timing by design: more than maxHeaderSize bytes arriving before
     // the application decides on the upgrade. Read whole, the decision comes too late.
     if !WSProtocolFuzzInput.decidedTooLate(whole.events) {
         precondition(whole.events == split.events, "events depend on how the input was split")
         precondition(whole.written == split.written, "outbound bytes depend on how the input was split")
     }
-    let lent = run(fuzz.pieces, 0, true)
+    let lent = run(fuzz.pieces, 0, .lending)
     precondition(lent.events == split.events, "nextEvent(lendingData:) delivers other data than nextEvent()")
     precondition(lent.written == split.written, "nextEvent(lendingData:) writes other bytes than nextEvent()")
+    let shared = run(fuzz.pieces, 0, .sharing)
+    precondition(shared.events == split.events, "nextEventSharingData() delivers other data than nextEvent()")
+    precondition(shared.written == split.written, "nextEventSharingData() writes other bytes than nextEvent()")
     // With time passing between reads the transcript may differ (timers fire), but the oracle
     // on failures, closing and memory still holds.
-    _ = run(fuzz.pieces, fuzz.tickEvery, false)
+    _ = run(fuzz.pieces, fuzz.tickEvery, .events)
     return 0
 }
 
@@ -36,8 +41,12 @@ struct Run {
     var written: [UInt8] = []
 }
 
+/// How a run takes events: `nextEvent()`, `nextEvent(lendingData:)`, or `nextEventSharingData()`
+/// (whose slices stay in the events while more input is fed).
+enum Take { case events, lending, sharing }
+
 func run(_ role: WSProtocol.Role, _ fuzz: WSProtocolFuzzInput, _ pieces: [ArraySlice<UInt8>], tickEvery: Int,
-         lending: Bool, handshake: Bool) -> Run {
+         take: Take, handshake: Bool) -> Run {
     var p: WSProtocol
     do {
         p = try fuzz.makeEngine(role: role, handshake: handshake)
@@ -47,10 +56,10 @@ func run(_ role: WSProtocol.Role, _ fuzz: WSProtocolFuzzInput, _ pieces: [ArrayS
     var r = Run()
     var seconds = 0.0
     func drain(_ p: inout WSProtocol) {
-        if lending {
-            r.events += WSFixtureRunner.drainLending(&p)
-        } else {
-            while let e = p.nextEvent() { r.events.append(e) }
+        switch take {
+        case .events: while let e = p.nextEvent() { r.events.append(e) }
+        case .lending: r.events += WSFixtureRunner.drainLending(&p)
+        case .sharing: r.events += WSFixtureRunner.drainSharing(&p)
         }
         if p.pendingUpgrade != nil {
             do {

@@ -187,6 +187,7 @@ struct OutboundBuffer {
 
     /// Appends one frame: header, then payload, masked in place when `header.maskKey` is set.
     mutating func appendFrame(_ header: WSFrameHeader, payload: UnsafeRawBufferPointer) {
+        compact()
         header.encode(into: &storage)
         let payloadStart = storage.count
         unsafe storage.append(contentsOf: payload)
@@ -231,9 +232,16 @@ struct OutboundBuffer {
         precondition(n >= 0 && n <= count, "consumed more outbound bytes than were pending")
         start &+= n
         if start == storage.count {
-            storage.removeAll(keepingCapacity: storage.capacity <= 1 << 20)
+            storage.removeAll(keepingCapacity: keepsCapacity(used: storage.count, capacity: storage.capacity))
             start = 0
-        } else if start >= 4096, start &* 2 >= storage.count {
+        }
+    }
+
+    /// Before an append: moves the pending bytes to the front once the written part is large and
+    /// at least half the buffer, so written bytes never make the buffer grow. Done here and not
+    /// in `consume`, which would move a large message again after each partial write.
+    private mutating func compact() {
+        if start >= 4096, start &* 2 >= storage.count {
             storage.removeSubrange(0..<start)
             start = 0
         }
@@ -241,6 +249,7 @@ struct OutboundBuffer {
 
     /// Appends bytes as they are (the opening handshake's HTTP heads).
     mutating func appendRaw(_ bytes: [UInt8]) {
+        compact()
         storage.append(contentsOf: bytes)
     }
 
@@ -257,6 +266,16 @@ struct OutboundBuffer {
     mutating func releaseIfEmpty() {
         if count == 0 { storage = []; start = 0 }
     }
+}
+
+/// Whether a buffer being emptied keeps its memory for its next use: always when it is small;
+/// when large, only while it is well used (what it just held filled at least a quarter of it).
+/// Steady large messages then reuse one allocation instead of freeing and faulting in megabytes
+/// per message, and a buffer grown by a one-off large message is given back at the next smaller
+/// one. Idle connections give everything back (``WSProtocol/releaseIdleMemory()``).
+@inline(__always)
+func keepsCapacity(used: Int, capacity: Int) -> Bool {
+    capacity <= 64 << 10 || used >= capacity / 4
 }
 
 /// Calls `body` with a contiguous view of `bytes`, copying only if the collection has none.
