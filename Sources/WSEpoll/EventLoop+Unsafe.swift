@@ -51,10 +51,6 @@ final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) private var timers = TimerHeap()
     @exclusivity(unchecked) private var dirty: [WSEpollConnection] = []
     private let readBuffer: UnsafeMutableRawBufferPointer
-    /// Where a lent message is copied for the handler (who may send, changing the engine, while
-    /// it holds the bytes). One per loop: handlers run one at a time and no command drains
-    /// synchronously. Grows for a large message, and shrinks back after it.
-    @exclusivity(unchecked) private var scratch: UnsafeMutableRawBufferPointer
     /// The connection whose events are being handed to its handler.
     @exclusivity(unchecked) private var draining: ObjectIdentifier?
     private let events: UnsafeMutablePointer<epoll_event>
@@ -74,7 +70,6 @@ final class EventLoop: @unchecked Sendable {
         wakefd = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
         guard wakefd >= 0 else { throw WSTransportError("eventfd", errno: errno) }
         readBuffer = .allocate(byteCount: context.readBufferSize, alignment: 64)
-        scratch = .allocate(byteCount: context.readBufferSize, alignment: 64)
         events = .allocate(capacity: maxEvents)
         now = WSClock.now()
         nextSweep = now + .seconds(1)
@@ -84,7 +79,6 @@ final class EventLoop: @unchecked Sendable {
 
     deinit {
         readBuffer.deallocate()
-        scratch.deallocate()
         events.deallocate()
     }
 
@@ -338,28 +332,17 @@ final class EventLoop: @unchecked Sendable {
         settle(c)
     }
 
-    /// Hands every event the engine has to the application.
+    /// Hands every event the engine has to the application. Data goes to the handler as a span
+    /// of the engine's own buffer (a shared slice, no copy), which stays valid while the handler
+    /// sends on the connection.
     /// Every caller flushes and settles `c` afterwards (or releases it).
     private func drain(_ c: WSEpollConnection) {
         let outer = draining
         draining = ObjectIdentifier(c)
         defer { draining = outer }
-        var kind = WSMessageKind.binary
-        var isFinal = true
-        var count = 0
-        while let lent = c.engine.nextEvent(lendingData: { k, data, fin in
-            kind = k
-            isFinal = fin
-            count = data.count
-            if count > scratch.count {
-                scratch.deallocate()
-                scratch = .allocate(byteCount: count, alignment: 64)
-            }
-            data.withUnsafeBytes { scratch.copyMemory(from: $0) }
-        }) {
-            switch lent {
-            case .data:
-                let bytes = UnsafeBufferPointer(start: scratch.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count)
+        while let shared = c.engine.nextEventSharingData() {
+            switch shared {
+            case .data(let kind, let bytes, let isFinal):
                 c.handler?.received(c, kind: kind, data: bytes.span, isFinal: isFinal)
             case .event(let event):
                 switch event {
@@ -372,10 +355,6 @@ final class EventLoop: @unchecked Sendable {
                     c.handler?.event(c, event)
                 }
             }
-        }
-        if scratch.count > context.readBufferSize {
-            scratch.deallocate()
-            scratch = .allocate(byteCount: context.readBufferSize, alignment: 64)
         }
     }
 
