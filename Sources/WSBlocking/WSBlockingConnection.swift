@@ -47,6 +47,11 @@ public final class WSBlockingConnection {
     private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
     private var failure: WSProtocolError?
     private var socketClosed = false
+    /// Whether the buffers were given back during the current wait without input.
+    private var idleReleased = false
+    /// How long a wait without input lasts before the buffers are given back (as the epoll
+    /// loops do for their idle connections).
+    private static let idleRelease = Duration.seconds(1)
 
     /// The handshake's outcome: request, response, subprotocol, extensions.
     public private(set) var handshake: WSHandshakeResult?
@@ -54,6 +59,9 @@ public final class WSBlockingConnection {
     public var closeInfo: WSProtocol.CloseInfo? { engine.closeInfo }
     /// Whether messages can still be sent and received.
     public var isOpen: Bool { engine.lifecycle == .open }
+    /// Bytes of memory the engine's buffers hold (see ``WSProtocol/bufferCapacity``). After a
+    /// second of waiting without input they are given back, down to what is in use.
+    public var bufferCapacity: Int { engine.bufferCapacity }
     /// The negotiated subprotocol, if any.
     public var negotiatedSubprotocol: String? { handshake?.subprotocol }
     /// The socket's descriptor, for `poll` beside other descriptors (read it, never read from
@@ -267,21 +275,30 @@ public final class WSBlockingConnection {
     }
 
     /// Reads once (waiting until `deadline`, or the engine's next deadline), feeds the engine.
+    /// A wait without input gives the buffers back after ``idleRelease``, once.
     private func readOnce(until deadline: WSInstant?) throws(WSConnectionError) {
+        let now = WSClock.now()
         var wake = engine.nextDeadline
         if let deadline, wake == nil || deadline < wake! { wake = deadline }
-        let now = WSClock.now()
+        let idleAt = idleReleased ? nil : now + Self.idleRelease
+        if let idleAt, wake == nil || idleAt < wake! { wake = idleAt }
         let ready: Bool
         do {
             ready = try stream.waitReadable(timeout: wake.map { $0 - now })
         } catch { throw .transport(error) }
         engine.tick(now: WSClock.now())
         guard ready else {
+            if let idleAt, WSClock.now() >= idleAt {
+                engine.releaseIdleMemory()
+                stream.tls?.releaseIdleMemory()
+                idleReleased = true
+            }
             if let deadline, WSClock.now() >= deadline, engine.nextDeadline.map({ WSClock.now() < $0 }) ?? true {
                 throw .timeout("read")
             }
             return
         }
+        idleReleased = false
         let n: Int?
         do {
             n = try readBuffer.withUnsafeMutableBytes { (raw) throws(WSTransportError) in try stream.read(into: raw) }

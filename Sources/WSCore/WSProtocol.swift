@@ -400,6 +400,15 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// Outbound bytes queued and not yet taken by the adapter.
     public var bufferedAmount: Int { outbound.count }
 
+    /// Bytes of memory the engine's own buffers hold (receive, send, message assembly, decoding
+    /// and encoding), in use or kept for the next message, not counting the message transform's
+    /// state (zlib). A buffer keeps its memory while messages fill a quarter of it or more;
+    /// ``releaseIdleMemory()`` brings this down to what is in use.
+    public var bufferCapacity: Int {
+        inbound.storage.capacity + outbound.storage.capacity + messageBuffer.capacity
+            + decodeBuffer.capacity + encodeBuffer.capacity
+    }
+
     /// Whether the application may keep producing: false from the moment ``bufferedAmount``
     /// reaches ``Configuration/outboundHighWaterMark`` until it falls to
     /// ``Configuration/outboundLowWaterMark``. Adapters stop reading while it is false.

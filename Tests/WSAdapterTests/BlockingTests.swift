@@ -38,6 +38,24 @@ struct BlockingTests {
         #expect(rejection.response.status.code == 403)
     }
 
+    @Test("a blocking connection gives its buffers back after a second without input")
+    func idleMemoryReleased() throws {
+        let big = [UInt8](repeating: 0x5A, count: 512 << 10)
+        let server = WSBlockingServer(port: 0) { ws in
+            try? ws.send(binary: big)
+            _ = try? ws.receive()
+        }
+        try server.start()
+        defer { server.stop() }
+        let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        #expect(try ws.receive() == .binary(big))
+        // Kept for the next message: the buffer that assembled this one was well used.
+        #expect(ws.bufferCapacity >= big.count)
+        #expect(throws: WSConnectionError.self) { _ = try ws.receive(timeout: .milliseconds(1500)) }
+        #expect(ws.bufferCapacity < 64 << 10)
+        _ = try ws.close()
+    }
+
     @Test("a read timeout throws and leaves the connection usable")
     func readTimeout() throws {
         let server = WSBlockingServer(port: 0) { ws in

@@ -251,6 +251,23 @@ struct WSProtocolTests {
         #expect(server.outbound.storage.capacity <= 64 << 10)
     }
 
+    @Test("bufferCapacity reports what the buffers hold, and releaseIdleMemory gives it back")
+    func bufferCapacityAndRelease() throws {
+        var config = WSProtocol.Configuration()
+        config.maxMessageSize = 4 << 20
+        var server = try WSProtocol(role: .server, configuration: config, now: .zero)
+        #expect(server.bufferCapacity == 0)
+        let half = [UInt8](repeating: 9, count: 60_000)
+        server.receive(frame(.binary, half, fin: false, key: key) + frame(.continuation, half, key: key))
+        guard case .binary(let message)? = server.nextEvent() else { Issue.record("no message"); return }
+        #expect(message.count == 120_000)
+        try server.send(message, kind: .binary)
+        #expect(server.bufferCapacity >= 3 * 120_000)  // receive buffer, message buffer, send queue
+        server.consumeOutbound(server.bufferedAmount)
+        server.releaseIdleMemory()
+        #expect(server.bufferCapacity == 0)
+    }
+
     @Test("bytes after a failure or after close are discarded: memory stays bounded")
     func boundedAfterFailure() throws {
         var server = try WSProtocol(role: .server, now: .zero)
