@@ -139,12 +139,14 @@ class Fixture:
         step.update(facts)
         self.steps.append(step)
 
-    def command(self, name, value, error=None, compress=None):
+    def command(self, name, value, error=None, compress=None, timeout=None):
         step = {name: value}
         if error:
             step["expectError"] = error
         if compress is not None:
             step["compress"] = compress
+        if timeout is not None:
+            step["timeout"] = timeout
         self.steps.append(step)
 
     def json(self):
@@ -561,6 +563,40 @@ def closing():
         f.events(closed(sent=cf(1001), initiator="local", cause="closeTimeout"))
         f.out(eos=True)
         f.state("closed", nextDeadline=None)
+
+        f = fixture(f"core/close/{role}-close-own-timeout", role,
+                    "close(timeout:) waits for the peer's Close as long as it is told, here longer than "
+                    "closeTimeout, then gives up (code 1006, not clean)", "6455 §7.1.1, §7.1.5", {"closeTimeout": 3})
+        f.tick(1)
+        f.command("close", cf(1001), timeout=30)
+        f.out(f.out_close(1001))
+        f.state("closeSent", nextDeadline=31)
+        f.tick(4)
+        f.events()
+        f.tick(30.999)
+        f.events()
+        f.tick(31)
+        f.events(closed(sent=cf(1001), initiator="local", cause="closeTimeout"))
+        f.out(eos=True)
+        f.state("closed", nextDeadline=None)
+
+        f = fixture(f"core/close/{role}-close-no-time-limit", role,
+                    "close(timeout:) with a negative timeout waits for the peer's Close without limit; "
+                    "once it comes, the transport's end is awaited for closeTimeout as usual",
+                    "6455 §7.1.2, §7.1.1", {"closeTimeout": 3})
+        f.tick(1)
+        f.command("close", cf(1000, "done"), timeout=-1)
+        f.out(f.out_close(1000, "done"))
+        f.state("closeSent", nextDeadline=None)
+        f.tick(86400)
+        f.events()
+        f.state("closeSent", nextDeadline=None)
+        f.receive(f.frame(TEXT, b"late"), f.frame(CLOSE, close_payload(1000)))
+        f.events(text("late"), close_received(1000))
+        f.out(eos=eos)
+        f.state("closing", nextDeadline=86403)
+        f.eof()
+        f.events(closed(sent=cf(1000, "done"), received=cf(1000), initiator="local"))
 
         f = fixture(f"core/close/{role}-eof-without-close", role,
                     "§7.1.5: the transport ending without a Close gives code 1006 and an unclean close",

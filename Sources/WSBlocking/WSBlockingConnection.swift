@@ -335,10 +335,14 @@ public final class WSBlockingConnection {
     // MARK: Closing
 
     /// Starts the closing handshake with `code` and `reason`, waits for the peer's Close up to
-    /// `timeout` (nil, or a negative duration, waits until the engine's close timeout, 10 s by
-    /// default), then closes the socket. Messages the peer sent before its Close go to
+    /// `timeout`, then closes the socket. Messages the peer sent before its Close go to
     /// `onMessage` (by default they are discarded).
     ///
+    /// - Parameters:
+    ///   - timeout: how long to wait for the peer's Close (default 60 s, as Ballerina's
+    ///     `close`); a negative duration waits until it comes or the connection drops; `nil`
+    ///     waits for the engine's ``WSProtocol/Configuration/closeTimeout`` (10 s by default).
+    ///     Past it the connection ends with code 1006 (``WSProtocol/Cause/closeTimeout``).
     /// - Returns: how the connection ended.
     @discardableResult
     public func close(
@@ -348,12 +352,10 @@ public final class WSBlockingConnection {
         engine.tick(now: WSClock.now())
         switch engine.lifecycle {
         case .open, .closeReceived:
-            do { try engine.close(code: code, reason: reason) } catch { throw .usage(error) }
+            do { try engine.close(code: code, reason: reason, timeout: timeout) } catch { throw .usage(error) }
         case .connecting, .closeSent, .closing, .closed:
             break
         }
-        let deadline = timeout.flatMap { $0 < .zero ? nil : WSClock.now() + $0 }
-        try? flush()
         func deliver() {
             while let event = engine.nextEvent() {
                 switch event {
@@ -363,18 +365,12 @@ public final class WSBlockingConnection {
                 }
             }
         }
+        // The engine's timers end the wait (readOnce sleeps until its next deadline).
         while !engine.isClosed {
             deliver()
             if engine.isClosed { break }
             try? flush()
-            if let deadline, WSClock.now() >= deadline {
-                engine.receiveEOF()
-                continue
-            }
-            do { try readOnce(until: deadline) } catch {
-                if case .timeout = error { continue }
-                engine.receiveEOF()
-            }
+            do { try readOnce(until: nil) } catch { engine.receiveEOF() }
         }
         deliver()
         closeSocket()

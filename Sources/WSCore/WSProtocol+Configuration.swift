@@ -92,8 +92,9 @@ extension WSProtocol {
         /// timer re-arms after each report.
         public var idleTimeout: Duration? = nil
 
-        /// After our Close is sent, wait this long for the peer's Close (and, once both are
-        /// exchanged or the connection failed, for the transport to end) before giving up.
+        /// After our Close is sent, wait this long for the peer's Close (unless
+        /// ``WSProtocol/close(code:reason:timeout:)`` is given its own timeout), and once both
+        /// are exchanged or the connection failed, for the transport to end, before giving up.
         /// Default 10 s (as python-websockets).
         public var closeTimeout: Duration = .seconds(10)
 

@@ -97,8 +97,10 @@ extension WSProtocol {
         case transportClosed
         /// No Pong arrived within ``Configuration/pingTimeout`` of a keepalive Ping.
         case keepaliveTimeout
-        /// The peer's Close, or the end of the transport after the handshake, did not come
-        /// within ``Configuration/closeTimeout``.
+        /// The peer's Close did not come within the timeout given to
+        /// ``WSProtocol/close(code:reason:timeout:)`` (by default ``Configuration/closeTimeout``),
+        /// or the end of the transport after the closing handshake not within
+        /// ``Configuration/closeTimeout``.
         case closeTimeout
         /// The opening handshake failed (reported first as ``Event/handshakeFailed(_:)``).
         case handshakeFailed(WSHandshakeError)

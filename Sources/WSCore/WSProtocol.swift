@@ -40,7 +40,7 @@
 // | closeSent     | Close frame                             | closing       | closeReceived; EOS if server          |
 // | closeSent     | violation                               | closing       | failed; EOS                           |
 // | closeSent     | end of input                            | closed        | closed(1006, transportClosed)         |
-// | closeSent     | closeTimeout elapsed                    | closed        | EOS; closed(1006, closeTimeout)       |
+// | closeSent     | close's timeout elapsed (none if < 0)   | closed        | EOS; closed(1006, closeTimeout)       |
 // | closeReceived | close(code:reason:)                     | closing       | Close; EOS if server                  |
 // | closeReceived | end of input                            | closed        | closed(peer's code, transportClosed)  |
 // | closing       | end of input                            | closed        | closed                                |
@@ -139,7 +139,8 @@ public struct WSProtocol: ~Copyable, Sendable {
     private enum State: Sendable {
         indirect case handshaking(Handshaking)
         case open(Timers)
-        case closeSent(sent: WSCloseFrame, deadline: WSInstant)
+        /// `deadline`: when waiting for the peer's Close ends; nil waits without limit.
+        case closeSent(sent: WSCloseFrame, deadline: WSInstant?)
         case closeReceived(WSCloseFrame)
         indirect case closing(Closing)
         indirect case closed(CloseInfo)
@@ -1075,7 +1076,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             state = .open(t)
             return event
         case .closeSent(let sent, let deadline):
-            guard now >= deadline else { return nil }
+            guard let deadline, now >= deadline else { return nil }
             queueEndOfStream()
             enterClosed(CloseInfo(sent: sent, received: nil, initiator: .local, cause: .closeTimeout))
             return pending.removeFirst()
@@ -1401,19 +1402,31 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// Starts (or, after ``Event/closeReceived(_:)`` with ``Configuration/autoCloseReply`` off,
     /// completes) the closing handshake. Drain ``nextOutbound()`` afterwards.
     ///
+    /// After our Close the engine waits for the peer's (RFC 6455 §7.1.2) up to `timeout`, then
+    /// gives up: end of stream and ``Event/closed(_:)`` with code 1006 and cause
+    /// ``Cause/closeTimeout``. A peer's Close within the wait ends it at once.
+    ///
     /// - Parameters:
     ///   - code: the status code, or `nil` for a Close with no body (received as 1005).
     ///   - reason: at most 123 bytes of UTF-8; requires a code.
+    ///   - timeout: how long to wait for the peer's Close: `nil` (the default) for
+    ///     ``Configuration/closeTimeout``; a negative duration waits without limit (Ballerina's
+    ///     `close(timeout: -1)`; the peer's Close or the transport's end still ends the wait).
+    ///     Once both Close frames have crossed, a client waits for the server to end TCP for
+    ///     ``Configuration/closeTimeout`` whatever this says (§7.1.1).
     /// - Throws: ``WSUsageError/invalidCloseCode(_:)``, ``WSUsageError/invalidCloseReason``,
     ///   ``WSUsageError/closeAlreadySent``, ``WSUsageError/notOpen``.
-    public mutating func close(code: WSCloseCode? = .normalClosure, reason: String = "") throws(WSUsageError) {
+    public mutating func close(
+        code: WSCloseCode? = .normalClosure, reason: String = "", timeout: Duration? = nil
+    ) throws(WSUsageError) {
         if let code, !code.isSendable { throw .invalidCloseCode(code) }
         if (code == nil && !reason.isEmpty) || reason.utf8.count > 123 { throw .invalidCloseReason }
         let frame = WSCloseFrame(code: code, reason: reason)
         switch state {
         case .open:
             enqueueClose(frame)
-            state = .closeSent(sent: frame, deadline: now + configuration.closeTimeout)
+            let wait = timeout ?? configuration.closeTimeout
+            state = .closeSent(sent: frame, deadline: wait < .zero ? nil : now + wait)
         case .closeReceived(let received):
             enqueueClose(frame)
             enterClosing(sent: frame, received: received, initiator: .remote)

@@ -116,9 +116,11 @@ public final class WSEpollConnection: @unchecked Sendable {
         try perform { (c) throws(WSUsageError) in try c.engine.pong(payload) }
     }
 
-    /// Starts the closing handshake (RFC 6455 §7.1.2); the handler gets `.closed` when it ends
-    /// (or the close timeout passes).
-    public func close(code: WSCloseCode? = .normalClosure, reason: String = "") throws(WSUsageError) {
-        try perform { (c) throws(WSUsageError) in try c.engine.close(code: code, reason: reason) }
+    /// Starts the closing handshake (RFC 6455 §7.1.2); the handler gets `.closed` when it ends.
+    /// The wait for the peer's Close lasts `timeout` (see
+    /// ``WSProtocol/close(code:reason:timeout:)``: nil for the engine's `closeTimeout`, negative
+    /// for no limit).
+    public func close(code: WSCloseCode? = .normalClosure, reason: String = "", timeout: Duration? = nil) throws(WSUsageError) {
+        try perform { (c) throws(WSUsageError) in try c.engine.close(code: code, reason: reason, timeout: timeout) }
     }
 }

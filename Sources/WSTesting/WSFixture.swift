@@ -55,7 +55,8 @@ public struct WSFixture: Sendable {
         case sendFragment([UInt8], kind: WSMessageKind, isFinal: Bool, compress: Bool)
         case ping([UInt8])
         case pong([UInt8])
-        case close(code: WSCloseCode?, reason: String)
+        /// `timeout`: the wait for the peer's Close; nil for the configured one.
+        case close(code: WSCloseCode?, reason: String, timeout: Duration?)
         case accept(subprotocol: String?, extensions: [WSExtensionElement]?, headers: HTTPFields)
         case reject(status: Int, headers: HTTPFields, body: [UInt8])
     }
@@ -271,7 +272,8 @@ private struct Parser {
         }
         let expectError = s["expectError"] as? String
         let compress = s["compress"] as? Bool ?? true
-        let keys = Set(s.keys).subtracting(["expectError", "compress"])
+        let timeout = try s["timeout"].map(seconds)
+        let keys = Set(s.keys).subtracting(["expectError", "compress", "timeout"])
         guard keys.count == 1, let key = keys.first else { throw error("a step has one action, got \(s.keys.sorted())") }
         let value = s[key]
         switch key {
@@ -287,7 +289,7 @@ private struct Parser {
         case "pong": command = .pong(try bytes(value))
         case "close":
             let frame = try closeFrame(value)
-            command = .close(code: frame?.code, reason: frame?.reason ?? "")
+            command = .close(code: frame?.code, reason: frame?.reason ?? "", timeout: timeout)
         case "accept":
             let o = value as? [String: Any] ?? [:]
             try only(o, ["subprotocol", "extensions", "headers"], "accept")

@@ -134,7 +134,7 @@ public enum WSFixtureRunner {
         case .sendFragment(let b, let kind, let isFinal, let compress): try engine.sendFragment(b, kind: kind, isFinal: isFinal, compress: compress)
         case .ping(let b): try engine.ping(b)
         case .pong(let b): try engine.pong(b)
-        case .close(let code, let reason): try engine.close(code: code, reason: reason)
+        case .close(let code, let reason, let timeout): try engine.close(code: code, reason: reason, timeout: timeout)
         case .accept(let subprotocol, let extensions, let headers):
             try engine.accept(subprotocol: subprotocol, extensions: extensions, headers: headers)
         case .reject(let status, let headers, let body):

@@ -95,36 +95,83 @@ struct BlockingTests {
         _ = try ws.close()
     }
 
-    @Test("close waits for the peer's Close at most the timeout, then ends unclean")
-    func closeTimeout() throws {
-        // A server that completes the handshake, then never reads again.
+    /// A server on its own thread that completes the handshake, then answers the client's Close
+    /// `replyAfter` later (never if nil), and closes the socket.
+    private func lateCloser(replyAfter: Duration?) throws -> (port: Int, thread: WSThread, listener: WSSocket) {
         let listener = try WSSocket.listen(host: "127.0.0.1", port: 0, nonBlocking: false)
-        defer { listener.close() }
-        let port = listener.localAddress!.port
-        let acceptor = try WSThread {
+        let thread = try WSThread {
             guard let s = try? listener.accept() else { return }
+            defer { s.close() }
             try? s.setNonBlocking(false)
-            var engine = try! WSProtocol(server: WSServerHandshake(), now: WSClock.now())
+            var config = WSProtocol.Configuration()
+            config.autoCloseReply = false
+            var engine = try! WSProtocol(server: WSServerHandshake(), configuration: config, now: WSClock.now())
             var buffer = [UInt8](repeating: 0, count: 4096)
-            while !engine.isClosed && engine.lifecycle != .open {
+            var peerClosed = false
+            while !peerClosed {
                 let n = buffer.withUnsafeMutableBytes { (try? s.read(into: $0)) ?? nil } ?? 0
-                if n == 0 { break }
+                if n == 0 { return }
                 engine.receive(buffer[..<n])
-                while let e = engine.nextEvent() { if case .upgradeRequested = e { try? engine.accept() } }
+                while let e = engine.nextEvent() {
+                    if case .upgradeRequested = e { try? engine.accept() }
+                    if case .closeReceived = e { peerClosed = true }
+                }
                 while case .bytes(let b)? = engine.nextOutbound() { _ = b.withUnsafeBytes { try? s.writeAll($0, timeout: nil) } }
             }
-            usleep(1_500_000)
-            s.close()
+            guard let replyAfter else {
+                usleep(1_500_000)
+                return
+            }
+            usleep(UInt32(replyAfter / .microseconds(1)))
+            try? engine.close()
+            while case .bytes(let b)? = engine.nextOutbound() { _ = b.withUnsafeBytes { try? s.writeAll($0, timeout: nil) } }
         }
-        defer { acceptor.join() }
+        return (listener.localAddress!.port, thread, listener)
+    }
+
+    /// A blocking client whose engine gives up on the peer's Close after 300 ms, unless told otherwise.
+    private func impatientClient(port: Int) throws -> WSBlockingConnection {
         var config = WSBlockingConnection.Configuration()
         config.compression = nil
-        let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(port)/", configuration: config)
+        config.connection.closeTimeout = .milliseconds(300)
+        return try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(port)/", configuration: config)
+    }
+
+    @Test("close waits for the peer's Close at most the timeout, then ends unclean")
+    func closeTimeout() throws {
+        let server = try lateCloser(replyAfter: nil)
+        defer { server.thread.join(); server.listener.close() }
+        let ws = try impatientClient(port: server.port)
         let start = WSClock.now()
         let info = try ws.close(timeout: .milliseconds(200))
         #expect(WSClock.now() - start < .seconds(1))
         #expect(!info.wasClean)
         #expect(info.code == .abnormalClosure)
+        #expect(info.cause == .closeTimeout)
+    }
+
+    @Test("close(timeout:) longer than the engine's closeTimeout is honoured, not cut short")
+    func closeTimeoutLongerThanEngines() throws {
+        let server = try lateCloser(replyAfter: .milliseconds(800))
+        defer { server.thread.join(); server.listener.close() }
+        let ws = try impatientClient(port: server.port)
+        let start = WSClock.now()
+        let info = try ws.close(timeout: .seconds(20))
+        #expect(WSClock.now() - start >= .milliseconds(800))
+        #expect(info.wasClean)
+        #expect(info.received?.code == .normalClosure)
+    }
+
+    @Test("close with a negative timeout waits for the peer's Close however long it takes")
+    func closeWithoutTimeLimit() throws {
+        let server = try lateCloser(replyAfter: .milliseconds(1200))
+        defer { server.thread.join(); server.listener.close() }
+        let ws = try impatientClient(port: server.port)
+        let start = WSClock.now()
+        let info = try ws.close(timeout: .seconds(-1))
+        #expect(WSClock.now() - start >= .milliseconds(1200))
+        #expect(info.wasClean)
+        #expect(info.received?.code == .normalClosure)
     }
 
     @Test("connect errors are transport errors with the cause")
