@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Interop over real loopback sockets with other libraries, both directions, compression on.
 
-- python-websockets (asyncio client) and node's `ws` (client) against `wsx echo-server`:
+- python-websockets (asyncio client), aiohttp (client) and node's `ws` (client) against
+  `wsx echo-server`:
   text, binary, empty, a 200 KB compressible message, a 64 KB random one, fragments,
   ping/pong, and a clean close with 1000.
-- `wsx client` against a python-websockets echo server and a node `ws` echo server.
+- `wsx client` against python-websockets, node `ws` and aiohttp echo servers.
 - All of it twice: over ws://, then over wss:// (TLS, with the test PKI in Fixtures/tls).
 
     python3 Fixtures/interop/sockets.py [--wsx .build/release/wsx]
 
-Needs `pip install websockets==17.4` and `apt-get install nodejs node-ws`. Prints one line per
-check and exits non-zero if any fails. Loopback only; stops every process it starts.
+Needs `pip install websockets==17.4 aiohttp==3.14.5` and `apt-get install nodejs node-ws`.
+Prints one line per check and exits non-zero if any fails. Loopback only; stops every process it starts.
 """
 import argparse, asyncio, os, random, socket, ssl, subprocess, sys, tempfile, time
 
@@ -72,6 +73,24 @@ async def python_client(url):
         await asyncio.wait_for(pong, 5)
         check("python-websockets client: ping answered", True)
     check("python-websockets client: clean close 1000", ws.close_code == 1000, str(ws.close_code))
+
+
+async def aiohttp_client(url):
+    import aiohttp
+    context = ssl.create_default_context(cafile=CA) if url.startswith("wss") else None
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(url, compress=15, max_msg_size=0, ssl=context, autoping=True) as ws:
+            check("aiohttp client: permessage-deflate negotiated", ws.compress > 0, str(ws.compress))
+            for m in messages():
+                await (ws.send_str(m) if isinstance(m, str) else ws.send_bytes(m))
+                got = await ws.receive(timeout=10)
+                check(f"aiohttp client: echo of {type(m).__name__} of {len(m)}", got.data == m, str(got.type))
+            await ws.ping(b"are you there")
+            await ws.send_str("after ping")
+            got = await ws.receive(timeout=10)
+            check("aiohttp client: ping answered, stream goes on", got.data == "after ping", str(got.type))
+            await ws.close(code=1000, message=b"bye")
+        check("aiohttp client: clean close 1000", ws.close_code == 1000, str(ws.close_code))
 
 
 NODE_CLIENT = r"""
@@ -150,6 +169,26 @@ asyncio.run(main())
 """
 
 
+AIOHTTP_SERVER = """
+import ssl, sys
+from aiohttp import web, WSMsgType
+async def echo(request):
+    ws = web.WebSocketResponse(compress=True, max_msg_size=0)
+    await ws.prepare(request)
+    async for m in ws:
+        if m.type == WSMsgType.TEXT: await ws.send_str(m.data)
+        elif m.type == WSMsgType.BINARY: await ws.send_bytes(m.data)
+    return ws
+app = web.Application()
+app.router.add_get('/', echo)
+context = None
+if len(sys.argv) > 2:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[2], sys.argv[3])
+web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), ssl_context=context, print=None)
+"""
+
+
 def run_all(wsx, tmp, tls):
     global scheme_now
     before = len(failures)
@@ -164,6 +203,7 @@ def run_all(wsx, tmp, tls):
         if not wait_port(port):
             raise SystemExit("wsx echo-server did not start")
         asyncio.run(python_client(f"{scheme}://localhost:{port}/"))
+        asyncio.run(aiohttp_client(f"{scheme}://localhost:{port}/"))
         node_client(f"{scheme}://localhost:{port}/", tmp)
     finally:
         echo.terminate()
@@ -176,6 +216,10 @@ def run_all(wsx, tmp, tls):
     nodeserver = os.path.join(tmp, "server.js")
     open(nodeserver, "w").write(NODE_SERVER)
     wsx_client_against("node ws server", ["node", nodeserver, NODE_WS, str(p3)] + server_tls, p3, wsx, tls)
+    p4 = free_port()
+    aioserver = os.path.join(tmp, "aioserver.py")
+    open(aioserver, "w").write(AIOHTTP_SERVER)
+    wsx_client_against("aiohttp server", [sys.executable, aioserver, str(p4)] + server_tls, p4, wsx, tls)
     print(f"-- {scheme}://: {len(failures) - before} failed")
 
 
