@@ -4,13 +4,15 @@
 - python-websockets (asyncio client), aiohttp (client) and node's `ws` (client) against
   `wsx echo-server`:
   text, binary, empty, a 200 KB compressible message, a 64 KB random one, fragments,
-  ping/pong, and a clean close with 1000.
-- `wsx client` against python-websockets, node `ws` and aiohttp echo servers.
+  ping/pong, and a clean close with 1000. libwebsockets' client (lws_peer.c) too, without the
+  empty message and the ping, which lws 4.1's own deflate code cannot handle (see lws_peer.c).
+- `wsx client` against python-websockets, node `ws`, aiohttp and libwebsockets echo servers.
 - All of it twice: over ws://, then over wss:// (TLS, with the test PKI in Fixtures/tls).
 
     python3 Fixtures/interop/sockets.py [--wsx .build/release/wsx]
 
-Needs `pip install websockets==17.4 aiohttp==3.14.5` and `apt-get install nodejs node-ws`.
+Needs `pip install websockets==17.4 aiohttp==3.14.5` and
+`apt-get install nodejs node-ws libwebsockets-dev`.
 Prints one line per check and exits non-zero if any fails. Loopback only; stops every process it starts.
 """
 import argparse, asyncio, os, random, socket, ssl, subprocess, sys, tempfile, time
@@ -136,6 +138,42 @@ def node_client(url, tmp):
     check("node ws client: clean close 1000", "close=1000" in out, out)
 
 
+def build_lws_peer(tmp):
+    """Compiles lws_peer.c (beside this script) against Debian's libwebsockets-dev."""
+    binary = os.path.join(tmp, "lws_peer")
+    if not os.path.exists(binary):
+        source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lws_peer.c")
+        subprocess.run(["cc", "-O2", "-o", binary, source, "-lwebsockets"], check=True)
+    return binary
+
+
+def lws_client(wsx, tmp, tls):
+    # Every message compressed (--compression-threshold 0): lws 4.1's client loops forever on an
+    # uncompressed message in a deflate session (libwebsockets issue #2794), which RFC 7692 §6.1
+    # allows and our default sends for messages under 64 bytes.
+    port = free_port()
+    argv = [wsx, "echo-server", "--port", str(port), "--loops", "1", "--subprotocol", "chat",
+            "--compression-threshold", "0"]
+    if tls:
+        argv += ["--tls-certificate", CERT, "--tls-key", KEY]
+    echo = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    try:
+        if not wait_port(port):
+            raise SystemExit("wsx echo-server did not start")
+        host = "localhost" if tls else "127.0.0.1"
+        r = subprocess.run([build_lws_peer(tmp), "client", host, str(port)] + ([CA] if tls else []),
+                           capture_output=True, text=True, timeout=30)
+        out = r.stdout.strip()
+        check("libwebsockets client: permessage-deflate negotiated", "ext=permessage-deflate" in out, out)
+        check("libwebsockets client: subprotocol chat", "protocol=chat " in out, out)
+        check("libwebsockets client: 4 echoes", "echoes=4 " in out, out)
+        check("libwebsockets client: our Close sent, connection ended", r.returncode == 0 and "close=sent" in out,
+              f"rc={r.returncode} {out}")
+    finally:
+        echo.terminate()
+        echo.wait(10)
+
+
 def wsx_client_against(name, argv, port, wsx, tls):
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -208,6 +246,7 @@ def run_all(wsx, tmp, tls):
     finally:
         echo.terminate()
         echo.wait(10)
+    lws_client(wsx, tmp, tls)
     p2 = free_port()
     pyserver = os.path.join(tmp, "pyserver.py")
     open(pyserver, "w").write(PY_SERVER)
@@ -220,6 +259,8 @@ def run_all(wsx, tmp, tls):
     aioserver = os.path.join(tmp, "aioserver.py")
     open(aioserver, "w").write(AIOHTTP_SERVER)
     wsx_client_against("aiohttp server", [sys.executable, aioserver, str(p4)] + server_tls, p4, wsx, tls)
+    p5 = free_port()
+    wsx_client_against("libwebsockets server", [build_lws_peer(tmp), "server", str(p5)] + server_tls, p5, wsx, tls)
     print(f"-- {scheme}://: {len(failures) - before} failed")
 
 
