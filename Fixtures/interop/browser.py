@@ -22,7 +22,7 @@ without NSS tools); the TLS handshake and records are still real.
 import argparse, http.server, json, os, queue, subprocess, sys, tempfile, threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import sockets as common  # noqa: E402  (check, free_port, wait_port, the test PKI paths)
+import sockets as common  # noqa: E402  (check, start_echo)
 
 PAGE = r"""<!doctype html><meta charset="utf-8"><title>swift-ws browser interop</title>
 <script>
@@ -89,20 +89,6 @@ def serve_page(results):
     return httpd
 
 
-def start_echo(wsx, tls, compression):
-    port = common.free_port()
-    argv = [wsx, "echo-server", "--port", str(port), "--loops", "1", "--subprotocol", "chat"]
-    if not compression:
-        argv.append("--no-compression")
-    if tls:
-        argv += ["--tls-certificate", common.CERT, "--tls-key", common.KEY]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    if not common.wait_port(port):
-        process.terminate()
-        raise SystemExit("wsx echo-server did not start")
-    return process, f"{'wss' if tls else 'ws'}://{'localhost' if tls else '127.0.0.1'}:{port}/echo"
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--wsx", default=".build/release/wsx")
@@ -114,9 +100,10 @@ def main():
     try:
         for tls in (False, True):
             for compression in (True, False):
-                process, url = start_echo(a.wsx, tls, compression)
+                process, port = common.start_echo(a.wsx, tls, "--subprotocol", "chat",
+                                                  *([] if compression else ["--no-compression"]))
                 servers.append(process)
-                urls[url] = (tls, compression)
+                urls[f"{'wss://localhost' if tls else 'ws://127.0.0.1'}:{port}/echo"] = (tls, compression)
         query = "&".join("url=" + u for u in urls)
         page = f"http://127.0.0.1:{httpd.server_address[1]}/?{query}"
         with tempfile.TemporaryDirectory() as profile:

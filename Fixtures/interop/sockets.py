@@ -138,6 +138,20 @@ def node_client(url, tmp):
     check("node ws client: clean close 1000", "close=1000" in out, out)
 
 
+def start_echo(wsx, tls, *options):
+    """Starts `wsx echo-server` on a free port (TLS with the test PKI when `tls`) and waits
+    for it to listen; returns the process and the port."""
+    port = free_port()
+    argv = [wsx, "echo-server", "--port", str(port), "--loops", "1", *options]
+    if tls:
+        argv += ["--tls-certificate", CERT, "--tls-key", KEY]
+    echo = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    if not wait_port(port):
+        echo.terminate()
+        raise SystemExit("wsx echo-server did not start")
+    return echo, port
+
+
 def build_lws_peer(tmp):
     """Compiles lws_peer.c (beside this script) against Debian's libwebsockets-dev."""
     binary = os.path.join(tmp, "lws_peer")
@@ -151,15 +165,8 @@ def lws_client(wsx, tmp, tls):
     # Every message compressed (--compression-threshold 0): lws 4.1's client loops forever on an
     # uncompressed message in a deflate session (libwebsockets issue #2794), which RFC 7692 §6.1
     # allows and our default sends for messages under 64 bytes.
-    port = free_port()
-    argv = [wsx, "echo-server", "--port", str(port), "--loops", "1", "--subprotocol", "chat",
-            "--compression-threshold", "0"]
-    if tls:
-        argv += ["--tls-certificate", CERT, "--tls-key", KEY]
-    echo = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    echo, port = start_echo(wsx, tls, "--subprotocol", "chat", "--compression-threshold", "0")
     try:
-        if not wait_port(port):
-            raise SystemExit("wsx echo-server did not start")
         host = "localhost" if tls else "127.0.0.1"
         r = subprocess.run([build_lws_peer(tmp), "client", host, str(port)] + ([CA] if tls else []),
                            capture_output=True, text=True, timeout=30)
@@ -232,14 +239,8 @@ def run_all(wsx, tmp, tls):
     before = len(failures)
     scheme = scheme_now = "wss" if tls else "ws"
     server_tls = [CERT, KEY] if tls else []
-    port = free_port()
-    argv = [wsx, "echo-server", "--port", str(port), "--loops", "1"]
-    if tls:
-        argv += ["--tls-certificate", CERT, "--tls-key", KEY]
-    echo = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    echo, port = start_echo(wsx, tls)
     try:
-        if not wait_port(port):
-            raise SystemExit("wsx echo-server did not start")
         asyncio.run(python_client(f"{scheme}://localhost:{port}/"))
         asyncio.run(aiohttp_client(f"{scheme}://localhost:{port}/"))
         node_client(f"{scheme}://localhost:{port}/", tmp)
