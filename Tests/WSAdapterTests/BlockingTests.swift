@@ -107,6 +107,9 @@ struct BlockingTests {
             config.autoCloseReply = false
             var engine = try! WSProtocol(server: WSServerHandshake(), configuration: config, now: WSClock.now())
             var buffer = [UInt8](repeating: 0, count: 4096)
+            func flush() {
+                while case .bytes(let b)? = engine.nextOutbound() { _ = b.withUnsafeBytes { try? s.writeAll($0, timeout: nil) } }
+            }
             var peerClosed = false
             while !peerClosed {
                 let n = buffer.withUnsafeMutableBytes { (try? s.read(into: $0)) ?? nil } ?? 0
@@ -116,7 +119,7 @@ struct BlockingTests {
                     if case .upgradeRequested = e { try? engine.accept() }
                     if case .closeReceived = e { peerClosed = true }
                 }
-                while case .bytes(let b)? = engine.nextOutbound() { _ = b.withUnsafeBytes { try? s.writeAll($0, timeout: nil) } }
+                flush()
             }
             guard let replyAfter else {
                 usleep(1_500_000)
@@ -124,7 +127,7 @@ struct BlockingTests {
             }
             usleep(UInt32(replyAfter / .microseconds(1)))
             try? engine.close()
-            while case .bytes(let b)? = engine.nextOutbound() { _ = b.withUnsafeBytes { try? s.writeAll($0, timeout: nil) } }
+            flush()
         }
         return (listener.localAddress!.port, thread, listener)
     }
@@ -150,26 +153,17 @@ struct BlockingTests {
         #expect(info.cause == .closeTimeout)
     }
 
-    @Test("close(timeout:) longer than the engine's closeTimeout is honoured, not cut short")
-    func closeTimeoutLongerThanEngines() throws {
-        let server = try lateCloser(replyAfter: .milliseconds(800))
+    @Test(
+        "close(timeout:) is honoured past the engine's closeTimeout: a long one, and a negative one (no limit)",
+        arguments: [(Duration.milliseconds(800), Duration.seconds(20)), (.milliseconds(1200), .seconds(-1))]
+    )
+    func closeWaitsAsToldForALateReply(replyAfter: Duration, timeout: Duration) throws {
+        let server = try lateCloser(replyAfter: replyAfter)
         defer { server.thread.join(); server.listener.close() }
         let ws = try impatientClient(port: server.port)
         let start = WSClock.now()
-        let info = try ws.close(timeout: .seconds(20))
-        #expect(WSClock.now() - start >= .milliseconds(800))
-        #expect(info.wasClean)
-        #expect(info.received?.code == .normalClosure)
-    }
-
-    @Test("close with a negative timeout waits for the peer's Close however long it takes")
-    func closeWithoutTimeLimit() throws {
-        let server = try lateCloser(replyAfter: .milliseconds(1200))
-        defer { server.thread.join(); server.listener.close() }
-        let ws = try impatientClient(port: server.port)
-        let start = WSClock.now()
-        let info = try ws.close(timeout: .seconds(-1))
-        #expect(WSClock.now() - start >= .milliseconds(1200))
+        let info = try ws.close(timeout: timeout)
+        #expect(WSClock.now() - start >= replyAfter)
         #expect(info.wasClean)
         #expect(info.received?.code == .normalClosure)
     }
