@@ -17,11 +17,15 @@ let package = Package(
         .library(name: "WSTransport", targets: ["WSTransport"]),
         .library(name: "WSBlocking", targets: ["WSBlocking"]),
         .library(name: "WSEpoll", targets: ["WSEpoll"]),
+        .library(name: "WSService", targets: ["WSService"]),
         .executable(name: "wsx", targets: ["wsx"]),
+        .executable(name: "service-tour", targets: ["service-tour"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Runtime-dispatched AVX2 kernels for WSCore's fast paths (Swift has no per-function
@@ -53,6 +57,18 @@ let package = Package(
         .target(name: "WSBlocking", dependencies: ["WSCore", "WSDeflate", "WSTransport"], swiftSettings: strict),
         // Adapter: the epoll reactor (one loop per core) for servers.
         .target(name: "WSEpoll", dependencies: ["WSCore", "WSDeflate", "WSTransport", "CWSSystem", .product(name: "HTTPTypes", package: "swift-http-types")], swiftSettings: strict),
+        // The listener/service layer (Ballerina's Listener, UpgradeService, Service, Caller),
+        // async callbacks run on the epoll loops.
+        .target(
+            name: "WSService",
+            dependencies: [
+                "WSCore", "WSDeflate", "WSTransport", "WSEpoll",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // The in-memory test adapter: connection pairs and the fixture transcript runner.
         .target(
             name: "WSTesting",
@@ -66,6 +82,17 @@ let package = Package(
                 "WSCore", "WSDeflate", "WSTesting", "CWSZlib", "WSEpoll", "WSBlocking", "WSTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strict
+        ),
+        // The service tour: every service-layer feature on one listener (README, "Services").
+        .executableTarget(
+            name: "service-tour",
+            dependencies: [
+                "WSCore", "WSService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/ServiceTour",
             swiftSettings: strict
         ),
         .testTarget(

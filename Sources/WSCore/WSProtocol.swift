@@ -97,8 +97,9 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     /// This engine's role.
     public let role: Role
-    /// The configuration, fixed for the connection's life.
-    public let configuration: Configuration
+    /// The configuration, fixed for the connection's life once it is open (a server's
+    /// application may set its own when it accepts the upgrade).
+    public private(set) var configuration: Configuration
 
     /// The latest time passed to ``tick(now:)`` (or `init`); timers are armed relative to it.
     public private(set) var now: WSInstant
@@ -106,7 +107,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     private var state: State
     /// The checks made on every frame header, copied out of `configuration` in the types the
     /// checks use.
-    private let limits: Limits
+    private var limits: Limits
     var inbound = InboundBuffer()
     /// Offset in the inbound stream of `inbound`'s read position.
     private var streamOffset: Int64 = 0
@@ -150,8 +151,10 @@ public struct WSProtocol: ~Copyable, Sendable {
     private enum Handshaking: Sendable {
         /// Server: reading the client's request.
         case readingRequest(HTTPHeadScanner, WSServerHandshake, deadline: WSInstant)
-        /// Server: the request is reported; the application must accept or reject it.
-        case awaitingDecision(WSUpgradeRequest, WSServerHandshake)
+        /// Server: the request is reported; the application must accept or reject it. The
+        /// deadline is the request's handshake deadline, kept for the adapter (the engine arms
+        /// no timer while the application decides).
+        case awaitingDecision(WSUpgradeRequest, WSServerHandshake, deadline: WSInstant)
         /// Client: the request is queued; reading the answer.
         case readingResponse(ClientHandshakeState)
         /// Client: the answer was not 101; reading its body before reporting it.
@@ -1122,13 +1125,13 @@ public struct WSProtocol: ~Copyable, Sendable {
                     consume(length)
                     switch result {
                     case .success(let request):
-                        state = .handshaking(.awaitingDecision(request, options))
+                        state = .handshaking(.awaitingDecision(request, options, deadline: deadline))
                         return .upgradeRequested(request)
                     case .failure(let error):
                         return failServerHandshake(error, options)
                     }
                 }
-            case .awaitingDecision(_, let options):
+            case .awaitingDecision(_, let options, _):
                 // A conforming client sends nothing more before our answer; a little (frames
                 // sent optimistically) is kept for after the handshake, more is refused.
                 guard buffered.count <= options.maxHeaderSize else {
@@ -1205,7 +1208,16 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// The request reported by ``Event/upgradeRequested(_:)`` while it awaits ``accept(subprotocol:extensions:headers:)``
     /// or ``reject(status:headers:body:)``; nil otherwise.
     public var pendingUpgrade: WSUpgradeRequest? {
-        if case .handshaking(.awaitingDecision(let request, _)) = state { return request }
+        if case .handshaking(.awaitingDecision(let request, _, _)) = state { return request }
+        return nil
+    }
+
+    /// While an upgrade awaits the application's decision: the end of the handshake's time
+    /// (the request's arrival deadline, ``WSServerHandshake/timeout`` from the start). The
+    /// engine arms no timer for it (``nextDeadline`` is nil); an adapter that lets the
+    /// application decide later bounds the wait with it.
+    package var upgradeDecisionDeadline: WSInstant? {
+        if case .handshaking(.awaitingDecision(_, _, let deadline)) = state { return deadline }
         return nil
     }
 
@@ -1222,7 +1234,17 @@ public struct WSProtocol: ~Copyable, Sendable {
     ///   - headers: more response fields, such as `Set-Cookie`. The handshake's own fields are refused.
     /// - Throws: ``WSUsageError/noPendingUpgrade``, ``WSUsageError/invalidHandshake(_:)``.
     public mutating func accept(subprotocol: String? = nil, extensions: [WSExtensionElement]? = nil, headers: HTTPFields = [:]) throws(WSUsageError) {
-        guard case .handshaking(.awaitingDecision(let request, let options)) = state else { throw .noPendingUpgrade }
+        try accept(subprotocol: subprotocol, extensions: extensions, headers: headers, configuration: nil)
+    }
+
+    /// Accepts the pending upgrade like ``accept(subprotocol:extensions:headers:)``, and
+    /// replaces the engine's configuration with `configuration` (validated first) for the
+    /// connection's life: the service layer's per-service limits, idle timeout and automatic
+    /// Pong. Nothing changes if it throws.
+    package mutating func accept(subprotocol: String?, extensions: [WSExtensionElement]?, headers: HTTPFields,
+                                 configuration newConfiguration: Configuration?) throws(WSUsageError) {
+        guard case .handshaking(.awaitingDecision(let request, let options, _)) = state else { throw .noPendingUpgrade }
+        try newConfiguration?.validate()
         if let subprotocol, !request.subprotocols.contains(subprotocol) {
             throw .invalidHandshake("subprotocol \(subprotocol) was not offered")
         }
@@ -1238,6 +1260,10 @@ public struct WSProtocol: ~Copyable, Sendable {
         }
         guard case .success(let transform) = makeTransform(agreed, negotiators: options.extensions, role: .server) else {
             throw .invalidHandshake("more than one extension transforms messages")
+        }
+        if let newConfiguration {
+            configuration = newConfiguration
+            limits = Limits(newConfiguration)
         }
         install(transform)
         let response = options.acceptResponse(request, subprotocol: subprotocol, extensions: agreed, extra: headers)
@@ -1258,7 +1284,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     ///   - body: the response body.
     /// - Throws: ``WSUsageError/noPendingUpgrade``, ``WSUsageError/invalidHandshake(_:)``.
     public mutating func reject(status: HTTPResponse.Status, headers: HTTPFields = [:], body: some Collection<UInt8> = [UInt8]()) throws(WSUsageError) {
-        guard case .handshaking(.awaitingDecision(_, let options)) = state else { throw .noPendingUpgrade }
+        guard case .handshaking(.awaitingDecision(_, let options, _)) = state else { throw .noPendingUpgrade }
         guard (200...599).contains(status.code) else { throw .invalidHandshake("a rejection needs a final status (200–599)") }
         guard headers[values: .transferEncoding].isEmpty else { throw .invalidHandshake("the body is sent with Content-Length") }
         var bytes: [UInt8] = []

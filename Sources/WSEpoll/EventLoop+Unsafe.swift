@@ -19,6 +19,10 @@
 //   answer or Close frame is never destroyed by a reset.
 // - Commands from other threads arrive through a locked inbox and an eventfd wake-up; the
 //   loop's own I/O path takes no lock.
+// - The loop is also a Swift executor (serial and task executor): jobs enqueued on its own
+//   thread go to a local run queue, others through a locked queue and the wake-up; they run
+//   between readiness events, before the loop waits again. The service layer runs each
+//   connection's async callbacks here, on the connection's own loop.
 
 internal import Glibc
 internal import CWSSystem
@@ -26,7 +30,7 @@ import Synchronization
 import WSCore
 import WSTransport
 
-final class EventLoop: @unchecked Sendable {
+final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
     private static let listenerToken: UInt64 = 0
     private static let wakeToken: UInt64 = 1
 
@@ -38,6 +42,9 @@ final class EventLoop: @unchecked Sendable {
     private let threadID = Atomic<UInt>(0)
     private let inbox = Mutex<[@Sendable () -> Void]>([])
     private let wakePending = Atomic<Bool>(false)
+    /// Jobs enqueued from other threads; `ended` once the loop has finished (then jobs run on
+    /// the enqueuing thread, one at a time, so a task suspended at shutdown can still finish).
+    private let jobInbox = Mutex<(jobs: [UnownedJob], ended: Bool)>(([], false))
 
     // The loop's own state, touched only on its thread. `@exclusivity(unchecked)`: Swift would
     // otherwise check every access to a class's stored property at run time (a thread-local
@@ -50,6 +57,8 @@ final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) private(set) var liveCount = 0
     @exclusivity(unchecked) private var timers = TimerHeap()
     @exclusivity(unchecked) private var dirty: [WSEpollConnection] = []
+    /// Jobs enqueued on the loop's own thread.
+    @exclusivity(unchecked) private var runQueue: [UnownedJob] = []
     private let readBuffer: UnsafeMutableRawBufferPointer
     /// The connection whose events are being handed to its handler.
     @exclusivity(unchecked) private var draining: ObjectIdentifier?
@@ -112,6 +121,46 @@ final class EventLoop: @unchecked Sendable {
             return w
         }
         for body in work { body() }
+        let jobs = jobInbox.withLock { q -> [UnownedJob] in
+            let j = q.jobs
+            q.jobs.removeAll()
+            return j
+        }
+        runQueue.append(contentsOf: jobs)
+    }
+
+    // MARK: Executor
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        if isCurrent {
+            runQueue.append(job)
+            return
+        }
+        let ended = jobInbox.withLock { q -> Bool in
+            if !q.ended { q.jobs.append(job) }
+            return q.ended
+        }
+        if ended {
+            // The loop is gone: run it here, serialized with any other late job.
+            jobInbox.withLock { _ in job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor()) }
+        } else if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakefd, &one, 8)
+        }
+    }
+
+    func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
+    func asUnownedTaskExecutor() -> UnownedTaskExecutor { UnownedTaskExecutor(ordinary: self) }
+    func checkIsolated() { precondition(isCurrent, "not on the event loop's thread") }
+
+    /// Runs the jobs queued so far, and those they queue, until none is left.
+    private func runJobs() {
+        while !runQueue.isEmpty {
+            let jobs = runQueue
+            runQueue.removeAll(keepingCapacity: true)
+            for job in jobs { job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor()) }
+        }
     }
 
     /// Queues `c` for a flush at the end of this loop iteration (a command changed its engine),
@@ -157,6 +206,7 @@ final class EventLoop: @unchecked Sendable {
                 }
             }
             runTimers()
+            runJobs()
             flushDirty()
             if now >= nextSweep { sweep() }
         }
@@ -166,11 +216,21 @@ final class EventLoop: @unchecked Sendable {
     private func finishRun() {
         listener?.close()
         listener = nil
+        runJobs()
+        let late = jobInbox.withLock { q -> [UnownedJob] in
+            q.ended = true
+            let j = q.jobs
+            q.jobs.removeAll()
+            return j
+        }
+        for job in late { job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor()) }
+        runJobs()
         Glibc.close(epfd)
         Glibc.close(wakefd)
     }
 
     private func waitMilliseconds() -> Int32 {
+        if !runQueue.isEmpty { return 0 }
         var next = nextSweep
         if let t = timers.earliest, t < next { next = t }
         if let r = acceptRetryAt, r < next { next = r }
@@ -299,7 +359,7 @@ final class EventLoop: @unchecked Sendable {
     private func service(_ c: WSEpollConnection) {
         c.wasActive = true
         flush(c)
-        while c.readable && !c.readPaused && !c.transportDead && !c.inputEnded {
+        while c.readable && !c.readPaused && !c.applicationPaused && !c.transportDead && !c.inputEnded {
             let result: Int?
             do throws(WSTransportError) {
                 result = try c.stream.read(into: readBuffer)
@@ -356,6 +416,7 @@ final class EventLoop: @unchecked Sendable {
                 }
             }
         }
+        c.serviceHooks?.drained(c)
     }
 
     private func decide(_ c: WSEpollConnection, _ request: WSUpgradeRequest) {
@@ -364,7 +425,16 @@ final class EventLoop: @unchecked Sendable {
             return
         }
         guard let server = context.server else { return }
-        switch server.upgrade(request) {
+        let decision: WSUpgradeDecision
+        switch server.upgrade {
+        case .immediate(let upgrade):
+            decision = upgrade(request)
+        case .deferred(let upgrade):
+            // The application answers through `WSEpollConnection.decide` (perhaps at once,
+            // perhaps later from another task); the wait is bounded by the handshake deadline.
+            return upgrade(request, c)
+        }
+        switch decision {
         case .accept(let handler, let subprotocol, let headers):
             do {
                 try c.engine.accept(subprotocol: subprotocol, headers: headers)
@@ -377,6 +447,33 @@ final class EventLoop: @unchecked Sendable {
                 try? c.engine.reject(status: .internalServerError)
             }
         }
+    }
+
+    /// Applies an upgrade decision made later (``WSEpollConnection/decide(_:)``), on this
+    /// loop: ignored if the upgrade no longer waits (the decision came too late, or the peer
+    /// left); otherwise the engine answers, and its events (`.opened`, frames that came with
+    /// the request) are handed out.
+    func apply(_ decision: WSDeferredDecision, to c: WSEpollConnection) {
+        guard owns(c), c.engine.pendingUpgrade != nil else { return }
+        switch decision {
+        case .accept(let handler, let subprotocol, let extensions, let headers, let configuration):
+            do {
+                try c.engine.accept(subprotocol: subprotocol, extensions: extensions, headers: headers, configuration: configuration)
+                c.handler = handler
+                c.serviceHooks = handler
+            } catch {
+                try? c.engine.reject(status: .internalServerError)
+            }
+        case .reject(let status, let headers, let body):
+            if (try? c.engine.reject(status: status, headers: headers, body: body)) == nil {
+                try? c.engine.reject(status: .internalServerError)
+            }
+        }
+        // Inside this connection's own drain (a decision made at once), that drain hands out
+        // the events; otherwise hand them out here, then read on.
+        guard draining != ObjectIdentifier(c) else { return }
+        drain(c)
+        service(c)
     }
 
     /// Writes what the engine has queued, as far as the kernel takes it.
@@ -409,6 +506,10 @@ final class EventLoop: @unchecked Sendable {
         }
         shutdownWriteIfFinished(c)
         if c.readPaused && c.engine.isWritable { c.readPaused = false }
+        if c.writabilityWanted && c.engine.isWritable {
+            c.writabilityWanted = false
+            c.serviceHooks?.writable(c)
+        }
     }
 
     /// Once the engine's output has ended and every byte is out: TLS close_notify, then FIN.
@@ -462,7 +563,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func armTimer(_ c: WSEpollConnection) {
-        var deadline = c.engine.nextDeadline
+        var deadline = c.engine.nextDeadline ?? c.engine.upgradeDecisionDeadline
         if let l = c.lingerDeadline, deadline == nil || l < deadline! { deadline = l }
         guard deadline != c.armedDeadline else { return }
         c.armedDeadline = deadline
@@ -485,6 +586,10 @@ final class EventLoop: @unchecked Sendable {
             guard let c = connection(entry.token), c.armedDeadline == entry.deadline else { continue }
             c.armedDeadline = nil
             c.engine.tick(now: now)
+            if let d = c.engine.upgradeDecisionDeadline, now >= d {
+                // The application did not decide within the handshake's time.
+                try? c.engine.reject(status: .serviceUnavailable)
+            }
             drain(c)
             flush(c)
             settle(c)
@@ -499,7 +604,7 @@ final class EventLoop: @unchecked Sendable {
                 c.isDirty = false
                 guard owns(c) else { continue }
                 flush(c)
-                if c.readable && !c.readPaused { service(c) } else { settle(c) }
+                if c.readable && !c.readPaused && !c.applicationPaused { service(c) } else { settle(c) }
             }
         }
     }
@@ -539,6 +644,7 @@ final class EventLoop: @unchecked Sendable {
         c.socket.close()
         c.transportDead = true
         c.handler = nil
+        c.serviceHooks = nil
         slots[c.slot] = nil
         generations[c.slot] &+= 1
         freeSlots.append(c.slot)

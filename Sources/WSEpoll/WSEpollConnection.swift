@@ -34,6 +34,8 @@ public final class WSEpollConnection: @unchecked Sendable {
     // Loop-thread state, `@exclusivity(unchecked)` as in EventLoop (no run-time access checks on
     // the hot path; no overlapping accesses are made).
     @exclusivity(unchecked) var handler: (any WSEpollHandler)?
+    /// The same handler when it is the service layer's (its extra notifications).
+    @exclusivity(unchecked) var serviceHooks: (any WSEpollServiceHooks)?
     /// The negotiated subprotocol and handshake, once open.
     @exclusivity(unchecked) public private(set) var handshake: WSHandshakeResult?
     /// The TLS session of a `wss://` connection (version, cipher, the peer's certificate); read
@@ -45,6 +47,10 @@ public final class WSEpollConnection: @unchecked Sendable {
     var peerHungUp = false
     var kernelFull = false
     var readPaused = false
+    /// Reading stopped by the application (its inbound queue is full).
+    package var applicationPaused = false
+    /// ``WSEpollServiceHooks/writable(_:)`` is owed when the engine turns writable.
+    var writabilityWanted = false
     var writeShut = false
     var inputEnded = false
     var transportDead = false
@@ -75,6 +81,50 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// False while ``bufferedAmount`` is above the high-water mark (until it falls below the
     /// low-water mark); the server stops reading this connection meanwhile.
     public var isWritable: Bool { engine.isWritable }
+
+    // MARK: The service layer's hooks (package API)
+
+    /// The loop that owns the connection, as an executor: the service layer runs the
+    /// connection's callbacks on it.
+    package var executor: any TaskExecutor & SerialExecutor { loop }
+
+    /// Whether the caller runs on the owning loop's thread.
+    package var isOnLoop: Bool { loop.isCurrent }
+
+    /// Runs `body` on the owning loop, soon (from any thread).
+    package func execute(_ body: @escaping @Sendable () -> Void) { loop.execute(body) }
+
+    /// Answers the upgrade request that awaits a decision (``WSEpollServer``'s deferred
+    /// upgrade). From any thread; ignored if the handshake's time ran out meanwhile (the
+    /// client was answered 503) or the client left.
+    package func decide(_ decision: WSDeferredDecision) {
+        if loop.isCurrent {
+            loop.apply(decision, to: self)
+        } else {
+            loop.execute { [self] in self.loop.apply(decision, to: self) }
+        }
+    }
+
+    /// Resumes reading after ``applicationPaused`` (owning loop only).
+    package func resumeReading() {
+        guard applicationPaused else { return }
+        applicationPaused = false
+        loop.markDirty(self)
+    }
+
+    /// Asks for ``WSEpollServiceHooks/writable(_:)`` once ``isWritable`` is true again (owning
+    /// loop only).
+    package func notifyWhenWritable() { writabilityWanted = true }
+
+    /// Queues a flush of what was sent from outside a handler callback (owning loop only).
+    package func flushSoon() { loop.markDirty(self) }
+
+    /// The engine, for the service layer's commands (owning loop only; call ``flushSoon()``
+    /// after sending outside a handler callback).
+    package var protocolEngine: WSProtocol {
+        _read { yield engineCell.value }
+        _modify { yield &engineCell.value }
+    }
 
     // MARK: Commands
 

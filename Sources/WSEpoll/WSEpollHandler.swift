@@ -39,3 +39,27 @@ extension WSEpollHandler {
     public func opened(_ connection: WSEpollConnection, _ result: WSHandshakeResult) {}
     public func event(_ connection: WSEpollConnection, _ event: WSProtocol.Event) {}
 }
+
+// MARK: Hooks for the service layer (package API)
+
+/// What a layer above the raw handler (the service layer) learns beyond ``WSEpollHandler``.
+/// Called on the connection's loop.
+package protocol WSEpollServiceHooks: WSEpollHandler, Sendable {
+    /// The loop has handed out every event it had for this connection after a read (or a
+    /// timer, or a decision): the end of a burst, where queued work may start.
+    func drained(_ connection: WSEpollConnection)
+    /// ``WSEpollConnection/isWritable`` turned true after
+    /// ``WSEpollConnection/notifyWhenWritable()`` asked for it.
+    func writable(_ connection: WSEpollConnection)
+}
+
+/// An upgrade decision made after the request was reported (an `async` upgrade service).
+package enum WSDeferredDecision: Sendable {
+    /// Accept with `handler` and, when given, a configuration of the connection's own (which
+    /// replaces the server's for this connection). `extensions`: nil negotiates the server's
+    /// extensions, `[]` declines them all.
+    case accept(any WSEpollServiceHooks, subprotocol: String?, extensions: [WSExtensionElement]?, headers: HTTPFields,
+                configuration: WSProtocol.Configuration?)
+    /// Refuse with an HTTP answer.
+    case reject(status: HTTPResponse.Status, headers: HTTPFields, body: [UInt8])
+}

@@ -77,7 +77,20 @@ public final class WSEpollServer: Sendable {
         if let deflate = configuration.compression { handshake.extensions.insert(deflate, at: 0) }
         context = LoopContext(connection: configuration.connection, readBufferSize: configuration.readBufferSize,
                               lingerTimeout: configuration.lingerTimeout, maxConnections: configuration.maxConnections,
-                              server: (handshake, configuration.tls, upgrade))
+                              server: (handshake, configuration.tls, .immediate(upgrade)))
+    }
+
+    /// Creates a server whose application decides each upgrade when it can: `upgrade` is
+    /// called on the owning loop and answers through ``WSEpollConnection/decide(_:)``, at once
+    /// or later from any task. A decision not made within the handshake's timeout (counted
+    /// from the connection's start) is answered 503 for it.
+    package init(configuration: Configuration, deferredUpgrade upgrade: @escaping @Sendable (WSUpgradeRequest, WSEpollConnection) -> Void) {
+        self.configuration = configuration
+        var handshake = configuration.handshake
+        if let deflate = configuration.compression { handshake.extensions.insert(deflate, at: 0) }
+        context = LoopContext(connection: configuration.connection, readBufferSize: configuration.readBufferSize,
+                              lingerTimeout: configuration.lingerTimeout, maxConnections: configuration.maxConnections,
+                              server: (handshake, configuration.tls, .deferred(upgrade)))
     }
 
     /// Binds the listening sockets and starts the loops. Returns once the server accepts.
@@ -167,12 +180,18 @@ final class LoopContext: Sendable {
     let lingerTimeout: Duration
     let maxConnections: Int
     /// The server's handshake and upgrade decision; nil for a client's loops.
-    let server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: @Sendable (WSUpgradeRequest) -> WSUpgradeDecision)?
+    let server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: Upgrade)?
+
+    /// How the application decides upgrades: at once, or through ``WSEpollConnection/decide(_:)``.
+    enum Upgrade {
+        case immediate(@Sendable (WSUpgradeRequest) -> WSUpgradeDecision)
+        case deferred(@Sendable (WSUpgradeRequest, WSEpollConnection) -> Void)
+    }
     let connections = Atomic<Int>(0)
     private let ids = Atomic<UInt64>(0)
 
     init(connection: WSProtocol.Configuration, readBufferSize: Int, lingerTimeout: Duration, maxConnections: Int,
-         server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: @Sendable (WSUpgradeRequest) -> WSUpgradeDecision)?) {
+         server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: Upgrade)?) {
         self.connection = connection
         self.readBufferSize = readBufferSize
         self.lingerTimeout = lingerTimeout

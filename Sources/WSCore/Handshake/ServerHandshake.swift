@@ -48,6 +48,10 @@ extension WSServerHandshake {
         guard case .some(.some(let host)) = fields.single(.hostField), !host.isEmpty else {
             return fail(.missingHost, fields[values: .hostField].count > 1 ? "Host repeated" : "no Host field")
         }
+        let targetString = String(decoding: target, as: UTF8.self)
+        let question = targetString.firstIndex(of: "?")
+        let path = String(targetString[..<(question ?? targetString.endIndex)])
+        if let resourceExists, !resourceExists(path) { return fail(.notFound, "no resource at \(excerpt(path.utf8))") }
         // §4.2.1 items 3–4.
         guard fields.listContainsToken(.upgrade, "websocket") else {
             return fail(.upgradeRequired, "Upgrade is \(fields[.upgrade].map { "\"\(excerpt($0.utf8))\"" } ?? "missing")")
@@ -71,12 +75,10 @@ extension WSServerHandshake {
 
         var headerFields = fields
         headerFields[.hostField] = nil
-        let targetString = String(decoding: target, as: UTF8.self)
-        let question = targetString.firstIndex(of: "?")
         let head = HTTPRequest(method: .get, scheme: nil, authority: host, path: targetString, headerFields: headerFields)
         return .success(WSUpgradeRequest(
             head: head,
-            path: String(targetString[..<(question ?? targetString.endIndex)]),
+            path: path,
             query: question.map { String(targetString[targetString.index(after: $0)...]) },
             origin: fields[.origin],
             subprotocols: subprotocols.map(String.init),

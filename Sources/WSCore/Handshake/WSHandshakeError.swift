@@ -62,6 +62,8 @@ public struct WSHandshakeError: Error, Hashable, Sendable, CustomStringConvertib
         public static let unsupportedHTTPVersion = Code("unsupportedHTTPVersion", status: 400)
         /// §4.1: the request "MUST contain a |Host| header field".
         public static let missingHost = Code("missingHost", status: 400)
+        /// The request's path names no resource of this server (RFC 9110 §15.5.5).
+        public static let notFound = Code("notFound", status: 404)
         /// §4.2.1: no `Upgrade` header field with the token `websocket`: answered 426 with
         /// `Upgrade: websocket` (RFC 9110 §15.5.22), which is what a plain HTTP request gets.
         public static let upgradeRequired = Code("upgradeRequired", status: 426)
@@ -102,7 +104,7 @@ public struct WSHandshakeError: Error, Hashable, Sendable, CustomStringConvertib
 
         static let known: [Code] = [
             .malformedRequest, .uriTooLong, .headerFieldsTooLarge, .methodNotAllowed, .unsupportedHTTPVersion,
-            .missingHost, .upgradeRequired, .missingConnectionUpgrade, .unsupportedVersion, .invalidKey,
+            .missingHost, .notFound, .upgradeRequired, .missingConnectionUpgrade, .unsupportedVersion, .invalidKey,
             .invalidNegotiationHeader, .dataBeforeHandshake, .handshakeTimeout, .malformedResponse,
             .responseTooLarge, .invalidUpgrade, .invalidConnection, .invalidAccept, .unexpectedSubprotocol,
             .unexpectedExtension,

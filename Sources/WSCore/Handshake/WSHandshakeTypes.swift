@@ -110,6 +110,12 @@ public struct WSServerHandshake: Sendable {
     public var extensions: [any WSExtensionNegotiator] = []
     /// A `Server` field for every answer (101 and errors), or nil for none. Default nil.
     public var serverName: String?
+    /// Whether a request path (without its query) names a resource this server has; a request
+    /// for any other path is answered 404 before the upgrade is judged (so a plain GET of an
+    /// unknown path gets 404, of a known one 426). nil (the default): every path exists, and
+    /// the application decides on the upgrade. The listener of the service layer sets it from
+    /// the paths attached.
+    package var resourceExists: (@Sendable (String) -> Bool)?
 
     /// The defaults above.
     public init() {}
