@@ -67,7 +67,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
         // The in-memory test adapter: connection pairs and the fixture transcript runner.
         .target(
@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "wsx",
             dependencies: [
-                "WSCore", "WSDeflate", "WSTesting", "CWSZlib", "WSEpoll", "WSBlocking", "WSTransport",
+                "WSCore", "WSDeflate", "WSTesting", "CWSZlib", "WSEpoll", "WSBlocking", "WSTransport", "WSService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -5,6 +5,7 @@
 # left out; the 10 opening handshakes are in, which adds under 2% at the message counts here.
 #
 #   Benchmarks/callgrind_echo.sh [BINARY]     (default .build/release/wsx; from the repository root)
+#   API=service Benchmarks/callgrind_echo.sh  (the service layer's echo: `echo-server --api service`)
 #
 # Needs valgrind and wsload (`cc -O2 -o /tmp/wsload ../shared/tools/wsload/wsload.c`; WSLOAD
 # overrides the path). The binary is copied and its debug info stripped (valgrind cannot read
@@ -17,7 +18,7 @@ work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 cp "$bin" "$work/wsx" && strip -g "$work/wsx"
 valgrind --tool=callgrind --toggle-collect='*EventLoopC3runyyF' --callgrind-out-file="$work/out" \
-    "$work/wsx" echo-server --port "$port" --loops 1 >"$work/log" 2>"$work/err" &
+    "$work/wsx" echo-server --port "$port" --loops 1 --api "${API:-raw}" >"$work/log" 2>"$work/err" &
 pid=$!
 for _ in $(seq 240); do grep -q listening "$work/log" 2>/dev/null && break; sleep 0.5; done
 taskset -c 1 "$wsload" -q -c 10 -p 1 -s 16 -t binary -d 8 -w 0 "ws://127.0.0.1:$port/" >"$work/wsload"

@@ -19,10 +19,12 @@
 //   answer or Close frame is never destroyed by a reset.
 // - Commands from other threads arrive through a locked inbox and an eventfd wake-up; the
 //   loop's own I/O path takes no lock.
-// - The loop is also a Swift executor (serial and task executor): jobs enqueued on its own
-//   thread go to a local run queue, others through a locked queue and the wake-up; they run
-//   between readiness events, before the loop waits again. The service layer runs each
-//   connection's async callbacks here, on the connection's own loop.
+// - The loop is also a Swift task executor: jobs enqueued on its own thread go to a local run
+//   queue, others through a locked queue and the wake-up; they run between readiness events,
+//   before the loop waits again. The service layer gives each connection's callbacks the
+//   loop as their executor preference, so nonisolated async code runs here. (Not a serial
+//   executor: jobs run as task-executor jobs, in the generic context that nonisolated
+//   functions expect, so calling one is no hop.)
 
 internal import Glibc
 internal import CWSSystem
@@ -30,7 +32,7 @@ import Synchronization
 import WSCore
 import WSTransport
 
-final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
+final class EventLoop: TaskExecutor, @unchecked Sendable {
     private static let listenerToken: UInt64 = 0
     private static let wakeToken: UInt64 = 1
 
@@ -143,23 +145,21 @@ final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
         }
         if ended {
             // The loop is gone: run it here, serialized with any other late job.
-            jobInbox.withLock { _ in job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor()) }
+            jobInbox.withLock { _ in job.runSynchronously(on: asUnownedTaskExecutor()) }
         } else if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
             var one: UInt64 = 1
             _ = Glibc.write(wakefd, &one, 8)
         }
     }
 
-    func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
     func asUnownedTaskExecutor() -> UnownedTaskExecutor { UnownedTaskExecutor(ordinary: self) }
-    func checkIsolated() { precondition(isCurrent, "not on the event loop's thread") }
 
     /// Runs the jobs queued so far, and those they queue, until none is left.
     private func runJobs() {
         while !runQueue.isEmpty {
             let jobs = runQueue
             runQueue.removeAll(keepingCapacity: true)
-            for job in jobs { job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor()) }
+            for job in jobs { job.runSynchronously(on: asUnownedTaskExecutor()) }
         }
     }
 
@@ -223,7 +223,7 @@ final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
             q.jobs.removeAll()
             return j
         }
-        for job in late { job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor()) }
+        for job in late { job.runSynchronously(on: asUnownedTaskExecutor()) }
         runJobs()
         Glibc.close(epfd)
         Glibc.close(wakefd)
@@ -289,19 +289,26 @@ final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
                 refuse(s, tls: server.tls != nil)
                 continue
             }
-            let engine: WSProtocol
-            let stream: WSStream
-            do {
-                stream = WSStream(socket: s, tls: try server.tls?.makeSession())
-                engine = try WSProtocol(server: server.handshake, configuration: context.connection, now: now)
-            } catch {
-                context.releaseConnection()
-                s.close()
-                continue
-            }
-            adopt(WSEpollConnection(id: context.nextID(), loop: self, stream: stream,
-                                    remoteAddress: s.peerAddress?.description ?? "?", engine: engine))
+            adoptAccepted(s)
         }
+    }
+
+    /// Takes an accepted socket (its count reserved by the caller) as a server connection:
+    /// TLS session, engine awaiting the request, a slot.
+    func adoptAccepted(_ s: WSSocket) {
+        guard let server = context.server else { return }
+        let engine: WSProtocol
+        let stream: WSStream
+        do {
+            stream = WSStream(socket: s, tls: try server.tls?.makeSession())
+            engine = try WSProtocol(server: server.handshake, configuration: context.connection, now: now)
+        } catch {
+            context.releaseConnection()
+            s.close()
+            return
+        }
+        adopt(WSEpollConnection(id: context.nextID(), loop: self, stream: stream,
+                                remoteAddress: s.peerAddress?.description ?? "local", engine: engine))
     }
 
     /// Takes a connection into this loop: a slot, the epoll registration (once, for good), its
@@ -617,6 +624,7 @@ final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
             if !c.wasActive && c.engine.bufferedAmount == 0 {
                 c.engine.releaseIdleMemory()
                 c.stream.tls?.releaseIdleMemory()
+                c.serviceHooks?.idle(c)
             }
             c.wasActive = false
         }

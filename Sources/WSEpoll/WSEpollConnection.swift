@@ -86,7 +86,7 @@ public final class WSEpollConnection: @unchecked Sendable {
 
     /// The loop that owns the connection, as an executor: the service layer runs the
     /// connection's callbacks on it.
-    package var executor: any TaskExecutor & SerialExecutor { loop }
+    package var executor: any TaskExecutor { loop }
 
     /// Whether the caller runs on the owning loop's thread.
     package var isOnLoop: Bool { loop.isCurrent }
@@ -116,14 +116,13 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// loop only).
     package func notifyWhenWritable() { writabilityWanted = true }
 
-    /// Queues a flush of what was sent from outside a handler callback (owning loop only).
-    package func flushSoon() { loop.markDirty(self) }
 
-    /// The engine, for the service layer's commands (owning loop only; call ``flushSoon()``
-    /// after sending outside a handler callback).
-    package var protocolEngine: WSProtocol {
-        _read { yield engineCell.value }
-        _modify { yield &engineCell.value }
+    /// Runs `body` on the engine and queues a flush, for the service layer's commands (owning
+    /// loop only). A function rather than an accessor: a `_modify` coroutine called from
+    /// another module allocates its frame on every access.
+    package func withEngine<R, E: Error>(_ body: (inout WSProtocol) throws(E) -> R) throws(E) -> R {
+        defer { loop.markDirty(self) }
+        return try body(&engineCell.value)
     }
 
     // MARK: Commands

@@ -51,6 +51,9 @@ package protocol WSEpollServiceHooks: WSEpollHandler, Sendable {
     /// ``WSEpollConnection/isWritable`` turned true after
     /// ``WSEpollConnection/notifyWhenWritable()`` asked for it.
     func writable(_ connection: WSEpollConnection)
+    /// Nothing was read or written for a sweep period (about a second): a moment to give back
+    /// memory kept for a busy connection.
+    func idle(_ connection: WSEpollConnection)
 }
 
 /// An upgrade decision made after the request was reported (an `async` upgrade service).

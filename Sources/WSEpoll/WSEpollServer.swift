@@ -119,6 +119,42 @@ public final class WSEpollServer: Sendable {
         boundPort.withLock { $0 = port }
     }
 
+    /// Starts the loops without listening sockets: connections come only through
+    /// ``adoptAccepted(_:)`` (in-memory tests).
+    package func startWithoutListening() throws {
+        try context.server!.handshake.validate()
+        var loops: [EventLoop] = []
+        for i in 0..<max(1, configuration.loops) { loops.append(try EventLoop(index: i, context: context, listener: nil)) }
+        try group.start(loops)
+    }
+
+    /// Serves `socket` as if a loop had accepted it (one end of ``WSSocket/pair()``, say).
+    /// - Throws: ``WSUsageError`` when not started or over the connection limit.
+    package func adoptAccepted(_ socket: WSSocket) throws(WSUsageError) {
+        guard let loop = group.pick() else { throw .invalidConfiguration("the server is not started") }
+        guard context.reserveConnection() else { throw .invalidConfiguration("more than maxConnections connections") }
+        loop.execute { loop.adoptAccepted(socket) }
+    }
+
+    /// Opens a client connection over `socket` (already connected) on one of this server's
+    /// loops: the client half of an in-memory test pair, or a test client over loopback. It
+    /// counts against ``Configuration/maxConnections``. `handler` gets its events on the loop;
+    /// commands are queued until the handshake is done.
+    package func adoptClient(_ socket: WSSocket, handshake: WSClientHandshake, configuration: WSProtocol.Configuration,
+                             handler: any WSEpollHandler & Sendable) throws -> WSEpollConnection {
+        guard let loop = group.pick() else { throw WSUsageError.invalidConfiguration("the server is not started") }
+        guard context.reserveConnection() else { throw WSUsageError.invalidConfiguration("more than maxConnections connections") }
+        let engine: WSProtocol
+        do { engine = try WSProtocol(client: handshake, configuration: configuration, now: WSClock.now()) } catch {
+            context.releaseConnection()
+            throw error
+        }
+        let connection = WSEpollConnection(id: context.nextID(), loop: loop, stream: WSStream(socket: socket, tls: nil),
+                                           remoteAddress: "local", engine: engine, handler: handler)
+        loop.execute { loop.adopt(connection) }
+        return connection
+    }
+
     /// The port the server listens on (the chosen one when configured with 0).
     public var port: Int { boundPort.withLock { $0 } }
 

@@ -23,19 +23,33 @@ import Synchronization
 import WSCore
 import WSEpoll
 
-final class ServiceConnection: WSEpollServiceHooks, @unchecked Sendable {
+/// A connection's loop-side state and commands, whatever its service type: the queue, the
+/// caller's commands, the events from the loop. ``ServiceConnection`` adds the service and
+/// the runner that calls it.
+class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
+    /// A queued cause of a callback. Small (the rare large payloads are boxed): items are
+    /// copied through the queue and the runner's frame.
     enum Item {
         case open
-        case message(Payload)
+        case text(String)
+        case binary([UInt8])
         case ping([UInt8])
         case pong([UInt8])
         case idle
-        case failed(WSServiceError)
-        case closed(WSProtocol.CloseInfo)
+        indirect case failed(WSServiceError)
+        indirect case closed(WSProtocol.CloseInfo)
+
+        /// What the item counts against the inbound high-water mark: its bytes, plus its slot.
+        var queuedSize: Int {
+            switch self {
+            case .text(let s): s.utf8.count + 64
+            case .binary(let b), .ping(let b), .pong(let b): b.count + 64
+            case .open, .idle, .failed, .closed: 64
+            }
+        }
     }
 
     let connection: WSEpollConnection
-    let service: any WSService
     let route: Route
     let request: WSUpgradeRequest
     let subprotocol: String?
@@ -44,24 +58,32 @@ final class ServiceConnection: WSEpollServiceHooks, @unchecked Sendable {
     /// 0 connecting, 1 open, 2 closing, 3 closed (readable from any thread).
     let phase = Atomic<UInt8>(0)
 
-    // Loop-thread state.
-    private var queue: [Item] = []
-    private var head = 0
-    private var queuedBytes = 0
-    private var running = false
+    // Loop-thread state, `@exclusivity(unchecked)` as in the epoll loop (no run-time access
+    // checks on the hot path; no overlapping accesses are made).
+    /// Items are moved out (`take()`), not copied: no reference counting per message.
+    @exclusivity(unchecked) private var queue: [Item?] = []
+    @exclusivity(unchecked) private var head = 0
+    @exclusivity(unchecked) private var queuedBytes = 0
+    @exclusivity(unchecked) private var running = false
+    /// The runner, waiting for the next burst (it keeps its task and frames between bursts of
+    /// a busy connection; an idle one ends it).
+    @exclusivity(unchecked) private var parked: UnsafeContinuation<Bool, Never>?
+    /// The connection's last item has been delivered: the runner ends instead of parking.
+    @exclusivity(unchecked) private var ended = false
     /// A failure closed the connection: data still queued is not delivered.
-    private var failing = false
-    private var writeWaiters: [CheckedContinuation<Void, Never>] = []
-    private var closeWaiters: [CheckedContinuation<WSProtocol.CloseInfo, Never>] = []
-    private var closeInfo: WSProtocol.CloseInfo?
+    @exclusivity(unchecked) var failing = false
+    @exclusivity(unchecked) private var writeWaiters: [CheckedContinuation<Void, Never>] = []
+    @exclusivity(unchecked) private var closeWaiters: [CheckedContinuation<WSProtocol.CloseInfo, Never>] = []
+    @exclusivity(unchecked) private var closeInfo: WSProtocol.CloseInfo?
+    /// `closeInfo != nil`, without copying the info on the hot path.
+    @exclusivity(unchecked) private var isClosed = false
 
-    init(connection: WSEpollConnection, service: any WSService, route: Route, request: WSUpgradeRequest, subprotocol: String?) {
+    init(connection: WSEpollConnection, route: Route, request: WSUpgradeRequest, subprotocol: String?) {
         self.connection = connection
-        self.service = service
         self.route = route
         self.request = request
         self.subprotocol = subprotocol
-        self.id = ServiceConnection.nextID()
+        self.id = ServiceConnectionBase.nextID()
     }
 
     private static let ids = Atomic<UInt64>(0)
@@ -73,26 +95,29 @@ final class ServiceConnection: WSEpollServiceHooks, @unchecked Sendable {
     var caller: WSCaller { WSCaller(self) }
     var logger: Logger { route.logger }
 
+    /// Delivers queued items until none is left (the subclass knows the service).
+    func run() async { fatalError("abstract") }
+
     // MARK: Events from the loop
 
     func opened(_ connection: WSEpollConnection, _ result: WSHandshakeResult) {
         phase.store(1, ordering: .releasing)
-        enqueue(.open, size: 0)
+        enqueue(.open)
     }
 
     func received(_ connection: WSEpollConnection, kind: WSMessageKind, data: Span<UInt8>, isFinal: Bool) {
         guard !failing else { return }
-        enqueue(.message(kind == .text ? .text(makeString(data)) : .binary(makeArray(data))), size: data.count)
+        enqueue(kind == .text ? .text(makeString(data)) : .binary(makeArray(data)))
     }
 
     func event(_ connection: WSEpollConnection, _ event: WSProtocol.Event) {
         switch event {
         case .ping(let payload):
-            if route.shape.onPing != nil { enqueue(.ping(Array(payload)), size: payload.count) }
+            if route.hasPing { enqueue(.ping(Array(payload))) }
         case .pong(let payload):
-            if route.shape.onPong != nil { enqueue(.pong(Array(payload)), size: payload.count) }
+            if route.hasPong { enqueue(.pong(Array(payload))) }
         case .idleTimeout:
-            enqueue(.idle, size: 0)
+            enqueue(.idle)
         case .closeReceived:
             phase.store(2, ordering: .releasing)
         case .failed(let error):
@@ -100,28 +125,56 @@ final class ServiceConnection: WSEpollServiceHooks, @unchecked Sendable {
             failing = true
             let code: WSServiceError.Code = error.closeCode == .messageTooBig ? .payloadTooLarge : .protocol
             logger.debug("connection failed", metadata: ["connection": "\(id)", "error": "\(error)"])
-            enqueue(.failed(WSServiceError(code, error.description, closeCode: error.closeCode, underlying: error)), size: 0)
+            enqueue(.failed(WSServiceError(code, error.description, closeCode: error.closeCode, underlying: error)))
         case .closed(let info):
             phase.store(3, ordering: .releasing)
             closeInfo = info
+            isClosed = true
             resumeWriters()
             let waiters = closeWaiters
             closeWaiters.removeAll()
             for w in waiters { w.resume(returning: info) }
-            enqueue(.closed(info), size: 0)
+            enqueue(.closed(info))
         default:
             break
         }
     }
 
+    /// The end of a burst of events: a parked runner is resumed (it runs as a job before the
+    /// loop waits again); without one, a runner starts here, inline (a callback that does not
+    /// suspend finishes before this returns).
     func drained(_ connection: WSEpollConnection) {
-        guard !running, head < queue.count else { return }
+        guard head < queue.count else { return }
+        if let runner = parked {
+            parked = nil
+            runner.resume(returning: true)
+            return
+        }
+        guard !running else { return }
         running = true
-        Task.immediate(executorPreference: connection.executor) { [self] in await self.run() }
+        Task.immediate(executorPreference: connection.executor) { [self] in
+            repeat {
+                await self.run()
+            } while await self.park()
+            self.running = false
+        }
+    }
+
+    /// Waits for the next burst; false when the runner should end (idle, or closed).
+    private func park() async -> Bool {
+        guard !ended else { return false }
+        return await withUnsafeContinuation { parked = $0 }
     }
 
     func writable(_ connection: WSEpollConnection) {
         resumeWriters()
+    }
+
+    func idle(_ connection: WSEpollConnection) {
+        if let runner = parked {
+            parked = nil
+            runner.resume(returning: false)
+        }
     }
 
     private func resumeWriters() {
@@ -132,162 +185,75 @@ final class ServiceConnection: WSEpollServiceHooks, @unchecked Sendable {
 
     // MARK: The queue
 
-    private func enqueue(_ item: Item, size: Int) {
+    private func enqueue(_ item: Item) {
         queue.append(item)
-        // Each item also costs its slot and bookkeeping.
-        queuedBytes += size + 64
+        queuedBytes += item.queuedSize
         if queuedBytes > route.configuration.inboundHighWaterMark { connection.applicationPaused = true }
     }
 
-    private func next() -> Item? {
-        guard head < queue.count else { return nil }
-        let item = queue[head]
-        queue[head] = .idle
+    /// The next queued item, if any.
+    final func next() -> Item? {
+        guard head < queue.count, let item = queue[head].take() else { return nil }
         head += 1
         if head == queue.count {
             // A long queue's memory is given back once it has drained.
             queue.removeAll(keepingCapacity: queue.capacity <= 16)
             head = 0
         }
-        switch item {
-        case .message(.text(let s)): queuedBytes -= s.utf8.count + 64
-        case .message(.binary(let b)), .ping(let b), .pong(let b): queuedBytes -= b.count + 64
-        default: queuedBytes -= 64
-        }
+        queuedBytes -= item.queuedSize
         if connection.applicationPaused && queuedBytes <= route.configuration.inboundLowWaterMark {
             connection.resumeReading()
         }
         return item
     }
 
-    /// The runner: delivers queued items until none is left.
-    private func run() async {
-        while let item = next() {
-            await deliver(item)
-        }
-        running = false
-    }
-
-    private func deliver(_ item: Item) async {
-        let caller = self.caller
-        let shape = route.shape
-        switch item {
-        case .open:
-            await call("onOpen") { try await self.service.onOpen(caller) }
-        case .message(let payload):
-            guard !failing else { return }
-            await deliverMessage(payload, caller: caller, shape: shape)
-        case .ping(let data):
-            guard let onPing = shape.onPing else { return }
-            await call("onPing") {
-                guard let pong = try await onPing(self.service, caller, data) else { return }
-                try self.onLoop { (engine) throws(WSUsageError) in try engine.pong(pong) }
-            }
-        case .pong(let data):
-            guard let onPong = shape.onPong else { return }
-            await call("onPong") { try await onPong(self.service, caller, data) }
-        case .idle:
-            await call("onIdleTimeout") { try await self.service.onIdleTimeout(caller) }
-        case .failed(let error):
-            await service.onError(caller, error: error)
-        case .closed(let info):
-            await service.onClose(caller, statusCode: Int(info.code.rawValue), reason: info.reason)
-            queue.removeAll()
-        }
-    }
-
-    private func deliverMessage(_ payload: Payload, caller: WSCaller, shape: ServiceShape) async {
-        let validate = route.configuration.validation
-        // Custom dispatch reads the message as a JSON object once: its key picks the handler,
-        // its stream id goes into every reply to it.
-        var object: [String: WSJSON]?
-        if shape.dispatch != nil, route.configuration.dispatcherKey != nil {
-            object = try? JSONDecoder().decode([String: WSJSON].self, from: payload.utf8)
-        }
-        let streamID = route.configuration.dispatcherStreamId.flatMap { k in object?[k].map { (key: k, value: $0) } }
-        func replying(_ reply: Outgoing) -> Outgoing {
-            streamID.map { addingStreamID(reply, key: $0.key, value: $0.value) } ?? reply
-        }
-        if let object, let table = shape.dispatch, let key = route.configuration.dispatcherKey,
-           let entry = table.entry(for: object, key: key) {
-            await call("dispatch") {
-                var reply: Outgoing?
-                do {
-                    reply = try await entry.handle(self.service, caller, payload, validate)
-                } catch let failure as BindingFailure {
-                    guard let onError = entry.onError else { throw failure }
-                    reply = try await onError(self.service, caller, failure.error)
-                }
-                if let reply { try await self.send(replying(reply)) }
-            }
-            return
-        }
-        await call("onMessage") {
-            let reply: Outgoing?
-            switch payload {
-            case .text(let text) where shape.onText != nil:
-                reply = try await shape.onText!(self.service, caller, text)
-            case .binary(let data) where shape.onBinary != nil:
-                reply = try await shape.onBinary!(self.service, caller, data)
-            default:
-                guard let onMessage = shape.onMessage else { return }
-                reply = try await onMessage(self.service, caller, payload, validate)
-            }
-            if let reply { try await self.send(replying(reply)) }
-        }
-    }
-
-    /// Runs a callback; what it throws closes the connection (1003 for a binding failure,
-    /// 1011 otherwise) and goes to `onError` once the Close is queued.
-    private func call(_ name: String, _ body: () async throws -> Void) async {
-        do {
-            try await body()
-        } catch {
-            let failure: WSServiceError
-            switch error {
-            case let b as BindingFailure:
-                failure = b.error
-            case let s as WSServiceError where s.code == .connectionClosure:
-                // Writing to a connection that closed meanwhile: its onClose tells the story.
-                logger.debug("write after close", metadata: ["connection": "\(id)", "callback": "\(name)"])
-                return
-            default:
-                failure = WSServiceError(.callback, "\(name) threw: \(error)", closeCode: .internalError, underlying: SendableDescription(error))
-            }
-            logger.debug("closing after an error", metadata: ["connection": "\(id)", "error": "\(failure)"])
-            failing = true
-            if let code = failure.closeCode {
-                try? onLoop { (engine) throws(WSUsageError) in try engine.close(code: code, reason: failure.code.rawValue) }
-            }
-            await service.onError(self.caller, error: failure)
-        }
+    /// Drops what is still queued: the connection has ended, and its runner ends too.
+    func discardQueue() {
+        queue.removeAll()
+        head = 0
+        queuedBytes = 0
+        ended = true
     }
 
     // MARK: Commands (on the loop)
 
     /// Runs `body` on the engine and flushes. On the loop's thread only.
     func onLoop(_ body: (inout WSProtocol) throws(WSUsageError) -> Void) throws(WSUsageError) {
-        try body(&connection.protocolEngine)
-        connection.flushSoon()
+        try connection.withEngine(body)
     }
 
-    /// Sends a message, first waiting while the outbound buffer is above its high-water mark.
-    /// On the loop's thread only.
-    func send(_ message: Outgoing) async throws(WSServiceError) {
-        while closeInfo == nil && !connection.protocolEngine.isWritable {
+    /// Whether a message may be sent now without waiting (or the connection is over, and the
+    /// send will say so).
+    final var canWrite: Bool { isClosed || connection.isWritable }
+
+    /// Waits until the outbound buffer is below its low-water mark again (or the connection
+    /// ends). On the loop's thread only.
+    final func waitUntilWritable() async {
+        while !canWrite {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 writeWaiters.append(c)
                 connection.notifyWhenWritable()
             }
         }
+    }
+
+    /// Sends a message at once. On the loop's thread only.
+    final func sendNow(_ message: Outgoing) throws(WSServiceError) {
         do {
             switch message {
-            case .text(let s): try onLoop { (engine) throws(WSUsageError) in try engine.sendText(s) }
-            case .binary(let b): try onLoop { (engine) throws(WSUsageError) in try engine.sendBinary(b) }
+            case .text(let s): try connection.withEngine { (engine) throws(WSUsageError) in try engine.sendText(s) }
+            case .binary(let b): try sendBinary(b)
             }
         } catch {
             throw Self.writeError(error)
         }
+    }
+
+    /// Sends a message, first waiting while the outbound buffer is above its high-water mark.
+    /// On the loop's thread only.
+    func send(_ message: Outgoing) async throws(WSServiceError) {
+        if !canWrite { await waitUntilWritable() }
+        try sendNow(message)
     }
 
     /// Starts the closing handshake and waits until the connection has closed (or the wait
@@ -326,7 +292,7 @@ final class ServiceConnection: WSEpollServiceHooks, @unchecked Sendable {
 
     /// Runs `body` on the connection's loop: at once when already there, otherwise hopping
     /// there and back. For ``WSCaller``'s commands from any task.
-    func onLoopAsync<R: Sendable>(_ body: @escaping @Sendable (ServiceConnection) async throws(WSServiceError) -> R) async throws(WSServiceError) -> R {
+    func onLoopAsync<R: Sendable>(_ body: @escaping @Sendable (ServiceConnectionBase) async throws(WSServiceError) -> R) async throws(WSServiceError) -> R {
         if connection.isOnLoop { return try await body(self) }
         let result: Result<R, WSServiceError> = await withCheckedContinuation { continuation in
             connection.execute { [self] in
@@ -345,3 +311,143 @@ final class ServiceConnection: WSEpollServiceHooks, @unchecked Sendable {
 
 /// This process's id, to make connection ids unique across processes sharing logs.
 private let processTag = UInt64(getpid())
+
+/// A connection of a service of type `S`: the runner that calls `S`'s methods.
+final class ServiceConnection<S: WSService>: ServiceConnectionBase, @unchecked Sendable {
+    let service: S
+    let shape: ServiceShape<S>
+
+    init(connection: WSEpollConnection, service: S, shape: ServiceShape<S>, route: Route, request: WSUpgradeRequest, subprotocol: String?) {
+        self.service = service
+        self.shape = shape
+        super.init(connection: connection, route: route, request: request, subprotocol: subprotocol)
+    }
+
+    /// Text and binary messages for `onTextMessage`/`onBinaryMessage` take the short path:
+    /// one call of the service's method and a send; the rest goes through `deliver`.
+    override func run() async {
+        let caller = self.caller
+        let onText = shape.dispatch == nil ? shape.onText : nil
+        let onBinary = shape.dispatch == nil ? shape.onBinary : nil
+        while let item = next() {
+            switch item {
+            case .text(let text) where onText != nil:
+                guard !failing else { continue }
+                do {
+                    if let reply = try await onText.unsafelyUnwrapped.call(service, caller, text) {
+                        if !canWrite { await waitUntilWritable() }
+                        try sendNow(reply)
+                    }
+                } catch {
+                    await fail(error, in: "onTextMessage")
+                }
+            case .binary(let data) where onBinary != nil:
+                guard !failing else { continue }
+                do {
+                    if let reply = try await onBinary.unsafelyUnwrapped.call(service, caller, data) {
+                        if !canWrite { await waitUntilWritable() }
+                        try sendNow(reply)
+                    }
+                } catch {
+                    await fail(error, in: "onBinaryMessage")
+                }
+            default:
+                await deliver(item)
+            }
+        }
+    }
+
+    private func deliver(_ item: Item) async {
+        let caller = self.caller
+        switch item {
+        case .open:
+            do { try await service.onOpen(caller) } catch { await fail(error, in: "onOpen") }
+        case .text(let text):
+            guard !failing else { return }
+            await deliverMessage(.text(text), caller: caller)
+        case .binary(let data):
+            guard !failing else { return }
+            await deliverMessage(.binary(data), caller: caller)
+        case .ping(let data):
+            guard let onPing = shape.onPing else { return }
+            do {
+                if let pong = try await onPing.call(service, caller, data) {
+                    try onLoop { (engine) throws(WSUsageError) in try engine.pong(pong) }
+                }
+            } catch {
+                await fail(error, in: "onPing")
+            }
+        case .pong(let data):
+            guard let onPong = shape.onPong else { return }
+            do { try await onPong.call(service, caller, data) } catch { await fail(error, in: "onPong") }
+        case .idle:
+            do { try await service.onIdleTimeout(caller) } catch { await fail(error, in: "onIdleTimeout") }
+        case .failed(let error):
+            await service.onError(caller, error: error)
+        case .closed(let info):
+            await service.onClose(caller, statusCode: Int(info.code.rawValue), reason: info.reason)
+            discardQueue()
+        }
+    }
+
+    /// A message for custom dispatch, data-bound `onMessage`, or (no handler matched) the
+    /// text/binary callbacks.
+    private func deliverMessage(_ payload: Payload, caller: WSCaller) async {
+        let configuration = route.configuration
+        // Custom dispatch reads the message as a JSON object once: its key picks the handler,
+        // its stream id goes into every reply to it.
+        var object: [String: WSJSON]?
+        if shape.dispatch != nil, configuration.dispatcherKey != nil {
+            object = try? JSONDecoder().decode([String: WSJSON].self, from: payload.utf8)
+        }
+        let streamID = configuration.dispatcherStreamId.flatMap { k in object?[k].map { (key: k, value: $0) } }
+        do {
+            var reply: Outgoing?
+            if let object, let key = configuration.dispatcherKey, let entry = shape.dispatch?.entry(for: object, key: key) {
+                do {
+                    reply = try await entry.handle(service, caller, payload, configuration.validation)
+                } catch let failure as BindingFailure {
+                    guard let onError = entry.onError else { throw failure }
+                    reply = try await onError(service, caller, failure.error)
+                }
+            } else {
+                switch payload {
+                case .text(let text) where shape.onText != nil:
+                    reply = try await shape.onText!.call(service, caller, text)
+                case .binary(let data) where shape.onBinary != nil:
+                    reply = try await shape.onBinary!.call(service, caller, data)
+                default:
+                    guard let onMessage = shape.onMessage else { return }
+                    reply = try await onMessage.call(service, caller, payload, validate: configuration.validation)
+                }
+            }
+            if let reply {
+                try await send(streamID.map { addingStreamID(reply, key: $0.key, value: $0.value) } ?? reply)
+            }
+        } catch {
+            await fail(error, in: "onMessage")
+        }
+    }
+
+    /// What a callback threw closes the connection (1003 for a binding failure, 1011
+    /// otherwise); `onError` gets it once the Close is queued.
+    private func fail(_ error: any Error, in name: String) async {
+        let failure: WSServiceError
+        switch error {
+        case let b as BindingFailure:
+            failure = b.error
+        case let s as WSServiceError where s.code == .connectionClosure:
+            // Writing to a connection that closed meanwhile: its onClose tells the story.
+            logger.debug("write after close", metadata: ["connection": "\(id)", "callback": "\(name)"])
+            return
+        default:
+            failure = WSServiceError(.callback, "\(name) threw: \(error)", closeCode: .internalError, underlying: SendableDescription(error))
+        }
+        logger.debug("closing after an error", metadata: ["connection": "\(id)", "error": "\(failure)"])
+        failing = true
+        if let code = failure.closeCode {
+            try? onLoop { (engine) throws(WSUsageError) in try engine.close(code: code, reason: failure.code.rawValue) }
+        }
+        await service.onError(caller, error: failure)
+    }
+}

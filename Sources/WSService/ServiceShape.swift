@@ -1,5 +1,6 @@
-// What a service type can do, learnt once when it is attached: a closure per capability that
-// casts the service back to its type and calls the method, and how each reply type is sent.
+// What a service type can do, learnt once when it is attached: an object per capability that
+// calls the method on the service's own type (no casts, closures or existentials per message),
+// and how each reply type is sent.
 
 import FoundationEssentials
 import WSCore
@@ -35,72 +36,135 @@ struct BindingFailure: Error {
     var error: WSServiceError
 }
 
-typealias DataHandler = @Sendable (any WSService, WSCaller, Payload) async throws -> Outgoing?
-typealias ControlHandler = @Sendable (any WSService, WSCaller, [UInt8]) async throws -> [UInt8]?
-
-/// The capabilities of one service type.
-struct ServiceShape: Sendable {
-    var typeName: String
-    var onText: (@Sendable (any WSService, WSCaller, String) async throws -> Outgoing?)?
-    var onBinary: (@Sendable (any WSService, WSCaller, [UInt8]) async throws -> Outgoing?)?
-    /// Data-bound `onMessage`: binds (throwing ``BindingFailure``), then calls.
-    var onMessage: (@Sendable (any WSService, WSCaller, Payload, _ validate: Bool) async throws -> Outgoing?)?
-    var onPing: ControlHandler?
-    var onPong: (@Sendable (any WSService, WSCaller, [UInt8]) async throws -> Void)?
-    var dispatch: AnyDispatchTable?
+/// The capabilities of the service type `S`: one object per capability it has, each a
+/// subclass made for `S`'s conformance (a virtual call per message, nothing more).
+final class ServiceShape<S: WSService>: Sendable {
+    let typeName: String
+    let onText: TextCall<S>?
+    let onBinary: BinaryCall<S>?
+    let onMessage: MessageCall<S>?
+    let onPing: PingCall<S>?
+    let onPong: PongCall<S>?
+    let dispatch: WSDispatchTable<S>?
 
     /// Learns `S`'s capabilities. Throws for a service that cannot work: `onMessage` beside
     /// `onTextMessage`/`onBinaryMessage`, a reply type that cannot be sent, a dispatch table
     /// with a bad handler name.
-    init<S: WSService>(_: S.Type) throws(WSServiceConfigurationError) {
+    init() throws(WSServiceConfigurationError) {
         typeName = String(reflecting: S.self)
-        do {
-            if let t = S.self as? any WSTextService.Type { onText = try Self.text(t) }
-            if let t = S.self as? any WSBinaryService.Type { onBinary = try Self.binary(t) }
-            if let t = S.self as? any WSMessageService.Type { onMessage = try Self.message(t) }
-            if let t = S.self as? any WSPingService.Type { onPing = try Self.ping(t) }
-            if let t = S.self as? any WSPongService.Type { onPong = Self.pong(t) }
-            if let t = S.self as? any WSDispatchingService.Type { dispatch = try Self.dispatchTable(t) }
-        } catch let error as WSServiceConfigurationError {
-            throw error
-        } catch {
-            throw WSServiceConfigurationError("\(error)")
-        }
+        // Each capability object is made for the opened conformance and is, at run time, the
+        // same type as the `…Call<S>` it is stored as.
+        var made: Any?
+        if let t = S.self as? any WSTextService.Type { made = try makeTextCall(t) }
+        onText = made as! TextCall<S>?
+        made = nil
+        if let t = S.self as? any WSBinaryService.Type { made = try makeBinaryCall(t) }
+        onBinary = made as! BinaryCall<S>?
+        made = nil
+        if let t = S.self as? any WSMessageService.Type { made = try makeMessageCall(t) }
+        onMessage = made as! MessageCall<S>?
+        made = nil
+        if let t = S.self as? any WSPingService.Type { made = try makePingCall(t) }
+        onPing = made as! PingCall<S>?
+        made = nil
+        if let t = S.self as? any WSPongService.Type { made = makePongCall(t) }
+        onPong = made as! PongCall<S>?
+        made = nil
+        if let t = S.self as? any WSDispatchingService.Type { made = dispatchTable(of: t) }
+        dispatch = made as! WSDispatchTable<S>?
+        if let problem = dispatch?.problem { throw WSServiceConfigurationError("\(typeName).dispatchTable: \(problem)") }
         if onMessage != nil && (onText != nil || onBinary != nil) {
             throw WSServiceConfigurationError(
                 "\(typeName) has onMessage together with onTextMessage or onBinaryMessage: a data-bound onMessage receives every message, so it cannot be combined with them")
         }
     }
+}
 
-    private static func text<T: WSTextService>(_: T.Type) throws -> @Sendable (any WSService, WSCaller, String) async throws -> Outgoing? {
-        let encode = try replyEncoder(T.TextReply.self, of: "onTextMessage")
-        return { service, caller, text in try encode(try await (service as! T).onTextMessage(caller, text: text)) }
+// Each makes the capability object for a conformance opened from `S.self` (returned as `Any`:
+// a result typed by the opened type could not leave the opening).
+private func makeTextCall<T: WSTextService>(_: T.Type) throws(WSServiceConfigurationError) -> Any {
+    TextCallOf<T>(reply: try ReplyEncoder(of: "onTextMessage"))
+}
+private func makeBinaryCall<T: WSBinaryService>(_: T.Type) throws(WSServiceConfigurationError) -> Any {
+    BinaryCallOf<T>(reply: try ReplyEncoder(of: "onBinaryMessage"))
+}
+private func makeMessageCall<T: WSMessageService>(_: T.Type) throws(WSServiceConfigurationError) -> Any {
+    MessageCallOf<T>(reply: try ReplyEncoder(of: "onMessage"))
+}
+private func makePingCall<T: WSPingService>(_: T.Type) throws(WSServiceConfigurationError) -> Any {
+    PingCallOf<T>(reply: try ReplyEncoder(of: "onPing"))
+}
+private func makePongCall<T: WSPongService>(_: T.Type) -> Any { PongCallOf<T>() }
+private func dispatchTable<T: WSDispatchingService>(of _: T.Type) -> Any { T.dispatchTable }
+
+// MARK: Capabilities
+
+// The base classes are what a connection of `S` holds; the `…Of` subclasses know the
+// conformance. Their methods run on the caller's executor (the connection's loop).
+
+class TextCall<S: WSService>: @unchecked Sendable {
+    init() {}
+    func call(_ service: S, _ caller: WSCaller, _ text: String) async throws -> Outgoing? { fatalError("abstract") }
+}
+
+final class TextCallOf<S: WSTextService>: TextCall<S>, @unchecked Sendable {
+    let reply: ReplyEncoder<S.TextReply>
+    init(reply: ReplyEncoder<S.TextReply>) { self.reply = reply }
+    override func call(_ service: S, _ caller: WSCaller, _ text: String) async throws -> Outgoing? {
+        try reply.encode(try await service.onTextMessage(caller, text: text))
     }
+}
 
-    private static func binary<T: WSBinaryService>(_: T.Type) throws -> @Sendable (any WSService, WSCaller, [UInt8]) async throws -> Outgoing? {
-        let encode = try replyEncoder(T.BinaryReply.self, of: "onBinaryMessage")
-        return { service, caller, data in try encode(try await (service as! T).onBinaryMessage(caller, data: data)) }
+class BinaryCall<S: WSService>: @unchecked Sendable {
+    init() {}
+    func call(_ service: S, _ caller: WSCaller, _ data: [UInt8]) async throws -> Outgoing? { fatalError("abstract") }
+}
+
+final class BinaryCallOf<S: WSBinaryService>: BinaryCall<S>, @unchecked Sendable {
+    let reply: ReplyEncoder<S.BinaryReply>
+    init(reply: ReplyEncoder<S.BinaryReply>) { self.reply = reply }
+    override func call(_ service: S, _ caller: WSCaller, _ data: [UInt8]) async throws -> Outgoing? {
+        try reply.encode(try await service.onBinaryMessage(caller, data: data))
     }
+}
 
-    private static func message<T: WSMessageService>(_: T.Type) throws -> @Sendable (any WSService, WSCaller, Payload, Bool) async throws -> Outgoing? {
-        let encode = try replyEncoder(T.MessageReply.self, of: "onMessage")
-        return { service, caller, payload, validate in
-            let message = try bind(payload, to: T.Message.self, validate: validate)
-            return try encode(try await (service as! T).onMessage(caller, message: message))
-        }
+class MessageCall<S: WSService>: @unchecked Sendable {
+    init() {}
+    /// Binds (throwing ``BindingFailure``), then calls.
+    func call(_ service: S, _ caller: WSCaller, _ payload: Payload, validate: Bool) async throws -> Outgoing? { fatalError("abstract") }
+}
+
+final class MessageCallOf<S: WSMessageService>: MessageCall<S>, @unchecked Sendable {
+    let reply: ReplyEncoder<S.MessageReply>
+    init(reply: ReplyEncoder<S.MessageReply>) { self.reply = reply }
+    override func call(_ service: S, _ caller: WSCaller, _ payload: Payload, validate: Bool) async throws -> Outgoing? {
+        let message = try bind(payload, to: S.Message.self, validate: validate)
+        return try reply.encode(try await service.onMessage(caller, message: message))
     }
+}
 
-    private static func ping<T: WSPingService>(_: T.Type) throws -> ControlHandler {
-        let encode = try replyEncoder(T.PingReply.self, of: "onPing")
-        return { service, caller, data in try encode(try await (service as! T).onPing(caller, data: data))?.bytes }
+class PingCall<S: WSService>: @unchecked Sendable {
+    init() {}
+    /// The Pong's payload, if one is to be sent.
+    func call(_ service: S, _ caller: WSCaller, _ data: [UInt8]) async throws -> [UInt8]? { fatalError("abstract") }
+}
+
+final class PingCallOf<S: WSPingService>: PingCall<S>, @unchecked Sendable {
+    let reply: ReplyEncoder<S.PingReply>
+    init(reply: ReplyEncoder<S.PingReply>) { self.reply = reply }
+    override func call(_ service: S, _ caller: WSCaller, _ data: [UInt8]) async throws -> [UInt8]? {
+        try reply.encode(try await service.onPing(caller, data: data))?.bytes
     }
+}
 
-    private static func pong<T: WSPongService>(_: T.Type) -> @Sendable (any WSService, WSCaller, [UInt8]) async throws -> Void {
-        { service, caller, data in try await (service as! T).onPong(caller, data: data) }
-    }
+class PongCall<S: WSService>: @unchecked Sendable {
+    init() {}
+    func call(_ service: S, _ caller: WSCaller, _ data: [UInt8]) async throws { fatalError("abstract") }
+}
 
-    private static func dispatchTable<T: WSDispatchingService>(_: T.Type) throws -> AnyDispatchTable {
-        try AnyDispatchTable(T.dispatchTable)
+final class PongCallOf<S: WSPongService>: PongCall<S>, @unchecked Sendable {
+    override func call(_ service: S, _ caller: WSCaller, _ data: [UInt8]) async throws {
+        try await service.onPong(caller, data: data)
     }
 }
 
@@ -109,19 +173,38 @@ struct ServiceShape: Sendable {
 /// How a callback's return value of type `R` is sent, decided once per type: `String` as
 /// text, `[UInt8]` as binary, `Void` as nothing, an `Optional` as its value or nothing, any
 /// other `Encodable` as JSON text.
-func replyEncoder<R>(_: R.Type, of method: String) throws(WSServiceConfigurationError) -> @Sendable (R) throws -> Outgoing? {
-    if R.self == Void.self { return { _ in nil } }
-    if R.self == String.self { return { .text($0 as! String) } }
-    if R.self == [UInt8].self { return { .binary($0 as! [UInt8]) } }
-    if R.self is any OptionalReply.Type || R.self is any Encodable.Type {
-        return { value in try encodeReply(value) }
+struct ReplyEncoder<R>: Sendable {
+    enum Kind { case none, text, binary, dynamic }
+    let kind: Kind
+
+    init(of method: String) throws(WSServiceConfigurationError) {
+        if R.self == Void.self {
+            kind = .none
+        } else if R.self == String.self {
+            kind = .text
+        } else if R.self == [UInt8].self {
+            kind = .binary
+        } else if R.self is any OptionalReply.Type || R.self is any Encodable.Type {
+            kind = .dynamic
+        } else {
+            throw WSServiceConfigurationError(
+                "\(method) returns \(R.self), which cannot be sent: return String (text), [UInt8] (binary), an Encodable (JSON text), an Optional of these, or nothing")
+        }
     }
-    throw WSServiceConfigurationError(
-        "\(method) returns \(R.self), which cannot be sent: return String (text), [UInt8] (binary), an Encodable (JSON text), an Optional of these, or nothing")
+
+    @inline(__always)
+    func encode(_ value: R) throws -> Outgoing? {
+        switch kind {
+        case .none: nil
+        case .text: .text(reinterpret(value, as: String.self))
+        case .binary: .binary(reinterpret(value, as: [UInt8].self))
+        case .dynamic: try encodeReply(value)
+        }
+    }
 }
 
-/// The reply for a value known only at run time (an Optional's content).
-private func encodeReply(_ value: Any) throws -> Outgoing? {
+/// The reply for a value known only at run time (an Optional's content, an `Encodable`).
+func encodeReply(_ value: Any) throws -> Outgoing? {
     switch value {
     case let optional as any OptionalReply:
         guard let wrapped = optional.wrappedReply else { return nil }

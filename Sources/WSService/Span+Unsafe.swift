@@ -1,6 +1,10 @@
-// Copies of a loop-lent Span (the bytes are only valid during the handler call).
+// The service layer's few unsafe operations: copies of a loop-lent Span (valid only during the
+// handler call), bytes handed to the engine's non-generic send, and a value reinterpreted as
+// the type it was just checked to be.
 
-extension ServiceConnection {
+import WSCore
+
+extension ServiceConnectionBase {
     /// A `String` of the bytes (already validated UTF-8 by the engine).
     func makeString(_ data: Span<UInt8>) -> String {
         data.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
@@ -10,4 +14,27 @@ extension ServiceConnection {
     func makeArray(_ data: Span<UInt8>) -> [UInt8] {
         data.withUnsafeBufferPointer { Array($0) }
     }
+
+    /// Sends a binary message through the engine's non-generic entry point (its generic
+    /// `sendBinary` is not specialized for callers in other modules). The reference is
+    /// `engine.sendBinary(bytes)`.
+    final func sendBinary(_ bytes: [UInt8]) throws(WSUsageError) {
+        try connection.withEngine { (engine) throws(WSUsageError) in
+            // `withUnsafeBytes` rethrows untyped errors: carry the typed one out.
+            let failure: WSUsageError? = bytes.withUnsafeBytes { raw in
+                do throws(WSUsageError) { try engine.send(raw, kind: .binary) } catch { return error }
+                return nil
+            }
+            if let failure { throw failure }
+        }
+    }
+}
+
+/// `value` as `T`, for a generic `value` whose type `ReplyEncoder` found to be exactly `T`
+/// (`R.self == T.self`) when the service was attached: the bit pattern is already a `T`, so
+/// no dynamic cast is needed per message. The reference implementation is `value as! T`.
+@inline(__always)
+func reinterpret<R, T>(_ value: R, as _: T.Type) -> T {
+    assert(R.self == T.self)
+    return unsafeBitCast(value, to: T.self)
 }

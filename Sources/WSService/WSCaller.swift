@@ -10,9 +10,9 @@ public import WSCore
 /// buffer is above its high-water mark (``WSProtocol/Configuration/outboundHighWaterMark``),
 /// so a slow peer slows its producer down instead of growing memory.
 public struct WSCaller: Sendable {
-    let connection: ServiceConnection
+    let connection: ServiceConnectionBase
 
-    init(_ connection: ServiceConnection) { self.connection = connection }
+    init(_ connection: ServiceConnectionBase) { self.connection = connection }
 
     // MARK: Writing
 
@@ -59,7 +59,7 @@ public struct WSCaller: Sendable {
 
     private func control(_ body: @escaping @Sendable (inout WSProtocol) throws(WSUsageError) -> Void) async throws(WSServiceError) {
         try await connection.onLoopAsync { (c) throws(WSServiceError) in
-            do throws(WSUsageError) { try c.onLoop(body) } catch { throw ServiceConnection.writeError(error) }
+            do throws(WSUsageError) { try c.onLoop(body) } catch { throw ServiceConnectionBase.writeError(error) }
         }
     }
 

@@ -66,9 +66,9 @@ public struct WSDispatchTable<Service: WSService>: Sendable {
     ) -> Self {
         var errorEntry: (@Sendable (Service, WSCaller, WSServiceError) async throws -> Outgoing?)?
         var copy = self
-        do {
-            let encode = try replyEncoder(ErrorReply.self, of: name + "Error")
-            errorEntry = { service, caller, error in try encode(try await onError(service)(caller, error)) }
+        do throws(WSServiceConfigurationError) {
+            let reply = try ReplyEncoder<ErrorReply>(of: name + "Error")
+            errorEntry = { service, caller, error in try reply.encode(try await onError(service)(caller, error)) }
         } catch {
             copy.problem = copy.problem ?? error.message
         }
@@ -85,11 +85,11 @@ public struct WSDispatchTable<Service: WSService>: Sendable {
             copy.problem = copy.problem ?? "\"\(name)\" is not a handler name: it must be \"on\" followed by a capitalised name, such as onHeartbeat"
             return copy
         }
-        do {
-            let encode = try replyEncoder(Reply.self, of: name)
+        do throws(WSServiceConfigurationError) {
+            let reply = try ReplyEncoder<Reply>(of: name)
             copy.entries[name] = Entry(handle: { service, caller, payload, validate in
                 let message = try bind(payload, to: Message.self, validate: validate)
-                return try encode(try await handler(service)(caller, message))
+                return try reply.encode(try await handler(service)(caller, message))
             }, onError: onError)
         } catch {
             copy.problem = copy.problem ?? error.message
@@ -102,6 +102,12 @@ public struct WSDispatchTable<Service: WSService>: Sendable {
     /// capitalised, `on` in front. `"heartbeat"` → `onHeartbeat`, `"un subscribe"` →
     /// `onUnSubscribe`.
     public static func handlerName(forKey key: String) -> String { dispatchHandlerName(forKey: key) }
+
+    /// The handler for a message parsed as a JSON object, if its `key` names one.
+    func entry(for object: [String: WSJSON], key: String) -> Entry? {
+        guard case .string(let value)? = object[key] else { return nil }
+        return entries[dispatchHandlerName(forKey: value)]
+    }
 
     static func isHandlerName(_ name: String) -> Bool {
         name.hasPrefix("on") && name.count > 2 && name.dropFirst(2).first!.isUppercase
@@ -123,37 +129,6 @@ func dispatchHandlerName(forKey key: String) -> String {
         }
     }
     return name
-}
-
-/// A ``WSDispatchTable`` with the service type erased (the listener holds one per service type).
-struct AnyDispatchTable: Sendable {
-    struct Entry: Sendable {
-        var handle: @Sendable (any WSService, WSCaller, Payload, _ validate: Bool) async throws -> Outgoing?
-        var onError: (@Sendable (any WSService, WSCaller, WSServiceError) async throws -> Outgoing?)?
-    }
-
-    private let entries: [String: Entry]
-
-    init<S: WSService>(_ table: WSDispatchTable<S>) throws(WSServiceConfigurationError) {
-        if let problem = table.problem { throw WSServiceConfigurationError("\(S.self).dispatchTable: \(problem)") }
-        var erased: [String: Entry] = [:]
-        for (name, entry) in table.entries {
-            let handle = entry.handle
-            var onError: (@Sendable (any WSService, WSCaller, WSServiceError) async throws -> Outgoing?)?
-            if let handler = entry.onError {
-                onError = { service, caller, error in try await handler(service as! S, caller, error) }
-            }
-            erased[name] = Entry(handle: { service, caller, payload, validate in try await handle(service as! S, caller, payload, validate) },
-                                 onError: onError)
-        }
-        entries = erased
-    }
-
-    /// The handler for a message, if its key names one.
-    func entry(for object: [String: WSJSON], key: String) -> Entry? {
-        guard case .string(let value)? = object[key] else { return nil }
-        return entries[dispatchHandlerName(forKey: value)]
-    }
 }
 
 /// Any JSON value (Ballerina's `json`): a message type for handlers that take whatever

@@ -91,13 +91,12 @@ public final class WSListener: Sendable {
         let routes = self.routes
         server.handshake.resourceExists = { path in routes.table.withLock { $0[path] != nil } }
         let logger = configuration.logger
-        let isSecure = configuration.tls != nil
         self.server = WSEpollServer(configuration: server) { request, connection in
             guard let route = routes.table.withLock({ $0[request.path] }) else {
                 return connection.decide(.reject(status: .notFound, headers: [:], body: []))
             }
             Task.immediate(executorPreference: connection.executor) {
-                connection.decide(await route.decide(request, connection, isSecure: isSecure, logger: logger))
+                connection.decide(await route.decide(request, connection, logger: logger))
             }
         }
     }
@@ -108,10 +107,11 @@ public final class WSListener: Sendable {
     ///   data-bound `onMessage` beside `onTextMessage`/`onBinaryMessage`, a reply type that
     ///   cannot be sent, a bad dispatch table) or an invalid configuration.
     public func attach<U: WSUpgradeService>(_ upgradeService: U, at path: String, configuration: WSServiceConfiguration = .init()) throws(WSServiceConfigurationError) {
-        let shape = try ServiceShape(U.Service.self)
+        let shape = try ServiceShape<U.Service>()
         let route = try Route(path: path, shape: shape, configuration: configuration, base: self.configuration.connection,
-                              logger: self.configuration.logger, isSecure: self.configuration.tls != nil) { request in
-            try await upgradeService.onUpgrade(request)
+                              logger: self.configuration.logger, isSecure: self.configuration.tls != nil) { route, request, connection, subprotocol in
+            ServiceConnection(connection: connection, service: try await upgradeService.onUpgrade(request), shape: shape,
+                              route: route, request: request, subprotocol: subprotocol)
         }
         routes.table.withLock { $0[route.path] = route }
     }
@@ -161,6 +161,11 @@ public final class WSListener: Sendable {
     public func immediateStop() async {
         await stop { $0.immediateStop() }
     }
+
+    /// Blocks the calling thread until the listener's loops have ended (after a stop), for
+    /// programs without an async context.
+    @available(*, noasync, message: "use waitUntilStopped()")
+    public func wait() { server.wait() }
 
     /// Waits until the listener has stopped.
     public func waitUntilStopped() async {
@@ -233,40 +238,44 @@ private struct SameService<S: WSService>: WSUpgradeService {
 
 /// What is attached at a path.
 final class Route: Sendable {
+    typealias Open = @Sendable (Route, WSUpgradeRequest, WSEpollConnection, _ subprotocol: String?) async throws -> ServiceConnectionBase
+
     let path: String
-    let shape: ServiceShape
     let configuration: WSServiceConfiguration
     let engine: WSProtocol.Configuration
     let logger: Logger
     let isSecure: Bool
-    let upgrade: @Sendable (WSUpgradeRequest) async throws -> any WSService
+    let hasPing: Bool
+    let hasPong: Bool
+    /// Runs the upgrade service and makes the connection's handler.
+    let open: Open
 
-    init(path: String, shape: ServiceShape, configuration: WSServiceConfiguration, base: WSProtocol.Configuration,
-         logger: Logger, isSecure: Bool, upgrade: @escaping @Sendable (WSUpgradeRequest) async throws -> any WSService) throws(WSServiceConfigurationError) {
+    init<S: WSService>(path: String, shape: ServiceShape<S>, configuration: WSServiceConfiguration, base: WSProtocol.Configuration,
+                       logger: Logger, isSecure: Bool, open: @escaping Open) throws(WSServiceConfigurationError) {
         try configuration.validate()
         guard path.hasPrefix("/") || path.isEmpty else { throw WSServiceConfigurationError("a path starts with \"/\": \(path)") }
         if configuration.dispatcherKey != nil && shape.dispatch == nil {
             throw WSServiceConfigurationError("dispatcherKey is set but \(shape.typeName) is not a WSDispatchingService")
         }
         self.path = Self.normalize(path)
-        self.shape = shape
         self.configuration = configuration
-        self.engine = configuration.engineConfiguration(base: base, autoPong: shape.onPing == nil)
+        self.hasPing = shape.onPing != nil
+        self.hasPong = shape.onPong != nil
+        self.engine = configuration.engineConfiguration(base: base, autoPong: !hasPing)
         do { try engine.validate() } catch { throw WSServiceConfigurationError("\(error)") }
         self.logger = logger
         self.isSecure = isSecure
-        self.upgrade = upgrade
+        self.open = open
     }
 
     static func normalize(_ path: String) -> String { path.isEmpty ? "/" : path }
 
     /// Runs authentication and the upgrade service for a request (on the connection's loop).
-    func decide(_ request: WSUpgradeRequest, _ connection: WSEpollConnection, isSecure: Bool, logger: Logger) async -> WSDeferredDecision {
+    func decide(_ request: WSUpgradeRequest, _ connection: WSEpollConnection, logger: Logger) async -> WSDeferredDecision {
         do {
             try await configuration.authenticate?(request)
-            let service = try await upgrade(request)
             let subprotocol = request.selectSubprotocol(preferring: configuration.subprotocols)
-            let handler = ServiceConnection(connection: connection, service: service, route: self, request: request, subprotocol: subprotocol)
+            let handler = try await open(self, request, connection, subprotocol)
             return .accept(handler, subprotocol: subprotocol, extensions: configuration.compression ? nil : [],
                            headers: [:], configuration: engine)
         } catch let refusal as WSUpgradeError {

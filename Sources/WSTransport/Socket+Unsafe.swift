@@ -102,6 +102,17 @@ public struct WSSocket: Hashable, Sendable {
         return WSSocket(fd: fd)
     }
 
+    /// A connected pair of local stream sockets (`socketpair(AF_UNIX)`), non-blocking: an
+    /// in-memory connection for tests, with no address, port or network.
+    public static func pair() throws(WSTransportError) -> (WSSocket, WSSocket) {
+        ignoreSIGPIPE()
+        var fds: (Int32, Int32) = (-1, -1)
+        let flags = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+        let rc = withUnsafeMutableBytes(of: &fds) { socketpair(AF_UNIX, flags, 0, $0.baseAddress!.assumingMemoryBound(to: Int32.self)) }
+        guard rc == 0 else { throw .last("socketpair") }
+        return (WSSocket(fd: fds.0), WSSocket(fd: fds.1))
+    }
+
     /// Connects to `host:port`, trying each resolved address in turn until one answers, within
     /// `timeout` in all. The socket comes back with `TCP_NODELAY` set, blocking unless
     /// `nonBlocking`.

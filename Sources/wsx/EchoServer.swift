@@ -3,7 +3,15 @@ import Glibc
 import WSCore
 import WSDeflate
 import WSEpoll
+import WSService
 import WSTransport
+
+/// The same echo written with the service API (`--api service`): what a user of the service
+/// layer writes, measured against the raw handler.
+struct EchoService: WSTextService, WSBinaryService {
+    func onTextMessage(_ caller: WSCaller, text: String) async -> String { text }
+    func onBinaryMessage(_ caller: WSCaller, data: [UInt8]) async -> [UInt8] { data }
+}
 
 /// Echoes every message back as it was received (the handler shared by all connections).
 final class EchoHandler: WSEpollHandler, Sendable {
@@ -28,7 +36,15 @@ struct EchoServer: ParsableCommand {
               wsx echo-server --port 9001 --loops 1 --no-compression
               wsx echo-server --subprotocol chat --subprotocol superchat
               wsx echo-server --tls-certificate Fixtures/tls/server.pem --tls-key Fixtures/tls/server-key.pem
+              wsx echo-server --api service     (the service layer's echo, for comparisons)
             """)
+
+    enum API: String, ExpressibleByArgument, CaseIterable {
+        case raw, service
+    }
+
+    @Option(help: "The echo's API: raw (a WSEpollHandler sends the lent bytes back) or service (WSListener with onTextMessage/onBinaryMessage returning the message).")
+    var api = API.raw
 
     @Option(help: "Address to listen on (a name, an IPv4 or IPv6 literal).")
     var host = "127.0.0.1"
@@ -72,14 +88,33 @@ struct EchoServer: ParsableCommand {
             config.tls = try WSTLSContext.server(certificateChainFile: tlsCertificate, privateKeyFile: tlsKey,
                                                  clientAuthentication: tlsClientCa.map { .required(.file($0)) } ?? .none)
         }
-        let echo = EchoHandler()
-        let preferred = subprotocol
-        let server = WSEpollServer(configuration: config) { request in
-            .accept(echo, subprotocol: request.selectSubprotocol(preferring: preferred))
+        let started: (port: Int, wait: () -> Void)
+        switch api {
+        case .raw:
+            let echo = EchoHandler()
+            let preferred = subprotocol
+            let server = WSEpollServer(configuration: config) { request in
+                .accept(echo, subprotocol: request.selectSubprotocol(preferring: preferred))
+            }
+            try server.start()
+            started = (server.port, server.wait)
+        case .service:
+            var listener = WSListener.Configuration(host: host, port: port)
+            listener.loops = config.loops
+            listener.compression = config.compression
+            listener.connection = config.connection
+            listener.serverName = config.handshake.serverName
+            listener.tls = config.tls
+            let server = WSListener(configuration: listener)
+            var service = WSServiceConfiguration(subprotocols: subprotocol, maxMessageSize: config.connection.maxMessageSize)
+            service.inboundHighWaterMark = config.connection.outboundHighWaterMark
+            service.inboundLowWaterMark = config.connection.outboundLowWaterMark
+            try server.attach(service: EchoService(), at: "/", configuration: service)
+            try server.start()
+            started = (server.port, server.wait)
         }
-        try server.start()
-        printFlushed("wsx echo-server listening on \(config.tls == nil ? "ws" : "wss")://\(host.contains(":") ? "[\(host)]" : host):\(server.port)/ (\(config.loops) loop\(config.loops == 1 ? "" : "s"), compression \(noCompression ? "off" : "on"))")
-        server.wait()
+        printFlushed("wsx echo-server listening on \(config.tls == nil ? "ws" : "wss")://\(host.contains(":") ? "[\(host)]" : host):\(started.port)/ (\(config.loops) loop\(config.loops == 1 ? "" : "s"), compression \(noCompression ? "off" : "on"), \(api.rawValue) API)")
+        started.wait()
     }
 }
 
