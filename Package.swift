@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "WSBlocking", targets: ["WSBlocking"]),
         .library(name: "WSEpoll", targets: ["WSEpoll"]),
         .library(name: "WSService", targets: ["WSService"]),
+        .library(name: "WSServiceTesting", targets: ["WSServiceTesting"]),
         .executable(name: "wsx", targets: ["wsx"]),
         .executable(name: "service-tour", targets: ["service-tour"]),
     ],
@@ -69,6 +70,17 @@ let package = Package(
             ],
             swiftSettings: strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
+        // Testing services without a network: in-memory connection pairs through the same
+        // loops and runtime (separate from WSTesting so that the fuzz harnesses, which use
+        // WSTesting, do not build the service layer's dependencies).
+        .target(
+            name: "WSServiceTesting",
+            dependencies: [
+                "WSCore", "WSDeflate", "WSTransport", "WSEpoll", "WSService",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strict
+        ),
         // The in-memory test adapter: connection pairs and the fixture transcript runner.
         .target(
             name: "WSTesting",
@@ -84,15 +96,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The service tour: every service-layer feature on one listener (README, "Services").
+        // The service tour: every service-layer feature on one listener (README, "Services"):
+        // the services (also tested by WSServiceTests) and the executable that serves them.
+        .target(name: "ServiceTour", dependencies: ["WSCore", "WSService"], path: "Examples/ServiceTour/Services", swiftSettings: strict),
         .executableTarget(
             name: "service-tour",
             dependencies: [
-                "WSCore", "WSService",
+                "ServiceTour", "WSService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            path: "Examples/ServiceTour",
+            path: "Examples/ServiceTour/Main",
             swiftSettings: strict
         ),
         .testTarget(
@@ -103,6 +117,14 @@ let package = Package(
         .testTarget(
             name: "WSAdapterTests",
             dependencies: ["WSCore", "WSTransport", "WSBlocking", "WSEpoll", "WSDeflate"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WSServiceTests",
+            dependencies: [
+                "WSCore", "WSService", "WSServiceTesting", "ServiceTour",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

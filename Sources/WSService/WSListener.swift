@@ -5,7 +5,7 @@ public import Logging
 public import ServiceLifecycle
 public import WSCore
 public import WSDeflate
-import WSEpoll
+package import WSEpoll
 public import WSTransport
 import Synchronization
 
@@ -71,7 +71,7 @@ public final class WSListener: Sendable {
     /// The settings the listener was created with.
     public let configuration: Configuration
     private let routes = RouteTable()
-    private let server: WSEpollServer
+    package let server: WSEpollServer
     private let stopped = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
     private let started = Atomic<Bool>(false)
 
@@ -138,6 +138,13 @@ public final class WSListener: Sendable {
     ///   invalid configuration.
     public func start() throws {
         try server.start()
+        started.store(true, ordering: .releasing)
+    }
+
+    /// Starts the loops without opening a port: connections come only through
+    /// `WSServiceTester` (in-memory tests).
+    package func startWithoutListening() throws {
+        try server.startWithoutListening()
         started.store(true, ordering: .releasing)
     }
 

@@ -8,6 +8,7 @@
 import ArgumentParser
 import Glibc
 import ServiceLifecycle
+import ServiceTour
 import WSService
 
 @main

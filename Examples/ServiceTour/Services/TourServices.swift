@@ -2,7 +2,7 @@
 // Ballerina service it mirrors.
 
 import WSCore
-import WSService
+public import WSService
 
 /// `/echo`, `/chat`, `/small`: text back as text, binary as binary.
 struct Echo: WSTextService, WSBinaryService {
@@ -141,8 +141,8 @@ struct Ticker: WSService {
     }
 }
 
-/// Attaches every tour service to `listener`.
-func attachTour(to listener: WSListener) throws {
+/// Attaches every tour service to `listener` (the table in README, "Services").
+public func attachTour(to listener: WSListener) throws {
     try listener.attach(service: Echo(), at: "/echo")
     try listener.attach(service: Orders(), at: "/orders")
     try listener.attach(service: Events(), at: "/events", configuration: .init(dispatcherKey: "event", dispatcherStreamId: "id"))
