@@ -170,6 +170,11 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
         resumeWriters()
     }
 
+    /// Our Close is queued: no more messages may be sent (``WSCaller/isOpen`` turns false).
+    final func markClosing() {
+        if phase.load(ordering: .relaxed) < 2 { phase.store(2, ordering: .releasing) }
+    }
+
     func idle(_ connection: WSEpollConnection) {
         if let runner = parked {
             parked = nil
@@ -262,6 +267,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
         if closeInfo == nil {
             do {
                 try onLoop { (engine) throws(WSUsageError) in try engine.close(code: code, reason: reason, timeout: timeout) }
+                markClosing()
             } catch .closeAlreadySent {
                 // Closing already: wait for the end as well.
             } catch .notOpen {
@@ -447,6 +453,7 @@ final class ServiceConnection<S: WSService>: ServiceConnectionBase, @unchecked S
         failing = true
         if let code = failure.closeCode {
             try? onLoop { (engine) throws(WSUsageError) in try engine.close(code: code, reason: failure.code.rawValue) }
+            markClosing()
         }
         await service.onError(caller, error: failure)
     }

@@ -99,6 +99,20 @@ public final class WSTestClient: Sendable {
         try command { (c) throws(WSUsageError) in try c.pong(payload) }
     }
 
+    /// Stops reading from the connection, as a peer that does not read: what the service
+    /// sends stays in the socket's buffers and then in the service's outbound queue, whose
+    /// high-water mark makes the service's writes wait.
+    public func stopReading() {
+        let c = connection!
+        c.execute { c.applicationPaused = true }
+    }
+
+    /// Reads again after ``stopReading()``.
+    public func resumeReading() {
+        let c = connection!
+        c.execute { c.resumeReading() }
+    }
+
     /// Starts the closing handshake and waits for the end; returns how the connection ended.
     @discardableResult
     public func close(code: WSCloseCode = .normalClosure, reason: String = "", timeout: Duration = .seconds(5)) async throws(WSTestError) -> WSProtocol.CloseInfo {

@@ -377,3 +377,58 @@ extension String {
         return String(self[..<r.lowerBound]) + replacement + String(self[r.upperBound...])
     }
 }
+
+@Suite("Server handshake hooks for the service layer (package API)")
+struct ServiceHookTests {
+    private func pathsServer() -> WSServerHandshake {
+        var options = WSServerHandshake()
+        options.resourceExists = { $0 == "/chat" }
+        return options
+    }
+
+    @Test("an unknown path is answered 404 before the upgrade is judged; a plain GET of a known one 426")
+    func unknownResource() throws {
+        let unknown = try serve("GET /nowhere?x=1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", pathsServer())
+        #expect(unknown.events.first == .handshakeFailed(WSHandshakeError(.notFound, detail: "")))
+        #expect(unknown.output.hasPrefix("HTTP/1.1 404 Not Found\r\n") && unknown.eos)
+        let plainUnknown = try serve("GET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n", pathsServer())
+        #expect(plainUnknown.output.hasPrefix("HTTP/1.1 404 "))
+        let plainKnown = try serve("GET /chat HTTP/1.1\r\nHost: h\r\n\r\n", pathsServer())
+        #expect(plainKnown.output.hasPrefix("HTTP/1.1 426 "))
+        let known = try serve(validHead + "\r\n", pathsServer())
+        guard case .upgradeRequested(let request)? = known.events.first else { Issue.record("no upgradeRequested"); return }
+        #expect(request.path == "/chat")
+        // Method and request-line errors still come first.
+        #expect(try serve("POST /nowhere HTTP/1.1\r\nHost: h\r\n\r\n", pathsServer()).output.hasPrefix("HTTP/1.1 405 "))
+    }
+
+    @Test("accept with a configuration of the connection's own: its limits and automatic Pong apply; the deadline is kept while the application decides")
+    func acceptWithConfiguration() throws {
+        var options = WSServerHandshake()
+        options.timeout = .seconds(3)
+        var server = try WSProtocol(server: options, now: WSInstant(nanoseconds: 1_000))
+        server.receive(Array((validHead + "\r\n").utf8))
+        guard case .upgradeRequested? = server.nextEvent() else { Issue.record("no upgradeRequested"); return }
+        #expect(server.nextDeadline == nil)
+        #expect(server.upgradeDecisionDeadline == WSInstant(nanoseconds: 1_000) + .seconds(3))
+        var own = WSProtocol.Configuration.default
+        own.maxFrameSize = 4
+        own.autoPong = false
+        var invalid = own
+        invalid.maxMessageSize = 0
+        #expect(throws: WSUsageError.self) { try server.accept(subprotocol: nil, extensions: nil, headers: [:], configuration: invalid) }
+        #expect(server.lifecycle == .connecting)
+        try server.accept(subprotocol: nil, extensions: nil, headers: [:], configuration: own)
+        #expect(server.upgradeDecisionDeadline == nil)
+        #expect(server.configuration.maxFrameSize == 4)
+        guard case .opened? = server.nextEvent() else { Issue.record("no opened"); return }
+        while server.nextOutbound() != nil {}
+        // A Ping is reported but not answered (autoPong off); a 5-byte frame fails with 1009.
+        server.receive([0x89, 0x80, 0, 0, 0, 0])
+        #expect(server.nextEvent() == .ping([]))
+        #expect(server.nextOutbound() == nil)
+        server.receive([0x82, 0x85, 0, 0, 0, 0, 1, 2, 3, 4, 5])
+        guard case .failed(let error)? = server.nextEvent() else { Issue.record("no failure"); return }
+        #expect(error.closeCode == .messageTooBig)
+    }
+}
