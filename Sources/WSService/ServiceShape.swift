@@ -225,10 +225,11 @@ extension Optional: OptionalReply {
     var wrappedReply: Any? { self.map { $0 as Any } }
 }
 
-/// JSON text for a reply (keys in the order the type encodes them, `/` not escaped).
+/// JSON text for a reply: keys sorted (Foundation's encoder otherwise emits them in hash
+/// order, which changes from run to run), `/` not escaped.
 func jsonText(_ value: some Encodable) throws -> String {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.withoutEscapingSlashes]
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
 
