@@ -9,6 +9,7 @@ the expected bytes and events do not come from the engine under test. Run it aft
 It rewrites every generated file (and removes stale ones it generated before, which it marks
 with `"rfc"`); hand-written fixtures elsewhere under Fixtures/ are left alone.
 """
+import random
 import base64
 import hashlib
 import json
@@ -1255,6 +1256,28 @@ def deflate_limits():
                 else:
                     f.receive(frame)
                     f.events(fragment("text", data, True) if delivery == "streaming" else text(data.decode()))
+    # Incompressible data grows a little under deflate (stored blocks): a message that inflates
+    # to exactly the limit is accepted though its frame is larger on the wire; the wire limit
+    # of compressed frames is the limit plus deflate's worst-case growth (1000 + 151 here).
+    noise = random.Random(7692).randbytes(n + 1)
+    for over in (0, 1):
+        data = noise[:n + over]
+        payload = Compressor().message(data)
+        assert len(payload) > n
+        f = deflate_fixture(f"limits/incompressible-{'over' if over else 'at'}-limit", "server",
+                            f"maxMessageSize and maxFrameSize {n}: an incompressible message inflating to {n + over} bytes, "
+                            f"{len(payload)} on the wire, {'fails with 1009' if over else 'is delivered'}",
+                            "7692 §8.1", config={"maxMessageSize": n, "maxFrameSize": n})
+        frame = f.frame(BINARY, payload, rsv=RSV1)
+        if over:
+            violation(f, [frame], "decompressedMessageTooBig", 1009)
+        else:
+            f.receive(frame)
+            f.events(binary(data))
+    f = deflate_fixture("limits/compressed-frame-over-wire-bound", "server",
+                        f"maxFrameSize {n}: a compressed frame of {n + 152} bytes on the wire, past deflate's worst-case growth ({n + 151}), fails with 1009 at its header",
+                        "7692 §8.1", config={"maxMessageSize": n, "maxFrameSize": n})
+    violation(f, [f.frame(BINARY, b"\x00" * (n + 152), rsv=RSV1)], "frameTooBig", 1009)
     f = deflate_fixture("limits/streaming-bomb-in-pieces", "client",
                         "Streaming: 300,000 bytes inflate from a few hundred, delivered in pieces, the whole bounded by maxDecompressedSize",
                         "7692 §8.1", config={"maxDecompressedSize": 300_000, "delivery": "streaming"})

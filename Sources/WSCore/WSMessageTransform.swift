@@ -50,6 +50,18 @@ public protocol WSMessageTransform: AnyObject, Sendable {
     /// Releases memory that is not needed between messages (for example a compression context
     /// that is reset after every message anyway). Called from ``WSProtocol/releaseIdleMemory()``.
     func releaseIdleMemory()
+
+    /// The most bytes a message of `decodedSize` bytes can take once encoded, by any encoder
+    /// of this transform (incompressible data grows a little under deflate). The engine lets
+    /// a transformed message's frames and total on the wire reach this for its
+    /// ``WSProtocol/Configuration/maxFrameSize`` and ``WSProtocol/Configuration/maxMessageSize``,
+    /// so a message that decodes to exactly the limit is accepted however it was encoded; what
+    /// it decodes to stays bounded exactly by the decoded-size limit. Default: `decodedSize`.
+    func maxEncodedSize(forDecodedSize decodedSize: Int) -> Int
+}
+
+extension WSMessageTransform {
+    public func maxEncodedSize(forDecodedSize decodedSize: Int) -> Int { decodedSize }
 }
 
 /// The result of one ``WSMessageTransform/decode(_:isFinal:into:pauseAfter:limit:)`` call.

@@ -164,14 +164,20 @@ public struct WSProtocol: ~Copyable, Sendable {
     private struct Limits: Sendable {
         var maxFrameSize: UInt64
         var maxMessageSize: UInt64
+        /// The wire limits of a transformed message: the limits above plus the transform's
+        /// worst-case growth (``WSMessageTransform/maxEncodedSize(forDecodedSize:)``).
+        var maxTransformedFrameSize: UInt64
+        var maxTransformedMessageSize: UInt64
         var maxDecodedSize: Int
         var maxFragments: Int
         var acceptUnmasked: Bool
         var streaming: Bool
 
-        init(_ c: Configuration) {
+        init(_ c: Configuration, transform: (any WSMessageTransform)? = nil) {
             maxFrameSize = UInt64(c.maxFrameSize)
             maxMessageSize = UInt64(c.maxMessageSize)
+            maxTransformedFrameSize = UInt64(transform?.maxEncodedSize(forDecodedSize: c.maxFrameSize) ?? c.maxFrameSize)
+            maxTransformedMessageSize = UInt64(transform?.maxEncodedSize(forDecodedSize: c.maxMessageSize) ?? c.maxMessageSize)
             maxDecodedSize = c.maxDecompressedSize ?? c.maxMessageSize
             maxFragments = c.maxFragmentsPerMessage
             acceptUnmasked = c.acceptUnmaskedFrames
@@ -293,6 +299,7 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     private mutating func install(_ transform: (any WSMessageTransform)?) {
         self.transform = transform
+        limits = Limits(configuration, transform: transform)
         allowedRSV = transform?.reservedBits ?? 0
     }
 
@@ -716,16 +723,21 @@ public struct WSProtocol: ~Copyable, Sendable {
         }
         // §5.4: continuation frames only inside a fragmented message, new messages only outside one.
         let soFar: Int
+        let transformed: Bool
         if let message {
             if header.opcode != .continuation { return .expectedContinuation }
             if message.frames >= limits.maxFragments { return .tooManyFragments }
             soFar = message.size
+            transformed = message.isTransformed
         } else {
             if header.opcode == .continuation { return .unexpectedContinuation }
             soFar = 0
+            transformed = header.rsv != 0
         }
-        if header.payloadLength > limits.maxFrameSize { return .frameTooBig }
-        if UInt64(soFar) + header.payloadLength > limits.maxMessageSize { return .messageTooBig }
+        // A transformed (compressed) message may take a little more room on the wire than it
+        // decodes to; what it decodes to is bounded exactly by the decoded-size limit.
+        if header.payloadLength > (transformed ? limits.maxTransformedFrameSize : limits.maxFrameSize) { return .frameTooBig }
+        if UInt64(soFar) + header.payloadLength > (transformed ? limits.maxTransformedMessageSize : limits.maxMessageSize) { return .messageTooBig }
         return nil
     }
 
@@ -1263,7 +1275,6 @@ public struct WSProtocol: ~Copyable, Sendable {
         }
         if let newConfiguration {
             configuration = newConfiguration
-            limits = Limits(newConfiguration)
         }
         install(transform)
         let response = options.acceptResponse(request, subprotocol: subprotocol, extensions: agreed, extra: headers)

@@ -244,6 +244,16 @@ public import WSCore
     // MARK: Memory
 
     /// Frees the scratch buffer, and each context that is reset after every message anyway.
+    /// Deflate's worst case from any encoder: zlib's `deflateBound` for arbitrary settings
+    /// (fixed-Huffman blocks can grow data by an eighth; small stored blocks, as with
+    /// python-websockets' `memLevel=5`, by 5 bytes each) plus the empty block of a sync flush.
+    /// python-websockets compresses every message, random bytes too. Only the wire limit
+    /// grows: compressed frames stream through inflate, and what they inflate to is bounded
+    /// exactly by the decompressed-size limit.
+    public func maxEncodedSize(forDecodedSize n: Int) -> Int {
+        n + ((n + 7) >> 3) + ((n + 63) >> 6) + 5 + 5
+    }
+
     public func releaseIdleMemory() {
         if parameters.send.noContextTakeover { endDeflater() }
         if parameters.receive.noContextTakeover { endInflater() }
