@@ -33,6 +33,12 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
         case open
         case text(String)
         case binary([UInt8])
+        /// A small message's bytes, queued in `arena` (its `String` or array is made when the
+        /// callback runs, and freed right after: one allocation at a time per connection,
+        /// which the allocator's per-thread cache serves; a burst of sixteen allocated at
+        /// once would not fit it).
+        case smallText(Range<Int>)
+        case smallBinary(Range<Int>)
         case ping([UInt8])
         case pong([UInt8])
         case idle
@@ -44,6 +50,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
             switch self {
             case .text(let s): s.utf8.count + 64
             case .binary(let b), .ping(let b), .pong(let b): b.count + 64
+            case .smallText(let r), .smallBinary(let r): r.count + 64
             case .open, .idle, .failed, .closed: 64
             }
         }
@@ -62,6 +69,8 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     // checks on the hot path; no overlapping accesses are made).
     /// Items are moved out (`take()`), not copied: no reference counting per message.
     @exclusivity(unchecked) private var queue: [Item?] = []
+    /// The bytes of queued small messages, in queue order; emptied when the queue drains.
+    @exclusivity(unchecked) var arena: [UInt8] = []
     @exclusivity(unchecked) private var head = 0
     @exclusivity(unchecked) private var queuedBytes = 0
     @exclusivity(unchecked) private var running = false
@@ -107,8 +116,26 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
 
     func received(_ connection: WSEpollConnection, kind: WSMessageKind, data: Span<UInt8>, isFinal: Bool) {
         guard !failing else { return }
-        enqueue(kind == .text ? .text(makeString(data)) : .binary(makeArray(data)))
+        if data.count <= Self.smallMessage {
+            // The arena starts over with a new burst. Items taken from the queue have had
+            // their bytes copied out already: the runner does that before its first
+            // suspension after taking one.
+            if queue.isEmpty { arena.removeAll(keepingCapacity: arena.capacity <= 64 << 10) }
+            let range = appendToArena(data)
+            enqueue(kind == .text ? .smallText(range) : .smallBinary(range))
+        } else {
+            enqueue(kind == .text ? .text(makeString(data)) : .binary(makeArray(data)))
+        }
     }
+
+    /// Messages up to this size are queued in the arena.
+    static let smallMessage = 4096
+
+    /// The `String` of a small text message in the arena.
+    final func arenaText(_ range: Range<Int>) -> String { String(decoding: arena[range], as: UTF8.self) }
+
+    /// The bytes of a small binary message in the arena.
+    final func arenaBytes(_ range: Range<Int>) -> [UInt8] { Array(arena[range]) }
 
     func event(_ connection: WSEpollConnection, _ event: WSProtocol.Event) {
         switch event {
@@ -180,6 +207,10 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
             parked = nil
             runner.resume(returning: false)
         }
+        if head == queue.count {
+            queue = []
+            arena = []
+        }
     }
 
     private func resumeWriters() {
@@ -201,8 +232,9 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
         guard head < queue.count, let item = queue[head].take() else { return nil }
         head += 1
         if head == queue.count {
-            // A long queue's memory is given back once it has drained.
-            queue.removeAll(keepingCapacity: queue.capacity <= 16)
+            // Drained: the slots are kept for the next burst (up to 256 of them; a longer
+            // queue's memory is given back now), and released when the connection goes idle.
+            queue.removeAll(keepingCapacity: queue.capacity <= 256)
             head = 0
         }
         queuedBytes -= item.queuedSize
@@ -215,6 +247,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     /// Drops what is still queued: the connection has ended, and its runner ends too.
     func discardQueue() {
         queue.removeAll()
+        arena = []
         head = 0
         queuedBytes = 0
         ended = true
@@ -337,6 +370,26 @@ final class ServiceConnection<S: WSService>: ServiceConnectionBase, @unchecked S
         let onBinary = shape.dispatch == nil ? shape.onBinary : nil
         while let item = next() {
             switch item {
+            case .smallText(let range) where onText != nil:
+                guard !failing else { continue }
+                do {
+                    if let reply = try await onText.unsafelyUnwrapped.call(service, caller, arenaText(range)) {
+                        if !canWrite { await waitUntilWritable() }
+                        try sendNow(reply)
+                    }
+                } catch {
+                    await fail(error, in: "onTextMessage")
+                }
+            case .smallBinary(let range) where onBinary != nil:
+                guard !failing else { continue }
+                do {
+                    if let reply = try await onBinary.unsafelyUnwrapped.call(service, caller, arenaBytes(range)) {
+                        if !canWrite { await waitUntilWritable() }
+                        try sendNow(reply)
+                    }
+                } catch {
+                    await fail(error, in: "onBinaryMessage")
+                }
             case .text(let text) where onText != nil:
                 guard !failing else { continue }
                 do {
@@ -374,6 +427,12 @@ final class ServiceConnection<S: WSService>: ServiceConnectionBase, @unchecked S
         case .binary(let data):
             guard !failing else { return }
             await deliverMessage(.binary(data), caller: caller)
+        case .smallText(let range):
+            guard !failing else { return }
+            await deliverMessage(.text(arenaText(range)), caller: caller)
+        case .smallBinary(let range):
+            guard !failing else { return }
+            await deliverMessage(.binary(arenaBytes(range)), caller: caller)
         case .ping(let data):
             guard let onPing = shape.onPing else { return }
             do {

@@ -15,6 +15,13 @@ extension ServiceConnectionBase {
         data.withUnsafeBufferPointer { Array($0) }
     }
 
+    /// Appends the bytes to the arena; where they are.
+    final func appendToArena(_ data: Span<UInt8>) -> Range<Int> {
+        let start = arena.count
+        data.withUnsafeBufferPointer { arena.append(contentsOf: $0) }
+        return start..<arena.count
+    }
+
     /// Sends a binary message through the engine's non-generic entry point (its generic
     /// `sendBinary` is not specialized for callers in other modules). The reference is
     /// `engine.sendBinary(bytes)`.
