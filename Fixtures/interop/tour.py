@@ -108,8 +108,8 @@ async def tour(base):
 
     async with connect(base + "/idle") as silent, connect(base + "/idle") as talker:
         start = time.monotonic()
-        for i in range(4):
-            await asyncio.sleep(0.4)
+        for i in range(6):
+            await asyncio.sleep(0.25)
             await talker.send(f"t{i}")
             assert await talker.recv() == f"t{i}"
         rcvd = await closed(silent)

@@ -71,26 +71,25 @@ public final class WSEpollServer: Sendable {
 
     /// Creates a server; `upgrade` decides each valid upgrade request (called on the loop that
     /// owns the connection, so it must not block). Invalid requests are answered by the engine.
-    public init(configuration: Configuration, upgrade: @escaping @Sendable (WSUpgradeRequest) -> WSUpgradeDecision) {
-        self.configuration = configuration
-        var handshake = configuration.handshake
-        if let deflate = configuration.compression { handshake.extensions.insert(deflate, at: 0) }
-        context = LoopContext(connection: configuration.connection, readBufferSize: configuration.readBufferSize,
-                              lingerTimeout: configuration.lingerTimeout, maxConnections: configuration.maxConnections,
-                              server: (handshake, configuration.tls, .immediate(upgrade)))
+    public convenience init(configuration: Configuration, upgrade: @escaping @Sendable (WSUpgradeRequest) -> WSUpgradeDecision) {
+        self.init(configuration: configuration, upgrade: .immediate(upgrade))
     }
 
     /// Creates a server whose application decides each upgrade when it can: `upgrade` is
     /// called on the owning loop and answers through ``WSEpollConnection/decide(_:)``, at once
     /// or later from any task. A decision not made within the handshake's timeout (counted
     /// from the connection's start) is answered 503 for it.
-    package init(configuration: Configuration, deferredUpgrade upgrade: @escaping @Sendable (WSUpgradeRequest, WSEpollConnection) -> Void) {
+    package convenience init(configuration: Configuration, deferredUpgrade upgrade: @escaping @Sendable (WSUpgradeRequest, WSEpollConnection) -> Void) {
+        self.init(configuration: configuration, upgrade: .deferred(upgrade))
+    }
+
+    private init(configuration: Configuration, upgrade: LoopContext.Upgrade) {
         self.configuration = configuration
         var handshake = configuration.handshake
         if let deflate = configuration.compression { handshake.extensions.insert(deflate, at: 0) }
         context = LoopContext(connection: configuration.connection, readBufferSize: configuration.readBufferSize,
                               lingerTimeout: configuration.lingerTimeout, maxConnections: configuration.maxConnections,
-                              server: (handshake, configuration.tls, .deferred(upgrade)))
+                              server: (handshake, configuration.tls, upgrade))
     }
 
     /// Binds the listening sockets and starts the loops. Returns once the server accepts.

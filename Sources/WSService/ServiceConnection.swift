@@ -45,6 +45,13 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
         indirect case failed(WSServiceError)
         indirect case closed(WSProtocol.CloseInfo)
 
+        var isText: Bool {
+            switch self {
+            case .text, .smallText: true
+            default: false
+            }
+        }
+
         /// What the item counts against the inbound high-water mark: its bytes, plus its slot.
         var queuedSize: Int {
             switch self {
@@ -369,49 +376,31 @@ final class ServiceConnection<S: WSService>: ServiceConnectionBase, @unchecked S
         let onText = shape.dispatch == nil ? shape.onText : nil
         let onBinary = shape.dispatch == nil ? shape.onBinary : nil
         while let item = next() {
-            switch item {
-            case .smallText(let range) where onText != nil:
-                guard !failing else { continue }
-                do {
-                    if let reply = try await onText.unsafelyUnwrapped.call(service, caller, arenaText(range)) {
-                        if !canWrite { await waitUntilWritable() }
-                        try sendNow(reply)
-                    }
-                } catch {
-                    await fail(error, in: "onTextMessage")
+            let reply: Outgoing?
+            do {
+                switch item {
+                case .smallText(let range) where onText != nil:
+                    if failing { continue }
+                    reply = try await onText.unsafelyUnwrapped.call(service, caller, arenaText(range))
+                case .text(let text) where onText != nil:
+                    if failing { continue }
+                    reply = try await onText.unsafelyUnwrapped.call(service, caller, text)
+                case .smallBinary(let range) where onBinary != nil:
+                    if failing { continue }
+                    reply = try await onBinary.unsafelyUnwrapped.call(service, caller, arenaBytes(range))
+                case .binary(let data) where onBinary != nil:
+                    if failing { continue }
+                    reply = try await onBinary.unsafelyUnwrapped.call(service, caller, data)
+                default:
+                    await deliver(item)
+                    continue
                 }
-            case .smallBinary(let range) where onBinary != nil:
-                guard !failing else { continue }
-                do {
-                    if let reply = try await onBinary.unsafelyUnwrapped.call(service, caller, arenaBytes(range)) {
-                        if !canWrite { await waitUntilWritable() }
-                        try sendNow(reply)
-                    }
-                } catch {
-                    await fail(error, in: "onBinaryMessage")
+                if let reply {
+                    if !canWrite { await waitUntilWritable() }
+                    try sendNow(reply)
                 }
-            case .text(let text) where onText != nil:
-                guard !failing else { continue }
-                do {
-                    if let reply = try await onText.unsafelyUnwrapped.call(service, caller, text) {
-                        if !canWrite { await waitUntilWritable() }
-                        try sendNow(reply)
-                    }
-                } catch {
-                    await fail(error, in: "onTextMessage")
-                }
-            case .binary(let data) where onBinary != nil:
-                guard !failing else { continue }
-                do {
-                    if let reply = try await onBinary.unsafelyUnwrapped.call(service, caller, data) {
-                        if !canWrite { await waitUntilWritable() }
-                        try sendNow(reply)
-                    }
-                } catch {
-                    await fail(error, in: "onBinaryMessage")
-                }
-            default:
-                await deliver(item)
+            } catch {
+                await fail(error, in: item.isText ? "onTextMessage" : "onBinaryMessage")
             }
         }
     }

@@ -89,8 +89,9 @@ struct TourTests {
         let talker = try await tour.connect("/idle")
         let silent = try await tour.connect("/idle")
         let start = ContinuousClock.now
-        for i in 0..<4 {
-            try await Task.sleep(for: .milliseconds(400))
+        // Talking every 200 ms against the 1 s idle timeout (a wide margin on a loaded machine).
+        for i in 0..<7 {
+            try await Task.sleep(for: .milliseconds(200))
             try await talker.send(text: "t\(i)")
             #expect(try await talker.receiveText() == "t\(i)")
         }
