@@ -83,13 +83,15 @@ public final class WSServiceTester: Sendable {
     }
 
     private func open(_ socket: WSSocket, _ handshake: WSClientHandshake) async throws(WSTestError) -> WSTestClient {
-        let client = WSTestClient()
         var configuration = WSProtocol.Configuration.default
         configuration.maxFrameSize = 64 << 20
         configuration.maxMessageSize = 64 << 20
         configuration.pingInterval = nil
+        let recorder = WSTestClient.Recorder()
+        let client: WSTestClient
         do {
-            client.connection = try listener.server.adoptClient(socket, handshake: handshake, configuration: configuration, handler: client.handler)
+            client = WSTestClient(connection: try listener.server.adoptClient(socket, handshake: handshake, configuration: configuration, handler: recorder),
+                                  recorder: recorder)
         } catch {
             socket.close()
             throw .usage(error as? WSUsageError ?? .invalidConfiguration("\(error)"))

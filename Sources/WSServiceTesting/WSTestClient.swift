@@ -56,19 +56,18 @@ public final class WSTestClient: Sendable {
         var failure: WSTestError?
     }
 
-    private let state = Mutex(State())
-    let handler: Handler
-    /// Set once, right after creation, before any use.
-    nonisolated(unsafe) var connection: WSEpollConnection?
+    /// Records what the loop delivers; the client reads it.
+    let recorder: Recorder
+    let connection: WSEpollConnection
 
-    init() {
-        handler = Handler()
-        handler.client = self
+    init(connection: WSEpollConnection, recorder: Recorder) {
+        self.connection = connection
+        self.recorder = recorder
     }
 
     /// The opening handshake's result: the request, the server's answer, the subprotocol and
     /// extensions agreed.
-    public var handshake: WSHandshakeResult { state.withLock { $0.opened! } }
+    public var handshake: WSHandshakeResult { recorder.state.withLock { $0.opened! } }
     /// The subprotocol the service chose, if any.
     public var subprotocol: String? { handshake.subprotocol }
 
@@ -103,13 +102,13 @@ public final class WSTestClient: Sendable {
     /// sends stays in the socket's buffers and then in the service's outbound queue, whose
     /// high-water mark makes the service's writes wait.
     public func stopReading() {
-        let c = connection!
+        let c = connection
         c.execute { c.applicationPaused = true }
     }
 
     /// Reads again after ``stopReading()``.
     public func resumeReading() {
-        let c = connection!
+        let c = connection
         c.execute { c.resumeReading() }
     }
 
@@ -123,7 +122,7 @@ public final class WSTestClient: Sendable {
     }
 
     private func command(_ body: (WSEpollConnection) throws(WSUsageError) -> Void) throws(WSTestError) {
-        do { try body(connection!) } catch { throw .usage(error) }
+        do { try body(connection) } catch { throw .usage(error) }
     }
 
     // MARK: Receiving
@@ -134,7 +133,7 @@ public final class WSTestClient: Sendable {
     public func next(timeout: Duration = .seconds(5)) async throws(WSTestError) -> Event {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let taken = state.withLock { s -> Event? in
+            let taken = recorder.state.withLock { s -> Event? in
                 guard !s.events.isEmpty else { return nil }
                 let e = s.events.removeFirst()
                 // The close stays readable: every later read reports it again.
@@ -188,7 +187,7 @@ public final class WSTestClient: Sendable {
     func waitUntilOpen() async throws(WSTestError) {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
-            let (open, failure) = state.withLock { ($0.opened != nil, $0.failure) }
+            let (open, failure) = recorder.state.withLock { ($0.opened != nil, $0.failure) }
             if open { return }
             if let failure { throw failure }
             if ContinuousClock.now >= deadline { throw .timeout(.seconds(10)) }
@@ -204,7 +203,7 @@ public final class WSTestClient: Sendable {
             self.wake()
         }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLock { s -> Bool in
+            let resumeNow = recorder.state.withLock { s -> Bool in
                 if ready(s) { return true }
                 s.waiter = c
                 return false
@@ -214,26 +213,28 @@ public final class WSTestClient: Sendable {
         timer.cancel()
     }
 
-    private func wake() {
-        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            let w = s.waiter
-            s.waiter = nil
-            return w
+    private func wake() { recorder.wake() }
+
+    /// The loop-side handler: records what arrives, for the client to read.
+    final class Recorder: WSEpollHandler, Sendable {
+        fileprivate let state = Mutex(State())
+
+        func wake() {
+            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                let w = s.waiter
+                s.waiter = nil
+                return w
+            }
+            waiter?.resume()
         }
-        waiter?.resume()
-    }
 
-    fileprivate func record(_ change: (inout State) -> Void) {
-        state.withLock { change(&$0) }
-        wake()
-    }
-
-    /// The loop-side handler: records what arrives.
-    final class Handler: WSEpollHandler, @unchecked Sendable {
-        weak var client: WSTestClient?
+        fileprivate func record(_ change: (inout State) -> Void) {
+            state.withLock { change(&$0) }
+            wake()
+        }
 
         func opened(_ connection: WSEpollConnection, _ result: WSHandshakeResult) {
-            client?.record { $0.opened = result }
+            record { $0.opened = result }
         }
 
         func received(_ connection: WSEpollConnection, kind: WSMessageKind, data: Span<UInt8>, isFinal: Bool) {
@@ -241,17 +242,17 @@ public final class WSTestClient: Sendable {
             bytes.reserveCapacity(data.count)
             for i in data.indices { bytes.append(data[i]) }
             let event: Event = kind == .text ? .text(String(decoding: bytes, as: UTF8.self)) : .binary(bytes)
-            client?.record { $0.events.append(event) }
+            record { $0.events.append(event) }
         }
 
         func event(_ connection: WSEpollConnection, _ event: WSProtocol.Event) {
             switch event {
-            case .ping(let p): client?.record { $0.events.append(.ping(Array(p))) }
-            case .pong(let p): client?.record { $0.events.append(.pong(Array(p))) }
-            case .rejected(let r): client?.record { $0.failure = $0.failure ?? .rejected(r) }
-            case .handshakeFailed(let e): client?.record { $0.failure = $0.failure ?? .handshakeFailed(e) }
+            case .ping(let p): record { $0.events.append(.ping(Array(p))) }
+            case .pong(let p): record { $0.events.append(.pong(Array(p))) }
+            case .rejected(let r): record { $0.failure = $0.failure ?? .rejected(r) }
+            case .handshakeFailed(let e): record { $0.failure = $0.failure ?? .handshakeFailed(e) }
             case .closed(let info):
-                client?.record {
+                record {
                     if $0.opened == nil && $0.failure == nil { $0.failure = .closed(info) }
                     $0.events.append(.closed(info))
                 }
