@@ -42,11 +42,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     private let wakefd: Int32
     private var listener: WSSocket?
     private let threadID = Atomic<UInt>(0)
-    private let inbox = Mutex<[@Sendable () -> Void]>([])
+    private let inbox = Mutex(Inbox())
     private let wakePending = Atomic<Bool>(false)
-    /// Jobs enqueued from other threads; `ended` once the loop has finished (then jobs run on
-    /// the enqueuing thread, one at a time, so a task suspended at shutdown can still finish).
-    private let jobInbox = Mutex<(jobs: [UnownedJob], ended: Bool)>(([], false))
 
     // The loop's own state, touched only on its thread. `@exclusivity(unchecked)`: Swift would
     // otherwise check every access to a class's stored property at run time (a thread-local
@@ -88,9 +85,15 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         try register(wakefd, token: Self.wakeToken, events: EPOLLIN.rawValue | EPOLLET.rawValue)
     }
 
+    /// The read buffer and event array are freed when the loop ends (`finishRun`), or here
+    /// for a loop that never ran.
+    @exclusivity(unchecked) private var buffersFreed = false
+
     deinit {
-        readBuffer.deallocate()
-        events.deallocate()
+        if !buffersFreed {
+            readBuffer.deallocate()
+            events.deallocate()
+        }
     }
 
     private func register(_ fd: Int32, token: UInt64, events: UInt32) throws(WSTransportError) {
@@ -104,12 +107,72 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     var isCurrent: Bool { threadID.load(ordering: .relaxed) == UInt(pthread_self()) }
 
-    /// Runs `body` on this loop's thread, soon. Safe from any thread.
+    /// Work for the loop from other threads (and, once the loop has ended, from any thread).
+    private struct Inbox {
+        enum Work {
+            case body(@Sendable () -> Void)
+            case job(UnownedJob)
+        }
+
+        var bodies: [@Sendable () -> Void] = []
+        var jobs: [UnownedJob] = []
+        /// The loop has finished: work is run by the thread that brings it, one item at a
+        /// time across threads (a task suspended at shutdown can still finish, a command
+        /// from another thread still completes). Work brought while another thread drains is
+        /// queued for it, so a job that enqueues more never waits on itself.
+        var ended = false
+        var late: [Work] = []
+        var drainingLate = false
+
+        enum Outcome { case queued, drainLate, queuedLate }
+
+        mutating func accept(_ work: Work) -> Outcome {
+            if ended {
+                late.append(work)
+                if drainingLate { return .queuedLate }
+                drainingLate = true
+                return .drainLate
+            }
+            switch work {
+            case .body(let b): bodies.append(b)
+            case .job(let j): jobs.append(j)
+            }
+            return .queued
+        }
+    }
+
+    /// Runs `body` on this loop's thread, soon. Safe from any thread; after the loop has
+    /// ended, `body` runs on the calling thread (serialized with other late work).
     func execute(_ body: @escaping @Sendable () -> Void) {
-        inbox.withLock { $0.append(body) }
-        if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
-            var one: UInt64 = 1
-            _ = Glibc.write(wakefd, &one, 8)
+        deliver(inbox.withLock { $0.accept(.body(body)) })
+    }
+
+    private func deliver(_ outcome: Inbox.Outcome) {
+        switch outcome {
+        case .queued:
+            if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
+                var one: UInt64 = 1
+                _ = Glibc.write(wakefd, &one, 8)
+            }
+        case .drainLate:
+            drainLate()
+        case .queuedLate:
+            break
+        }
+    }
+
+    private func drainLate() {
+        while let work = inbox.withLock({ q -> Inbox.Work? in
+            if q.late.isEmpty {
+                q.drainingLate = false
+                return nil
+            }
+            return q.late.removeFirst()
+        }) {
+            switch work {
+            case .body(let body): body()
+            case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+            }
         }
     }
 
@@ -117,17 +180,13 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         var counter: UInt64 = 0
         _ = Glibc.read(wakefd, &counter, 8)
         wakePending.store(false, ordering: .releasing)
-        let work = inbox.withLock { q -> [@Sendable () -> Void] in
-            let w = q
-            q.removeAll()
-            return w
-        }
-        for body in work { body() }
-        let jobs = jobInbox.withLock { q -> [UnownedJob] in
-            let j = q.jobs
+        let (bodies, jobs) = inbox.withLock { q -> ([@Sendable () -> Void], [UnownedJob]) in
+            let taken = (q.bodies, q.jobs)
+            q.bodies.removeAll()
             q.jobs.removeAll()
-            return j
+            return taken
         }
+        for body in bodies { body() }
         runQueue.append(contentsOf: jobs)
     }
 
@@ -139,17 +198,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             runQueue.append(job)
             return
         }
-        let ended = jobInbox.withLock { q -> Bool in
-            if !q.ended { q.jobs.append(job) }
-            return q.ended
-        }
-        if ended {
-            // The loop is gone: run it here, serialized with any other late job.
-            jobInbox.withLock { _ in job.runSynchronously(on: asUnownedTaskExecutor()) }
-        } else if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
-            var one: UInt64 = 1
-            _ = Glibc.write(wakefd, &one, 8)
-        }
+        deliver(inbox.withLock { $0.accept(.job(job)) })
     }
 
     func asUnownedTaskExecutor() -> UnownedTaskExecutor { UnownedTaskExecutor(ordinary: self) }
@@ -175,6 +224,12 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     // MARK: Running
 
     func run() {
+        // A loop that has run is never freed: tasks may name it as their executor preference,
+        // which the Swift runtime holds unowned, and a task can outlive its server (a sleep
+        // that ends after the stop enqueues here). What is left after the loop ends is this
+        // small object; its buffers are freed then, and late work runs on the thread that
+        // brings it (`Inbox.ended`).
+        _ = Unmanaged.passRetained(self)
         threadID.store(UInt(pthread_self()), ordering: .relaxed)
         while true {
             switch stopping {
@@ -217,16 +272,28 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         listener?.close()
         listener = nil
         runJobs()
-        let late = jobInbox.withLock { q -> [UnownedJob] in
+        // From now on no thread is this loop's: what was queued and what comes later runs on
+        // the thread that brings it (`Inbox.ended`).
+        threadID.store(0, ordering: .relaxed)
+        inbox.withLock { q in
             q.ended = true
-            let j = q.jobs
+            q.late = q.bodies.map { .body($0) } + runQueue.map { .job($0) } + q.jobs.map { .job($0) }
+            q.bodies.removeAll()
             q.jobs.removeAll()
-            return j
+            q.drainingLate = true
         }
-        for job in late { job.runSynchronously(on: asUnownedTaskExecutor()) }
-        runJobs()
+        runQueue.removeAll()
+        drainLate()
         Glibc.close(epfd)
         Glibc.close(wakefd)
+        readBuffer.deallocate()
+        events.deallocate()
+        buffersFreed = true
+        slots = []
+        generations = []
+        freeSlots = []
+        timers = TimerHeap()
+        dirty = []
     }
 
     private func waitMilliseconds() -> Int32 {

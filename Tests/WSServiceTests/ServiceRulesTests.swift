@@ -324,6 +324,34 @@ struct ServiceRulesTests {
         }
     }
 
+    final class KeptCaller: Sendable {
+        let caller = Mutex<WSCaller?>(nil)
+    }
+
+    struct Keeper: WSService {
+        let kept: KeptCaller
+        func onOpen(_ caller: WSCaller) async throws { kept.caller.withLock { $0 = caller } }
+    }
+
+    @Test("a Caller kept past the listener's stop fails at once with ConnectionClosureError, never hangs")
+    func callerAfterStop() async throws {
+        let kept = KeptCaller()
+        let tester = try WSServiceTester()
+        try tester.listener.attach(service: Keeper(kept: kept), at: "/")
+        let c = try await tester.connect()
+        #expect(await eventually { kept.caller.withLock { $0 != nil } })
+        await tester.shutdown()
+        #expect(try await c.closeInfo().code == .goingAway)
+        let caller = try #require(kept.caller.withLock { $0 })
+        #expect(!caller.isOpen)
+        await #expect { try await caller.writeTextMessage("late") } throws: { error in
+            (error as? WSServiceError)?.code == .connectionClosure
+        }
+        await #expect { try await caller.ping() } throws: { error in
+            (error as? WSServiceError)?.code == .connectionClosure
+        }
+    }
+
     @Test("gracefulStop sends every open connection Close 1001 and the services see onClose")
     func gracefulStop() async throws {
         let journal = Journal()
