@@ -187,9 +187,13 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
         guard !running else { return }
         running = true
         Task.immediate(executorPreference: connection.executor) { [self] in
-            repeat {
+            while true {
                 await self.run()
-            } while await self.park()
+                if await self.park() { continue }
+                // Told to end (idle sweep): items that came after that word still go first.
+                if self.head < self.queue.count { continue }
+                break
+            }
             self.running = false
         }
     }

@@ -192,10 +192,10 @@ public final class WSListener: Sendable {
         let server = self.server
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             do {
-                _ = try WSThread {
+                try WSThread {
                     how(server)
                     c.resume()
-                }
+                }.detach()
             } catch {
                 how(server)
                 c.resume()
