@@ -16,4 +16,16 @@ extension WSEpollConnection {
             try perform { (c) throws(WSUsageError) in try c.engine.send(copy, kind: kind, compress: compress) }
         }
     }
+
+    /// Sends a whole message from bytes through the engine's non-generic entry point and
+    /// queues a flush: the service layer's reply path (owning loop only; no generic
+    /// specialization is needed across modules).
+    package func sendOnLoop(_ bytes: [UInt8], kind: WSMessageKind) throws(WSUsageError) {
+        defer { loop.markDirty(self) }
+        let failure: WSUsageError? = bytes.withUnsafeBytes { raw in
+            do throws(WSUsageError) { try engine.send(raw, kind: kind) } catch { return error }
+            return nil
+        }
+        if let failure { throw failure }
+    }
 }

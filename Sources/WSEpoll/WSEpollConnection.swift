@@ -125,6 +125,13 @@ public final class WSEpollConnection: @unchecked Sendable {
         return try body(&engineCell.value)
     }
 
+    /// Sends a text message and queues a flush: the service layer's reply path (owning loop
+    /// only).
+    package func sendOnLoop(text: String) throws(WSUsageError) {
+        defer { loop.markDirty(self) }
+        try engine.sendText(text)
+    }
+
     // MARK: Commands
 
     func perform(_ body: @escaping @Sendable (WSEpollConnection) throws(WSUsageError) -> Void) throws(WSUsageError) {

@@ -45,13 +45,6 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
         indirect case failed(WSServiceError)
         indirect case closed(WSProtocol.CloseInfo)
 
-        var isText: Bool {
-            switch self {
-            case .text, .smallText: true
-            default: false
-            }
-        }
-
         /// What the item counts against the inbound high-water mark: its bytes, plus its slot.
         var queuedSize: Int {
             switch self {
@@ -290,8 +283,8 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     final func sendNow(_ message: Outgoing) throws(WSServiceError) {
         do {
             switch message {
-            case .text(let s): try connection.withEngine { (engine) throws(WSUsageError) in try engine.sendText(s) }
-            case .binary(let b): try sendBinary(b)
+            case .text(let s): try connection.sendOnLoop(text: s)
+            case .binary(let b): try connection.sendOnLoop(b, kind: .binary)
             }
         } catch {
             throw Self.writeError(error)
@@ -373,38 +366,26 @@ final class ServiceConnection<S: WSService>: ServiceConnectionBase, @unchecked S
         super.init(connection: connection, route: route, request: request, subprotocol: subprotocol)
     }
 
-    /// Text and binary messages for `onTextMessage`/`onBinaryMessage` take the short path:
-    /// one call of the service's method and a send; the rest goes through `deliver`.
+    /// Runs of text and binary messages for `onTextMessage`/`onBinaryMessage` take the short
+    /// path (their capability object calls the service's method and sends, message after
+    /// message); everything else goes through `deliver`.
     override func run() async {
-        let caller = self.caller
         let onText = shape.dispatch == nil ? shape.onText : nil
         let onBinary = shape.dispatch == nil ? shape.onBinary : nil
-        while let item = next() {
-            let reply: Outgoing?
-            do {
-                switch item {
-                case .smallText(let range) where onText != nil:
-                    if failing { continue }
-                    reply = try await onText.unsafelyUnwrapped.call(service, caller, arenaText(range))
-                case .text(let text) where onText != nil:
-                    if failing { continue }
-                    reply = try await onText.unsafelyUnwrapped.call(service, caller, text)
-                case .smallBinary(let range) where onBinary != nil:
-                    if failing { continue }
-                    reply = try await onBinary.unsafelyUnwrapped.call(service, caller, arenaBytes(range))
-                case .binary(let data) where onBinary != nil:
-                    if failing { continue }
-                    reply = try await onBinary.unsafelyUnwrapped.call(service, caller, data)
-                default:
-                    await deliver(item)
-                    continue
-                }
-                if let reply {
-                    if !canWrite { await waitUntilWritable() }
-                    try sendNow(reply)
-                }
-            } catch {
-                await fail(error, in: item.isText ? "onTextMessage" : "onBinaryMessage")
+        var pending = next()
+        while let item = pending {
+            switch item {
+            case .smallText(let range) where onText != nil && !failing:
+                pending = await onText.unsafelyUnwrapped.serve(self, arenaText(range))
+            case .text(let text) where onText != nil && !failing:
+                pending = await onText.unsafelyUnwrapped.serve(self, text)
+            case .smallBinary(let range) where onBinary != nil && !failing:
+                pending = await onBinary.unsafelyUnwrapped.serve(self, arenaBytes(range))
+            case .binary(let data) where onBinary != nil && !failing:
+                pending = await onBinary.unsafelyUnwrapped.serve(self, data)
+            default:
+                await deliver(item)
+                pending = next()
             }
         }
     }
@@ -489,7 +470,7 @@ final class ServiceConnection<S: WSService>: ServiceConnectionBase, @unchecked S
 
     /// What a callback threw closes the connection (1003 for a binding failure, 1011
     /// otherwise); `onError` gets it once the Close is queued.
-    private func fail(_ error: any Error, in name: String) async {
+    func fail(_ error: any Error, in name: String) async {
         let failure: WSServiceError
         switch error {
         case let b as BindingFailure:

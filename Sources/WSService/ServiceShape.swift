@@ -105,6 +105,11 @@ private func dispatchTable<T: WSDispatchingService>(of _: T.Type) -> Any { T.dis
 class TextCall<S: WSService>: @unchecked Sendable {
     init() {}
     func call(_ service: S, _ caller: WSCaller, _ text: String) async throws -> Outgoing? { fatalError("abstract") }
+    /// Serves `first` and the text messages right behind it in `connection`'s queue, each a
+    /// direct call of the service's method and a send (the runner's hot path: one call into
+    /// this object per run of messages, not per message). Returns the item that ended the
+    /// run, or nil when the queue is empty.
+    func serve(_ connection: ServiceConnection<S>, _ first: String) async -> ServiceConnectionBase.Item? { fatalError("abstract") }
 }
 
 final class TextCallOf<S: WSTextService>: TextCall<S>, @unchecked Sendable {
@@ -113,11 +118,33 @@ final class TextCallOf<S: WSTextService>: TextCall<S>, @unchecked Sendable {
     override func call(_ service: S, _ caller: WSCaller, _ text: String) async throws -> Outgoing? {
         try reply.encode(try await service.onTextMessage(caller, text: text))
     }
+    override func serve(_ c: ServiceConnection<S>, _ first: String) async -> ServiceConnectionBase.Item? {
+        let caller = c.caller
+        var text = first
+        while true {
+            do {
+                if let out = try reply.encode(try await c.service.onTextMessage(caller, text: text)) {
+                    if !c.canWrite { await c.waitUntilWritable() }
+                    try c.sendNow(out)
+                }
+            } catch {
+                await c.fail(error, in: "onTextMessage")
+            }
+            guard let item = c.next() else { return nil }
+            switch item {
+            case .smallText(let range) where !c.failing: text = c.arenaText(range)
+            case .text(let t) where !c.failing: text = t
+            default: return item
+            }
+        }
+    }
 }
 
 class BinaryCall<S: WSService>: @unchecked Sendable {
     init() {}
     func call(_ service: S, _ caller: WSCaller, _ data: [UInt8]) async throws -> Outgoing? { fatalError("abstract") }
+    /// As ``TextCall/serve(_:_:)``, for binary messages.
+    func serve(_ connection: ServiceConnection<S>, _ first: [UInt8]) async -> ServiceConnectionBase.Item? { fatalError("abstract") }
 }
 
 final class BinaryCallOf<S: WSBinaryService>: BinaryCall<S>, @unchecked Sendable {
@@ -125,6 +152,26 @@ final class BinaryCallOf<S: WSBinaryService>: BinaryCall<S>, @unchecked Sendable
     init(reply: ReplyEncoder<S.BinaryReply>) { self.reply = reply }
     override func call(_ service: S, _ caller: WSCaller, _ data: [UInt8]) async throws -> Outgoing? {
         try reply.encode(try await service.onBinaryMessage(caller, data: data))
+    }
+    override func serve(_ c: ServiceConnection<S>, _ first: [UInt8]) async -> ServiceConnectionBase.Item? {
+        let caller = c.caller
+        var data = first
+        while true {
+            do {
+                if let out = try reply.encode(try await c.service.onBinaryMessage(caller, data: data)) {
+                    if !c.canWrite { await c.waitUntilWritable() }
+                    try c.sendNow(out)
+                }
+            } catch {
+                await c.fail(error, in: "onBinaryMessage")
+            }
+            guard let item = c.next() else { return nil }
+            switch item {
+            case .smallBinary(let range) where !c.failing: data = c.arenaBytes(range)
+            case .binary(let b) where !c.failing: data = b
+            default: return item
+            }
+        }
     }
 }
 

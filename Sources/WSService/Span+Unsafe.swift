@@ -1,6 +1,5 @@
 // The service layer's few unsafe operations: copies of a loop-lent Span (valid only during the
-// handler call), bytes handed to the engine's non-generic send, and a value reinterpreted as
-// the type it was just checked to be.
+// handler call), and a value reinterpreted as the type it was just checked to be.
 
 import WSCore
 
@@ -20,20 +19,6 @@ extension ServiceConnectionBase {
         let start = arena.count
         data.withUnsafeBufferPointer { arena.append(contentsOf: $0) }
         return start..<arena.count
-    }
-
-    /// Sends a binary message through the engine's non-generic entry point (its generic
-    /// `sendBinary` is not specialized for callers in other modules). The reference is
-    /// `engine.sendBinary(bytes)`.
-    final func sendBinary(_ bytes: [UInt8]) throws(WSUsageError) {
-        try connection.withEngine { (engine) throws(WSUsageError) in
-            // `withUnsafeBytes` rethrows untyped errors: carry the typed one out.
-            let failure: WSUsageError? = bytes.withUnsafeBytes { raw in
-                do throws(WSUsageError) { try engine.send(raw, kind: .binary) } catch { return error }
-                return nil
-            }
-            if let failure { throw failure }
-        }
     }
 }
 
