@@ -21,7 +21,7 @@ extension WSEpollConnection {
     /// queues a flush: the service layer's reply path (owning loop only; no generic
     /// specialization is needed across modules).
     package func sendOnLoop(_ bytes: [UInt8], kind: WSMessageKind) throws(WSUsageError) {
-        defer { loop.markDirty(self) }
+        defer { if !isDirty { loop.markDirty(self) } }
         let failure: WSUsageError? = bytes.withUnsafeBytes { raw in
             do throws(WSUsageError) { try engine.send(raw, kind: kind) } catch { return error }
             return nil

@@ -121,14 +121,14 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// loop only). A function rather than an accessor: a `_modify` coroutine called from
     /// another module allocates its frame on every access.
     package func withEngine<R, E: Error>(_ body: (inout WSProtocol) throws(E) -> R) throws(E) -> R {
-        defer { loop.markDirty(self) }
+        defer { if !isDirty { loop.markDirty(self) } }
         return try body(&engineCell.value)
     }
 
     /// Sends a text message and queues a flush: the service layer's reply path (owning loop
     /// only).
     package func sendOnLoop(text: String) throws(WSUsageError) {
-        defer { loop.markDirty(self) }
+        defer { if !isDirty { loop.markDirty(self) } }
         try engine.sendText(text)
     }
 
