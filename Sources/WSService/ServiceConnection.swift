@@ -73,6 +73,9 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     @exclusivity(unchecked) var arena: [UInt8] = []
     @exclusivity(unchecked) private var head = 0
     @exclusivity(unchecked) private var queuedBytes = 0
+    /// This layer has paused the connection's reading (its queue went over the high-water
+    /// mark); kept here so that the check per message reads no other module's state.
+    @exclusivity(unchecked) private var pausedReading = false
     @exclusivity(unchecked) private var running = false
     /// The runner, waiting for the next burst (it keeps its task and frames between bursts of
     /// a busy connection; an idle one ends it).
@@ -131,11 +134,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     /// Messages up to this size are queued in the arena.
     static let smallMessage = 4096
 
-    /// The `String` of a small text message in the arena.
-    final func arenaText(_ range: Range<Int>) -> String { String(decoding: arena[range], as: UTF8.self) }
 
-    /// The bytes of a small binary message in the arena.
-    final func arenaBytes(_ range: Range<Int>) -> [UInt8] { Array(arena[range]) }
 
     func event(_ connection: WSEpollConnection, _ event: WSProtocol.Event) {
         switch event {
@@ -228,7 +227,10 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     private func enqueue(_ item: Item) {
         queue.append(item)
         queuedBytes += item.queuedSize
-        if queuedBytes > route.configuration.inboundHighWaterMark { connection.applicationPaused = true }
+        if !pausedReading && queuedBytes > route.configuration.inboundHighWaterMark {
+            pausedReading = true
+            connection.applicationPaused = true
+        }
     }
 
     /// The next queued item, if any.
@@ -242,7 +244,8 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
             head = 0
         }
         queuedBytes -= item.queuedSize
-        if connection.applicationPaused && queuedBytes <= route.configuration.inboundLowWaterMark {
+        if pausedReading && queuedBytes <= route.configuration.inboundLowWaterMark {
+            pausedReading = false
             connection.resumeReading()
         }
         return item

@@ -14,6 +14,19 @@ extension ServiceConnectionBase {
         data.withUnsafeBufferPointer { Array($0) }
     }
 
+    /// The `String` of a small text message in the arena (copied through the buffer's
+    /// pointer: a slice would retain and release the arena per message). The reference is
+    /// `String(decoding: arena[range], as: UTF8.self)`.
+    final func arenaText(_ range: Range<Int>) -> String {
+        arena.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[range]), as: UTF8.self) }
+    }
+
+    /// The bytes of a small binary message in the arena (as ``arenaText(_:)``; the reference
+    /// is `Array(arena[range])`).
+    final func arenaBytes(_ range: Range<Int>) -> [UInt8] {
+        arena.withUnsafeBufferPointer { Array(UnsafeBufferPointer(rebasing: $0[range])) }
+    }
+
     /// Appends the bytes to the arena; where they are.
     final func appendToArena(_ data: Span<UInt8>) -> Range<Int> {
         let start = arena.count
