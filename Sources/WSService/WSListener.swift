@@ -90,13 +90,12 @@ public final class WSListener: Sendable {
         server.handshake.maxHeaderSize = configuration.maxHeaderSize
         let routes = self.routes
         server.handshake.resourceExists = { path in routes.table.withLock { $0[path] != nil } }
-        let logger = configuration.logger
         self.server = WSEpollServer(configuration: server) { request, connection in
             guard let route = routes.table.withLock({ $0[request.path] }) else {
                 return connection.decide(.reject(status: .notFound, headers: [:], body: []))
             }
             Task.immediate(executorPreference: connection.executor) {
-                connection.decide(await route.decide(request, connection, logger: logger))
+                connection.decide(await route.decide(request, connection))
             }
         }
     }
@@ -278,7 +277,7 @@ final class Route: Sendable {
     static func normalize(_ path: String) -> String { path.isEmpty ? "/" : path }
 
     /// Runs authentication and the upgrade service for a request (on the connection's loop).
-    func decide(_ request: WSUpgradeRequest, _ connection: WSEpollConnection, logger: Logger) async -> WSDeferredDecision {
+    func decide(_ request: WSUpgradeRequest, _ connection: WSEpollConnection) async -> WSDeferredDecision {
         do {
             try await configuration.authenticate?(request)
             let subprotocol = request.selectSubprotocol(preferring: configuration.subprotocols)
