@@ -67,11 +67,16 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
 
     // Loop-thread state, `@exclusivity(unchecked)` as in the epoll loop (no run-time access
     // checks on the hot path; no overlapping accesses are made).
-    /// Items are moved out (`take()`), not copied: no reference counting per message.
+    /// The queued items are `queue[head..<tail]`. Items are moved out (`take()`), not copied:
+    /// no reference counting per message. The slots are reused from the start once the queue
+    /// drains (no array operation per message or burst).
     @exclusivity(unchecked) private var queue: [Item?] = []
-    /// The bytes of queued small messages, in queue order; emptied when the queue drains.
-    @exclusivity(unchecked) var arena: [UInt8] = []
     @exclusivity(unchecked) private var head = 0
+    @exclusivity(unchecked) private var tail = 0
+    /// The bytes of queued small messages are `arena[..<arenaUsed]`, in queue order; it starts
+    /// over when the queue drains (its bytes are overwritten, not removed).
+    @exclusivity(unchecked) var arena: [UInt8] = []
+    @exclusivity(unchecked) var arenaUsed = 0
     @exclusivity(unchecked) private var queuedBytes = 0
     /// This layer has paused the connection's reading (its queue went over the high-water
     /// mark); kept here so that the check per message reads no other module's state.
@@ -107,7 +112,8 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     var caller: WSCaller { WSCaller(self) }
     var logger: Logger { route.logger }
 
-    /// Delivers queued items until none is left (the subclass knows the service).
+    /// Delivers queued items as they come, parking between bursts, until told to end (the
+    /// subclass knows the service).
     func run() async { fatalError("abstract") }
 
     // MARK: Events from the loop
@@ -123,7 +129,10 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
             // The arena starts over with a new burst. Items taken from the queue have had
             // their bytes copied out already: the runner does that before its first
             // suspension after taking one.
-            if queue.isEmpty { arena.removeAll(keepingCapacity: arena.capacity <= 64 << 10) }
+            if tail == 0 {
+                arenaUsed = 0
+                if arena.count > 64 << 10 { arena = [] }
+            }
             let range = appendToArena(data)
             enqueue(kind == .text ? .smallText(range) : .smallBinary(range))
         } else {
@@ -170,7 +179,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     /// loop waits again); without one, a runner starts here, inline (a callback that does not
     /// suspend finishes before this returns).
     func drained(_ connection: WSEpollConnection) {
-        guard head < queue.count else { return }
+        guard head < tail else { return }
         if let runner = parked {
             parked = nil
             runner.resume(returning: true)
@@ -179,21 +188,24 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
         guard !running else { return }
         running = true
         Task.immediate(executorPreference: connection.executor) { [self] in
-            while true {
-                await self.run()
-                if await self.park() { continue }
-                // Told to end (idle sweep): items that came after that word still go first.
-                if self.head < self.queue.count { continue }
-                break
-            }
+            await self.run()
             self.running = false
         }
     }
 
-    /// Waits for the next burst; false when the runner should end (idle, or closed).
-    private func park() async -> Bool {
-        guard !ended else { return false }
-        return await withUnsafeContinuation { parked = $0 }
+    /// Parks the runner until the next burst, where it waits for one (`await
+    /// withUnsafeContinuation { park($0) }`, written inline by the runner's loops: every
+    /// `async` call returning costs the runner an executor check, and that check takes a lock
+    /// for a task with an executor preference). It is resumed with true when items came, with
+    /// false when it should end (the connection went idle, or its last item was delivered).
+    final func park(_ runner: UnsafeContinuation<Bool, Never>) {
+        if ended { runner.resume(returning: false) } else { parked = runner }
+    }
+
+    /// The next item after the runner was told to end: items that came after that word still
+    /// go first; nil when there are none, and the runner ends.
+    final func nextAfterEnd() -> Item? {
+        head < tail ? next() : nil
     }
 
     func writable(_ connection: WSEpollConnection) {
@@ -210,9 +222,10 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
             parked = nil
             runner.resume(returning: false)
         }
-        if head == queue.count {
+        if head == tail {
             queue = []
             arena = []
+            arenaUsed = 0
         }
     }
 
@@ -225,7 +238,8 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     // MARK: The queue
 
     private func enqueue(_ item: Item) {
-        queue.append(item)
+        if tail < queue.count { queue[tail] = item } else { queue.append(item) }
+        tail += 1
         queuedBytes += item.queuedSize
         if !pausedReading && queuedBytes > route.configuration.inboundHighWaterMark {
             pausedReading = true
@@ -235,13 +249,14 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
 
     /// The next queued item, if any.
     final func next() -> Item? {
-        guard head < queue.count, let item = queue[head].take() else { return nil }
+        guard head < tail, let item = queue[head].take() else { return nil }
         head += 1
-        if head == queue.count {
+        if head == tail {
             // Drained: the slots are kept for the next burst (up to 256 of them; a longer
             // queue's memory is given back now), and released when the connection goes idle.
-            queue.removeAll(keepingCapacity: queue.capacity <= 256)
             head = 0
+            tail = 0
+            if queue.count > 256 { queue = [] }
         }
         queuedBytes -= item.queuedSize
         if pausedReading && queuedBytes <= route.configuration.inboundLowWaterMark {
@@ -253,9 +268,11 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
 
     /// Drops what is still queued: the connection has ended, and its runner ends too.
     func discardQueue() {
-        queue.removeAll()
+        queue = []
         arena = []
+        arenaUsed = 0
         head = 0
+        tail = 0
         queuedBytes = 0
         ended = true
     }
@@ -371,12 +388,17 @@ final class ServiceConnection<S: WSService>: ServiceConnectionBase, @unchecked S
 
     /// Runs of text and binary messages for `onTextMessage`/`onBinaryMessage` take the short
     /// path (their capability object calls the service's method and sends, message after
-    /// message); everything else goes through `deliver`.
+    /// message, and parks for the next burst itself); everything else goes through `deliver`.
     override func run() async {
         let onText = shape.dispatch == nil ? shape.onText : nil
         let onBinary = shape.dispatch == nil ? shape.onBinary : nil
         var pending = next()
-        while let item = pending {
+        while true {
+            guard let item = pending else {
+                pending = await withUnsafeContinuation { park($0) } ? next() : nextAfterEnd()
+                if pending == nil { return }
+                continue
+            }
             switch item {
             case .smallText(let range) where onText != nil && !failing:
                 pending = await onText.unsafelyUnwrapped.serve(self, arenaText(range))
@@ -389,6 +411,12 @@ final class ServiceConnection<S: WSService>: ServiceConnectionBase, @unchecked S
             default:
                 await deliver(item)
                 pending = next()
+                continue
+            }
+            // `serve` returns nil only when told to end.
+            if pending == nil {
+                pending = nextAfterEnd()
+                if pending == nil { return }
             }
         }
     }

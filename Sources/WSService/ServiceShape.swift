@@ -107,8 +107,8 @@ class TextCall<S: WSService>: @unchecked Sendable {
     func call(_ service: S, _ caller: WSCaller, _ text: String) async throws -> Outgoing? { fatalError("abstract") }
     /// Serves `first` and the text messages right behind it in `connection`'s queue, each a
     /// direct call of the service's method and a send (the runner's hot path: one call into
-    /// this object per run of messages, not per message). Returns the item that ended the
-    /// run, or nil when the queue is empty.
+    /// this object per run of messages, not per message), parking between bursts. Returns the
+    /// item that ended the run, or nil when the runner was told to end.
     func serve(_ connection: ServiceConnection<S>, _ first: String) async -> ServiceConnectionBase.Item? { fatalError("abstract") }
 }
 
@@ -130,8 +130,17 @@ final class TextCallOf<S: WSTextService>: TextCall<S>, @unchecked Sendable {
             } catch {
                 await c.fail(error, in: "onTextMessage")
             }
-            guard let item = c.next() else { return nil }
+            var item = c.next()
+            if item == nil {
+                // Parks here, not in the runner: one `async` return less per burst. (The
+                // reference is `withUnsafeContinuation`, whose isolation parameter costs a
+                // hop to the generic executor and back per burst; we are on the loop already,
+                // and the continuation is resumed there.)
+                guard await _unsafeInheritExecutor_withUnsafeContinuation({ c.park($0) }) else { return nil }
+                item = c.next()
+            }
             switch item {
+            case nil: return nil
             case .smallText(let range) where !c.failing: text = c.arenaText(range)
             case .text(let t) where !c.failing: text = t
             default: return item
@@ -165,8 +174,17 @@ final class BinaryCallOf<S: WSBinaryService>: BinaryCall<S>, @unchecked Sendable
             } catch {
                 await c.fail(error, in: "onBinaryMessage")
             }
-            guard let item = c.next() else { return nil }
+            var item = c.next()
+            if item == nil {
+                // Parks here, not in the runner: one `async` return less per burst. (The
+                // reference is `withUnsafeContinuation`, whose isolation parameter costs a
+                // hop to the generic executor and back per burst; we are on the loop already,
+                // and the continuation is resumed there.)
+                guard await _unsafeInheritExecutor_withUnsafeContinuation({ c.park($0) }) else { return nil }
+                item = c.next()
+            }
             switch item {
+            case nil: return nil
             case .smallBinary(let range) where !c.failing: data = c.arenaBytes(range)
             case .binary(let b) where !c.failing: data = b
             default: return item

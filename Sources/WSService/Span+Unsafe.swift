@@ -27,11 +27,24 @@ extension ServiceConnectionBase {
         arena.withUnsafeBufferPointer { Array(UnsafeBufferPointer(rebasing: $0[range])) }
     }
 
-    /// Appends the bytes to the arena; where they are.
+    /// Appends the bytes to the arena's used part; where they are. The arena grows (by
+    /// appending zeros) only past its largest size yet; below that the bytes are copied over
+    /// old ones. The reference is `arena[arenaUsed...].append(contentsOf:)` on an arena
+    /// emptied with `removeAll(keepingCapacity: true)`, which costs two generic array
+    /// operations per message.
     final func appendToArena(_ data: Span<UInt8>) -> Range<Int> {
-        let start = arena.count
-        data.withUnsafeBufferPointer { arena.append(contentsOf: $0) }
-        return start..<arena.count
+        let range = arenaUsed..<arenaUsed + data.count
+        if range.upperBound > arena.count {
+            arena.append(contentsOf: repeatElement(0, count: range.upperBound - arena.count))
+        }
+        arena.withUnsafeMutableBufferPointer { arena in
+            data.withUnsafeBufferPointer { bytes in
+                guard let source = bytes.baseAddress else { return }
+                (arena.baseAddress.unsafelyUnwrapped + range.lowerBound).update(from: source, count: bytes.count)
+            }
+        }
+        arenaUsed = range.upperBound
+        return range
     }
 }
 

@@ -130,6 +130,45 @@ struct ServiceRulesTests {
         #expect(service.active.peak.load(ordering: .relaxed) == 1)
     }
 
+    struct PausingEcho: WSTextService, WSBinaryService {
+        func onTextMessage(_ caller: WSCaller, text: String) async -> String {
+            if text == "pause" { try? await Task.sleep(for: .milliseconds(100)) }
+            return text
+        }
+        func onBinaryMessage(_ caller: WSCaller, data: [UInt8]) async -> [UInt8] { data }
+    }
+
+    @Test("the mailbox across bursts: 300 queued behind a suspended callback, small and large, text and binary, each echoed whole and in order, three times")
+    func mailboxAcrossBursts() async throws {
+        try await withTester { tester in
+            try tester.listener.attach(service: PausingEcho(), at: "/")
+            let c = try await tester.connect()
+            for round in 0..<3 {
+                // Sizes shrink round by round, so the arena's old bytes lie behind new ones.
+                let messages: [WSTestClient.Event] = (0..<300).map { i in
+                    let size = (i % 7 == 0 ? 5000 : 1 + (i * 37) % 4096) / (round + 1)
+                    let byte = UInt8(truncatingIfNeeded: i + round)
+                    return i % 2 == 0
+                        ? .binary([UInt8](repeating: byte, count: size) + [UInt8(round)])
+                        : .text(String(repeating: Character(UnicodeScalar(65 + Int(byte) % 26)!), count: size) + "\(round)")
+                }
+                try await c.send(text: "pause")
+                for m in messages {
+                    switch m {
+                    case .text(let t): try await c.send(text: t)
+                    case .binary(let b): try await c.send(binary: b)
+                    default: break
+                    }
+                }
+                #expect(try await c.receiveText() == "pause")
+                for (i, m) in messages.enumerated() {
+                    let echoed = try await c.receive()
+                    #expect(echoed == m, "round \(round), message \(i)")
+                }
+            }
+        }
+    }
+
     @Test("a callback that throws: Close 1011 is queued, then onError, then onClose")
     func callbackThrows() async throws {
         let journal = Journal()
