@@ -294,6 +294,13 @@ def lengths():
         f.events(binary(bytes(100)))
         violation(f, [f.frame(BINARY, b"", length=101)], "frameTooBig", 1009)
 
+        f = fixture(f"core/length/{role}-frame-limit-follows-message-limit", role,
+                    "maxFrameSize unset follows maxMessageSize: with a 200-byte message limit a 200-byte frame passes, "
+                    "a 201-byte frame fails 1009 at its header", "6455 §7.4.1 (1009)", {"maxMessageSize": 200})
+        f.receive(f.frame(BINARY, bytes(200)))
+        f.events(binary(bytes(200)))
+        violation(f, [f.frame(BINARY, b"", length=201)], "frameTooBig", 1009)
+
 
 # ---------------------------------------------------------------------------------------------
 # §5.4 fragmentation, §5.5 control frames interleaved
@@ -933,7 +940,7 @@ def handshake_server():
 
     f = server("rfc-example", "§1.2/§1.3: the RFC's request, answered with the RFC's accept key; subprotocol chosen", "6455 §1.2, §1.3, §4.2.2")
     fields = BASE_REQUEST + [("Origin", "http://example.com"), ("Sec-WebSocket-Protocol", "chat, superchat")]
-    f.state("connecting", nextDeadline=120)
+    f.state("connecting", nextDeadline=10)  # the request-head timeout (the handshake's is 120 s)
     f.receive(head("GET /chat HTTP/1.1", fields))
     f.events(upgrade_requested("/chat", fields, subprotocols=["chat", "superchat"]))
     f.state("connecting", nextDeadline=None)  # the decision is the application's; no timer runs
@@ -1049,6 +1056,38 @@ def handshake_server():
     f.tick(4.999)
     f.events()
     f.tick(5)
+    f.events({"handshakeFailed": "handshakeTimeout"}, closed(cause={"handshakeFailed": "handshakeTimeout"}))
+    f.out(error_answer(408, "handshakeTimeout"), eos=True)
+
+    f = server("request-head-timeout", "A request head not complete within the request-head timeout (default 10 s, "
+               "the handshake's 120 s): 408 and end of stream", "6455 §4.2.1")
+    f.receive(b"GET /chat HTTP/1.1\r\nHost: h\r\n")
+    f.state("connecting", nextDeadline=10)
+    f.tick(9.999)
+    f.events()
+    f.tick(10)
+    f.events({"handshakeFailed": "requestHeadTimeout"}, closed(cause={"handshakeFailed": "requestHeadTimeout"}))
+    f.out(error_answer(408, "requestHeadTimeout"), eos=True)
+
+    f = server("request-head-timeout-then-decision", "The request head within its 10 s; the application's decision may then "
+               "take the rest of the handshake's 120 s", "6455 §4.2.1")
+    f.tick(9.5)
+    f.receive(head("GET / HTTP/1.1", CURL_REQUEST))
+    f.events(upgrade_requested("/", CURL_REQUEST))
+    f.tick(100)
+    f.events()
+    f.command("accept", {})
+    response = answer_101("AQIDBAUGBwgJCgsMDQ4PEA==")
+    f.events(opened("/", CURL_REQUEST, response))
+    f.out(head("HTTP/1.1 101 Switching Protocols", response))
+
+    f = server("request-head-timeout-off", "requestHeadTimeout null: only the handshake timeout (30 s) bounds the request",
+               "6455 §4.2.1", {"requestHeadTimeout": None, "timeout": 30})
+    f.receive(b"GET /chat HTTP/1.1\r\n")
+    f.state("connecting", nextDeadline=30)
+    f.tick(29)
+    f.events()
+    f.tick(30)
     f.events({"handshakeFailed": "handshakeTimeout"}, closed(cause={"handshakeFailed": "handshakeTimeout"}))
     f.out(error_answer(408, "handshakeTimeout"), eos=True)
 

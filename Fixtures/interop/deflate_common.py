@@ -19,15 +19,13 @@ def events_of(messages):
 
 
 def our_frames(messages, window, mask_keys=None):
-    """What our engine sends (minimumSize 64: "Hello" goes uncompressed), computed with zlib."""
+    """What our engine sends (every message compressed, the default minimumSize 0), computed with
+    zlib."""
     c = zlib.compressobj(6, zlib.DEFLATED, -window, 8)
     out = b""
     for i, (kind, data) in enumerate(messages):
         opcode = g.TEXT if kind == "text" else g.BINARY
-        if len(data) >= 64:
-            payload, rsv = (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4], 4
-        else:
-            payload, rsv = data, 0
+        payload, rsv = (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4], 4
         key = bytes.fromhex(mask_keys[i]) if mask_keys else None
         out += g.header(opcode, len(payload), True, rsv, key) + (g.mask(payload, key) if key else payload)
     return out

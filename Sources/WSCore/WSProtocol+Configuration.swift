@@ -16,12 +16,22 @@ extension WSProtocol {
     /// why and how far to push it. ``WSProtocol/init(role:configuration:now:randomNumberGenerator:)``
     /// rejects invalid combinations with ``WSUsageError/invalidConfiguration(_:)``.
     public struct Configuration: Hashable, Sendable {
-        /// The largest frame payload accepted, in bytes. Default 65536 (as Ballerina).
+        /// The largest frame payload accepted, in bytes. Default: ``maxMessageSize`` (it follows
+        /// that limit until set).
         ///
         /// A larger frame fails the connection with 1009 as soon as its header arrives, before
-        /// any of its payload is read. Browsers send each message as one frame, so raise this
-        /// to ``maxMessageSize`` for browser clients that send large messages.
-        public var maxFrameSize: Int = 65536
+        /// any of its payload is read. Browsers, python-websockets, aiohttp, node's `ws`, wsproto
+        /// and libwebsockets send each message as one frame, so a frame limit below the message
+        /// limit refuses their larger messages (Ballerina's 65536 default is a well-known source
+        /// of "max frame length exceeded" errors); set it lower only for peers known to
+        /// fragment.
+        public var maxFrameSize: Int {
+            get { frameLimit ?? maxMessageSize }
+            set { frameLimit = newValue }
+        }
+
+        /// ``maxFrameSize`` when set; nil follows ``maxMessageSize``.
+        private var frameLimit: Int?
 
         /// The largest message accepted, in bytes (the sum of its frames). Default 1 MiB.
         ///
@@ -53,7 +63,8 @@ extension WSProtocol {
         public var delivery: Delivery = .wholeMessages
 
         /// Outgoing messages larger than this are split into frames of this size. Default 65536,
-        /// matching the default ``maxFrameSize`` so two default peers always interoperate.
+        /// so that peers with a 64 KiB frame limit (Ballerina's default) take our messages of
+        /// any size.
         public var outboundFragmentSize: Int = 65536
 
         /// Answer each Ping with a Pong automatically. Default on. The ``Event/ping(_:)`` event

@@ -150,7 +150,9 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// The opening handshake (RFC 6455 §4), before `open`.
     private enum Handshaking: Sendable {
         /// Server: reading the client's request.
-        case readingRequest(HTTPHeadScanner, WSServerHandshake, deadline: WSInstant)
+        /// `deadline`: the request head's (the earlier of the two timeouts); `handshakeDeadline`:
+        /// the whole handshake's, kept for the decision.
+        case readingRequest(HTTPHeadScanner, WSServerHandshake, deadline: WSInstant, handshakeDeadline: WSInstant)
         /// Server: the request is reported; the application must accept or reject it. The
         /// deadline is the request's handshake deadline, kept for the adapter (the engine arms
         /// no timer while the application decides).
@@ -347,7 +349,9 @@ public struct WSProtocol: ~Copyable, Sendable {
     ) throws(WSUsageError) {
         try handshake.validate()
         try self.init(role: .server, configuration: configuration, now: now)
-        state = .handshaking(.readingRequest(handshake.makeScanner(), handshake, deadline: now + handshake.timeout))
+        let handshakeDeadline = now + handshake.timeout
+        let headDeadline = handshake.requestHeadTimeout.map { min(now + $0, handshakeDeadline) } ?? handshakeDeadline
+        state = .handshaking(.readingRequest(handshake.makeScanner(), handshake, deadline: headDeadline, handshakeDeadline: handshakeDeadline))
     }
 
     private static func openTimers(_ configuration: Configuration, now: WSInstant) -> Timers {
@@ -382,7 +386,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         switch state {
         case .handshaking(let h):
             switch h {
-            case .readingRequest(_, _, let deadline), .readingRejection(_, _, let deadline): return deadline
+            case .readingRequest(_, _, let deadline, _), .readingRejection(_, _, let deadline): return deadline
             case .readingResponse(let client): return client.deadline
             case .awaitingDecision: return nil
             }
@@ -1059,7 +1063,9 @@ public struct WSProtocol: ~Copyable, Sendable {
             guard let deadline = nextDeadline, now >= deadline else { return nil }
             let timeout = WSHandshakeError(.handshakeTimeout, detail: "no complete handshake within the timeout")
             switch h {
-            case .readingRequest(_, let options, _): return failServerHandshake(timeout, options)
+            case .readingRequest(_, let options, let deadline, let handshakeDeadline):
+                guard deadline < handshakeDeadline else { return failServerHandshake(timeout, options) }
+                return failServerHandshake(WSHandshakeError(.requestHeadTimeout, detail: "no complete request head within the request-head timeout"), options)
             case .readingResponse: return failClientHandshake(timeout)
             case .readingRejection(let response, let reader, _): return finishRejection(response, reader, cut: true)
             case .awaitingDecision: return nil
@@ -1121,10 +1127,10 @@ public struct WSProtocol: ~Copyable, Sendable {
         while case .handshaking(let h) = state {
             let buffered = inbound.storage[inbound.readIndex...]
             switch h {
-            case .readingRequest(var scanner, let options, let deadline):
+            case .readingRequest(var scanner, let options, let deadline, let handshakeDeadline):
                 switch scanner.scan(buffered) {
                 case .incomplete:
-                    state = .handshaking(.readingRequest(scanner, options, deadline: deadline))
+                    state = .handshaking(.readingRequest(scanner, options, deadline: deadline, handshakeDeadline: handshakeDeadline))
                     return nil
                 case .startLineTooLong:
                     return failServerHandshake(WSHandshakeError(.uriTooLong, detail: "request line over \(scanner.maxStartLine) bytes"), options)
@@ -1137,7 +1143,7 @@ public struct WSProtocol: ~Copyable, Sendable {
                     consume(length)
                     switch result {
                     case .success(let request):
-                        state = .handshaking(.awaitingDecision(request, options, deadline: deadline))
+                        state = .handshaking(.awaitingDecision(request, options, deadline: handshakeDeadline))
                         return .upgradeRequested(request)
                     case .failure(let error):
                         return failServerHandshake(error, options)

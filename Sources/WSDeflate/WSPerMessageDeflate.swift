@@ -69,9 +69,12 @@ public struct WSPerMessageDeflate: WSExtensionNegotiator {
         public var memoryLevel: Int = 8
 
         /// Messages shorter than this many bytes are sent uncompressed (fragmented messages,
-        /// whose length is unknown, are always compressed). Default 64: below that DEFLATE
-        /// saves a few bytes at best and costs a compressor call.
-        public var minimumSize: Int = 64
+        /// whose length is unknown, are always compressed). Default 0: every message is
+        /// compressed, as python-websockets and Chromium do. RFC 7692 lets each message choose,
+        /// but some peers mishandle uncompressed messages in a compressed session
+        /// (libwebsockets 4.1's client misreads the stream after one); below 64 bytes DEFLATE
+        /// saves a few bytes at best, so raise this for peers known to cope.
+        public var minimumSize: Int = 0
 
         /// The defaults described on each field.
         public init() {}

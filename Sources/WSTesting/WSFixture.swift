@@ -482,11 +482,12 @@ private struct Parser {
             if let n = o["maxRejectionBodySize"] as? Int { h.maxRejectionBodySize = n }
             return .client(h)
         case .server:
-            try only(o, ["maxURILength", "maxHeaderSize", "timeout", "extensions", "serverName"], "server handshake")
+            try only(o, ["maxURILength", "maxHeaderSize", "timeout", "requestHeadTimeout", "extensions", "serverName"], "server handshake")
             var h = WSServerHandshake()
             if let n = o["maxURILength"] as? Int { h.maxURILength = n }
             if let n = o["maxHeaderSize"] as? Int { h.maxHeaderSize = n }
             if let t = o["timeout"] { h.timeout = try seconds(t) }
+            if let t = o["requestHeadTimeout"] { h.requestHeadTimeout = t is NSNull ? nil : try seconds(t) }
             h.extensions = try negotiators()
             h.serverName = o["serverName"] as? String
             return .server(h)

@@ -164,9 +164,25 @@ struct ServerHandshakeTests {
         #expect(server.lifecycle == .open)
     }
 
-    @Test("no complete request within the handshake timeout: 408, then closed")
-    func timeout() throws {
+    @Test("no complete request head within the request-head timeout (10 s by default): 408, then closed")
+    func requestHeadTimeout() throws {
         var server = try WSProtocol(server: WSServerHandshake(), now: .zero)
+        server.receive(Array("GET /chat HTTP/1.1\r\n".utf8))
+        #expect(server.nextEvent() == nil)
+        #expect(server.nextDeadline == .seconds(10))
+        server.tick(now: .seconds(9.999))
+        #expect(server.nextEvent() == nil)
+        server.tick(now: .seconds(10))
+        #expect(server.nextEvent() == .handshakeFailed(WSHandshakeError(.requestHeadTimeout, detail: "")))
+        guard case .bytes(let out)? = server.nextOutbound() else { Issue.record("no answer"); return }
+        #expect(String(decoding: out, as: UTF8.self).hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+    }
+
+    @Test("without a request-head timeout, no complete request within the handshake timeout: 408, then closed")
+    func timeout() throws {
+        var handshake = WSServerHandshake()
+        handshake.requestHeadTimeout = nil
+        var server = try WSProtocol(server: handshake, now: .zero)
         server.receive(Array("GET /chat HTTP/1.1\r\n".utf8))
         #expect(server.nextEvent() == nil)
         #expect(server.nextDeadline == .seconds(120))

@@ -300,6 +300,25 @@ struct WSProtocolTests {
         #expect(!e.detail.contains("\u{FF}"))
     }
 
+    @Test("the frame limit follows the message limit until set (real peers send a message as one frame)")
+    func frameLimitFollowsMessageLimit() {
+        var c = WSProtocol.Configuration()
+        #expect(c.maxFrameSize == 1 << 20 && c.maxMessageSize == 1 << 20)
+        c.maxMessageSize = 4 << 20
+        #expect(c.maxFrameSize == 4 << 20)
+        c.maxFrameSize = 65536
+        c.maxMessageSize = 8 << 20
+        #expect(c.maxFrameSize == 65536)
+    }
+
+    @Test("a 100 KB message in one frame passes the default limits (as python-websockets, aiohttp, ws and browsers send it)")
+    func defaultLimitsTakeOneFrameMessages() throws {
+        var server = try WSProtocol(role: .server, now: .zero)
+        let payload = [UInt8](repeating: 0x41, count: 100_000)
+        server.receive(frame(.binary, payload, key: key))
+        #expect(drain(&server) == [.binary(ArraySlice(payload))])
+    }
+
     @Test("invalid configurations are refused at init", arguments: [
         { (c: inout WSProtocol.Configuration) in c.maxFrameSize = 0 },
         { (c: inout WSProtocol.Configuration) in c.maxMessageSize = -1 },

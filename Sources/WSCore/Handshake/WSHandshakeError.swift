@@ -83,6 +83,9 @@ public struct WSHandshakeError: Error, Hashable, Sendable, CustomStringConvertib
         /// The request did not arrive within the handshake timeout: answered 408 (server), or
         /// the response did not (client, no status).
         public static let handshakeTimeout = Code("handshakeTimeout", status: 408)
+        /// The request head did not arrive within the request-head timeout
+        /// (``WSServerHandshake/requestHeadTimeout``, shorter than the handshake's): answered 408.
+        public static let requestHeadTimeout = Code("requestHeadTimeout", status: 408)
 
         // Client side: the response.
 
@@ -105,7 +108,7 @@ public struct WSHandshakeError: Error, Hashable, Sendable, CustomStringConvertib
         static let known: [Code] = [
             .malformedRequest, .uriTooLong, .headerFieldsTooLarge, .methodNotAllowed, .unsupportedHTTPVersion,
             .missingHost, .notFound, .upgradeRequired, .missingConnectionUpgrade, .unsupportedVersion, .invalidKey,
-            .invalidNegotiationHeader, .dataBeforeHandshake, .handshakeTimeout, .malformedResponse,
+            .invalidNegotiationHeader, .dataBeforeHandshake, .handshakeTimeout, .requestHeadTimeout, .malformedResponse,
             .responseTooLarge, .invalidUpgrade, .invalidConnection, .invalidAccept, .unexpectedSubprotocol,
             .unexpectedExtension,
         ]

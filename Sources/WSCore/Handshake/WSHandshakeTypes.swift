@@ -103,8 +103,19 @@ public struct WSServerHandshake: Sendable {
     /// The largest field section accepted (the header lines with their CRLFs), in bytes; larger
     /// answers 431. Default 8192 (as Ballerina): browsers send 0.5–2 KiB, more with big cookies.
     public var maxHeaderSize: Int = 8192
-    /// How long a client may take to send its whole request; then 408. Default 120 s (as Ballerina).
+    /// How long the opening handshake may take, from the connection's start: the TLS
+    /// handshake, the request, and the application's decision on it; then 408 (no request
+    /// yet) or 503 (no decision yet). Default 120 s (as Ballerina).
     public var timeout: Duration = .seconds(120)
+    /// How long a new connection has to deliver its complete request head, from its start;
+    /// then 408 (`requestHeadTimeout`). Default 10 s; nil leaves only ``timeout``.
+    ///
+    /// A client that connects and sends nothing holds a slot in the server's connection table;
+    /// thousands of them would lock honest clients out until the handshake timeout. A real
+    /// client sends its request within a round trip of connecting (a TLS handshake included),
+    /// so a short limit costs it nothing, while an async upgrade decision keeps the whole
+    /// ``timeout``.
+    public var requestHeadTimeout: Duration? = .seconds(10)
     /// Extensions this server supports; ``WSProtocol/accept(subprotocol:extensions:headers:)``
     /// negotiates them against the client's offers.
     public var extensions: [any WSExtensionNegotiator] = []
@@ -122,8 +133,8 @@ public struct WSServerHandshake: Sendable {
 
     /// Checks the fields.
     public func validate() throws(WSUsageError) {
-        guard maxURILength > 0, maxHeaderSize > 0, timeout > .zero else {
-            throw .invalidHandshake("limits and timeout must be positive")
+        guard maxURILength > 0, maxHeaderSize > 0, timeout > .zero, requestHeadTimeout.map({ $0 > .zero }) ?? true else {
+            throw .invalidHandshake("limits and timeouts must be positive")
         }
         guard serverName.map({ HTTPField.isValidValue($0) }) ?? true else { throw .invalidHandshake("invalid Server value") }
     }
