@@ -56,6 +56,12 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private(set) var liveCount = 0
     @exclusivity(unchecked) private var timers = TimerHeap()
     @exclusivity(unchecked) private var dirty: [WSEpollConnection] = []
+    /// Tokens of accepted connections in the order they came, `unfinished[unfinishedHead...]`:
+    /// where the oldest one still in its opening handshake is found when the connection table
+    /// is full. Entries of connections that opened or ended are skipped then (and dropped by a
+    /// compaction when the list outgrows the live connections).
+    @exclusivity(unchecked) private var unfinished: [UInt64] = []
+    @exclusivity(unchecked) private var unfinishedHead = 0
     /// Jobs enqueued on the loop's own thread.
     @exclusivity(unchecked) private var runQueue: [UnownedJob] = []
     private let readBuffer: UnsafeMutableRawBufferPointer
@@ -352,17 +358,50 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 acceptRetryAt = now + .milliseconds(100)
                 return
             }
-            guard context.reserveConnection() else {
+            let address = context.maxPerAddress == nil ? nil : s.peerAddress?.host
+            if let address, !context.reserveAddress(address) {
                 refuse(s, tls: server.tls != nil)
                 continue
             }
-            adoptAccepted(s)
+            guard context.reserveConnection() || (dropOldestUnfinished() && context.reserveConnection()) else {
+                if let address { context.releaseAddress(address) }
+                refuse(s, tls: server.tls != nil)
+                continue
+            }
+            adoptAccepted(s, countedAddress: address)
         }
     }
 
-    /// Takes an accepted socket (its count reserved by the caller) as a server connection:
-    /// TLS session, engine awaiting the request, a slot.
-    func adoptAccepted(_ s: WSSocket) {
+    /// Drops this loop's oldest connection that has not finished its opening handshake, to make
+    /// room in a full connection table; false when there is none.
+    private func dropOldestUnfinished() -> Bool {
+        while unfinishedHead < unfinished.count {
+            let token = unfinished[unfinishedHead]
+            unfinishedHead += 1
+            if let c = connection(token), c.engine.lifecycle == .connecting {
+                drop(c)
+                return true
+            }
+        }
+        unfinished.removeAll(keepingCapacity: true)
+        unfinishedHead = 0
+        return false
+    }
+
+    /// Remembers a new connection's place in the accept order; keeps the list near the number
+    /// of connections still in their handshake.
+    private func trackUnfinished(_ c: WSEpollConnection) {
+        if unfinished.count - unfinishedHead > 2 * liveCount + 1024 || unfinishedHead > unfinished.count / 2 + 1024 {
+            unfinished = unfinished[unfinishedHead...].filter { connection($0)?.engine.lifecycle == .connecting }
+            unfinishedHead = 0
+        }
+        unfinished.append(token(c))
+    }
+
+    /// Takes an accepted socket (its count reserved by the caller, and its address when
+    /// `countedAddress` is set) as a server connection: TLS session, engine awaiting the
+    /// request, a slot.
+    func adoptAccepted(_ s: WSSocket, countedAddress: String? = nil) {
         guard let server = context.server else { return }
         let engine: WSProtocol
         let stream: WSStream
@@ -371,11 +410,15 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             engine = try WSProtocol(server: server.handshake, configuration: context.connection, now: now)
         } catch {
             context.releaseConnection()
+            if let countedAddress { context.releaseAddress(countedAddress) }
             s.close()
             return
         }
-        adopt(WSEpollConnection(id: context.nextID(), loop: self, stream: stream,
-                                remoteAddress: s.peerAddress?.description ?? "local", engine: engine))
+        let c = WSEpollConnection(id: context.nextID(), loop: self, stream: stream,
+                                  remoteAddress: s.peerAddress?.description ?? "local", engine: engine)
+        c.countedAddress = countedAddress
+        adopt(c)
+        if owns(c) && c.engine.lifecycle == .connecting { trackUnfinished(c) }
     }
 
     /// Takes a connection into this loop: a slot, the epoll registration (once, for good), its
@@ -725,6 +768,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         freeSlots.append(c.slot)
         liveCount -= 1
         context.releaseConnection()
+        if let address = c.countedAddress {
+            c.countedAddress = nil
+            context.releaseAddress(address)
+        }
     }
 }
 

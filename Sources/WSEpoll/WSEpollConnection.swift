@@ -58,6 +58,8 @@ public final class WSEpollConnection: @unchecked Sendable {
     var armedDeadline: WSInstant?
     var isDirty = false
     var wasActive = true
+    /// The remote address counted against the server's per-address limit, if it has one.
+    var countedAddress: String?
 
     init(id: UInt64, loop: EventLoop, stream: WSStream, remoteAddress: String, engine: consuming WSProtocol, handler: (any WSEpollHandler)? = nil) {
         self.id = id

@@ -45,7 +45,17 @@ public final class WSEpollServer: Sendable {
         public var connection: WSProtocol.Configuration = .default
         /// Open connections (all loops) beyond which new ones are answered 503 and closed.
         /// Default 10,000; raise the process's descriptor limit (`ulimit -n`) to match.
+        ///
+        /// When the limit is reached, the loop that accepts a new connection first drops its
+        /// oldest connection that has not finished its opening handshake (no request yet, or
+        /// waiting for the upgrade decision), so that sockets that connect and stay silent
+        /// cannot lock honest clients out; only when it has none is the new one refused.
+        /// (Each loop drops among its own connections; the kernel spreads new connections
+        /// evenly across loops.)
         public var maxConnections: Int = 10_000
+        /// Open connections from one remote IP address (any port) beyond which new ones from
+        /// it are answered 503 and closed. nil (the default): no limit per address.
+        public var maxConnectionsPerAddress: Int?
         /// Each loop's read buffer, shared by its connections. Default 256 KiB.
         public var readBufferSize: Int = 256 << 10
         /// How long a closed connection waits for the peer's FIN after ours, reading and
@@ -89,6 +99,7 @@ public final class WSEpollServer: Sendable {
         if let deflate = configuration.compression { handshake.extensions.insert(deflate, at: 0) }
         context = LoopContext(connection: configuration.connection, readBufferSize: configuration.readBufferSize,
                               lingerTimeout: configuration.lingerTimeout, maxConnections: configuration.maxConnections,
+                              maxPerAddress: configuration.maxConnectionsPerAddress,
                               server: (handshake, configuration.tls, upgrade))
     }
 
@@ -214,6 +225,9 @@ final class LoopContext: Sendable {
     let readBufferSize: Int
     let lingerTimeout: Duration
     let maxConnections: Int
+    let maxPerAddress: Int?
+    /// Open connections per remote address, when ``maxPerAddress`` is set.
+    private let perAddress = Mutex<[String: Int]>([:])
     /// The server's handshake and upgrade decision; nil for a client's loops.
     let server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: Upgrade)?
 
@@ -226,12 +240,31 @@ final class LoopContext: Sendable {
     private let ids = Atomic<UInt64>(0)
 
     init(connection: WSProtocol.Configuration, readBufferSize: Int, lingerTimeout: Duration, maxConnections: Int,
-         server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: Upgrade)?) {
+         maxPerAddress: Int? = nil, server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: Upgrade)?) {
         self.connection = connection
         self.readBufferSize = readBufferSize
         self.lingerTimeout = lingerTimeout
         self.maxConnections = maxConnections
+        self.maxPerAddress = maxPerAddress
         self.server = server
+    }
+
+    /// Counts a connection from `address` against ``maxPerAddress``; false when it is over.
+    func reserveAddress(_ address: String) -> Bool {
+        guard let limit = maxPerAddress else { return true }
+        return perAddress.withLock { counts in
+            let n = counts[address, default: 0]
+            guard n < limit else { return false }
+            counts[address] = n + 1
+            return true
+        }
+    }
+
+    func releaseAddress(_ address: String) {
+        perAddress.withLock { counts in
+            let n = counts[address, default: 1] - 1
+            counts[address] = n > 0 ? n : nil
+        }
     }
 
     func reserveConnection() -> Bool {

@@ -38,6 +38,10 @@ public final class WSListener: Sendable {
         /// How long a client has for its upgrade request and the upgrade decision (an upgrade
         /// service's time included; the TLS handshake too). Default 120 s.
         public var handshakeTimeout: Duration = .seconds(120)
+        /// How long a new connection has to deliver its complete upgrade request; then 408.
+        /// Default 10 s; nil leaves only ``handshakeTimeout``. (Silent sockets would otherwise
+        /// hold connection slots for the whole handshake timeout.)
+        public var requestHeadTimeout: Duration? = .seconds(10)
         /// A `Server` header on every answer, or nil (the default) for none.
         public var serverName: String? = nil
         /// permessage-deflate, offered to clients that ask; nil turns compression off.
@@ -49,8 +53,13 @@ public final class WSListener: Sendable {
         public var maxHeaderSize: Int = 8192
         /// Event loops (threads). Default: the CPUs this process may use.
         public var loops: Int = WSThread.processorCount
-        /// Open connections beyond which new ones are answered 503. Default 10,000.
+        /// Open connections beyond which new ones are answered 503. Default 10,000. When the
+        /// limit is reached, the oldest connection still in its opening handshake is dropped
+        /// to make room first (``WSEpollServer/Configuration/maxConnections``).
         public var maxConnections: Int = 10_000
+        /// Open connections from one remote IP address beyond which new ones from it are
+        /// answered 503. nil (the default): no limit per address.
+        public var maxConnectionsPerAddress: Int? = nil
         /// Each connection's engine settings (keepalive, close timeout, outbound water marks);
         /// every service's own limits and idle timeout replace the corresponding fields.
         public var connection: WSProtocol.Configuration = .default
@@ -83,8 +92,10 @@ public final class WSListener: Sendable {
         server.compression = configuration.compression
         server.loops = configuration.loops
         server.maxConnections = configuration.maxConnections
+        server.maxConnectionsPerAddress = configuration.maxConnectionsPerAddress
         server.connection = configuration.connection
         server.handshake.timeout = configuration.handshakeTimeout
+        server.handshake.requestHeadTimeout = configuration.requestHeadTimeout
         server.handshake.serverName = configuration.serverName
         server.handshake.maxURILength = configuration.maxURILength
         server.handshake.maxHeaderSize = configuration.maxHeaderSize

@@ -106,6 +106,64 @@ struct EpollServerTests {
         _ = try c.close()
     }
 
+    @Test("a full table of silent sockets: each new client drops the oldest unfinished one (in accept order), open ones stay")
+    func fullTableDropsOldestUnfinished() throws {
+        let server = try startServer({ $0.maxConnections = 4; $0.loops = 1 }) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        let open = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        let silent = try (0..<3).map { _ in try RawClient(port: server.port) }
+        defer { silent.forEach { $0.close() } }
+        #expect(eventually { server.connectionCount == 4 })
+        // The table is full; a new client gets in, and the first silent socket is dropped.
+        let a = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        #expect(try silent[0].readToEnd(seconds: 2) == ([], true))
+        // Then the second (the first is gone; the open connections are never chosen).
+        let b = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        #expect(try silent[1].readToEnd(seconds: 2) == ([], true))
+        #expect(try silent[2].readToEnd(seconds: 0.2).eof == false)
+        for c in [open, a, b] {
+            try c.send(text: "still here")
+            #expect(try c.receive() == .text("still here"))
+        }
+        // Only open connections left but one silent: the next new one takes its place; after that
+        // the table is full of open connections, and a new one is refused with 503.
+        let c = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        #expect(try silent[2].readToEnd(seconds: 2) == ([], true))
+        let r = try #require(rejected { () throws(WSConnectionError) in try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/") })
+        #expect(r.response.status.code == 503)
+        for x in [open, a, b, c] { _ = try x.close() }
+    }
+
+    @Test("the request-head timeout drops a socket that connects and sends nothing, with 408")
+    func requestHeadTimeout() throws {
+        let server = try startServer({ $0.handshake.requestHeadTimeout = .milliseconds(200) }) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        let raw = try RawClient(port: server.port)
+        defer { raw.close() }
+        let start = WSClock.now()
+        let (answer, eof) = try raw.readToEnd()
+        #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 408 "))
+        #expect(eof)
+        #expect(WSClock.now() - start < .seconds(3))
+    }
+
+    @Test("maxConnectionsPerAddress: a third connection from 127.0.0.1 gets 503; room again after one closes")
+    func perAddressLimit() throws {
+        let server = try startServer({ $0.maxConnectionsPerAddress = 2 }) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        let a = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        let b = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        let r = try #require(rejected { () throws(WSConnectionError) in try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/") })
+        #expect(r.response.status.code == 503)
+        _ = try a.close()
+        #expect(eventually { server.connectionCount == 1 })
+        let c = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        try c.send(text: "in")
+        #expect(try c.receive() == .text("in"))
+        _ = try b.close()
+        _ = try c.close()
+    }
+
     @Test("a protocol violation is answered with Close 1002 and FIN (RFC 6455 §7.1.7)")
     func violationClosesWith1002() throws {
         let echo = RecordingEcho()
