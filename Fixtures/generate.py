@@ -1326,6 +1326,34 @@ def deflate_limits():
     f.events(fragment("binary", data, True))
 
 
+def deflate_slices():
+    """decodeSliceSize: a compressed message inflates a slice per nextEvent call (a loop serves
+    other connections between slices); the events and limits are those of one call."""
+    n = 1000
+    for delivery in ("wholeMessages", "streaming"):
+        data = (b"slice " * 2000)[:10_000]
+        f = deflate_fixture(f"slices/{delivery}-message-in-slices", "server",
+                            f"decodeSliceSize 997, {delivery}: a message inflating to 10,000 bytes is decoded in 11 slices and "
+                            "delivered as with no slice", "7692 §6.2", config={"decodeSliceSize": 997, "delivery": delivery})
+        c = Compressor()
+        f.receive(f.frame(TEXT, c.message(data), rsv=RSV1), f.frame(BINARY, c.message(b"next"), rsv=RSV1))
+        f.events(fragment("text", data, True) if delivery == "streaming" else text(data.decode()),
+                 fragment("binary", b"next", True) if delivery == "streaming" else binary(b"next"))
+        for over in (0, 1):
+            data = b"b" * (n + over)
+            f = deflate_fixture(f"slices/{delivery}-limit-{'over' if over else 'at'}", "server",
+                                f"decodeSliceSize 64, maxDecompressedSize {n}, {delivery}: inflating to {n + over} bytes in slices "
+                                f"{'fails with 1009' if over else 'is delivered'}, exactly as in one call", "7692 §8.1",
+                                config={"decodeSliceSize": 64, "maxDecompressedSize": n, "delivery": delivery})
+            frame = f.frame(BINARY, Compressor().message(data), rsv=RSV1)
+            if over:
+                before = (fragment("binary", data[:n], False),) if delivery == "streaming" else ()
+                violation(f, [frame], "decompressedMessageTooBig", 1009, before=before)
+            else:
+                f.receive(frame)
+                f.events(fragment("binary", data, True) if delivery == "streaming" else binary(data))
+
+
 def deflate_sending():
     f = deflate_fixture("send/compress-false", "client", "A message sent with compress: false goes out as it is, without RSV1", "7692 §6")
     f.command("sendText", "Hello", compress=False)
@@ -1459,6 +1487,7 @@ def deflate():
     deflate_examples()
     deflate_rules()
     deflate_limits()
+    deflate_slices()
     deflate_sending()
     deflate_handshake()
 

@@ -168,11 +168,20 @@ public final class WSBlockingConnection {
         }
     }
 
+    /// The engine's next event; a decode paused after a slice (``WSProtocol/Configuration/decodeSliceSize``)
+    /// goes on at once here, as one connection has no neighbours to serve meanwhile.
+    private func nextEvent() -> WSProtocol.Event? {
+        repeat {
+            if let event = engine.nextEvent() { return event }
+        } while engine.hasPendingWork
+        return nil
+    }
+
     /// Drives the opening handshake (either role) until the connection opens; the answer or
     /// request we owe is written before returning or throwing.
     private func awaitOpen(decide: ((WSUpgradeRequest) -> WSBlockingServer.Decision)? = nil) throws(WSConnectionError) {
         while true {
-            while let event = engine.nextEvent() {
+            while let event = nextEvent() {
                 switch event {
                 case .upgradeRequested(let request):
                     switch decide?(request) ?? .reject(status: .internalServerError) {
@@ -254,7 +263,7 @@ public final class WSBlockingConnection {
     public func receive(timeout: Duration? = nil) throws(WSConnectionError) -> WSMessage? {
         let deadline = (timeout ?? configuration.readTimeout).map { WSClock.now() + $0 }
         while true {
-            while let event = engine.nextEvent() {
+            while let event = nextEvent() {
                 switch event {
                 case .text(let s): return .text(s)
                 case .binary(let b): return .binary(Array(b))
@@ -357,7 +366,7 @@ public final class WSBlockingConnection {
             break
         }
         func deliver() {
-            while let event = engine.nextEvent() {
+            while let event = nextEvent() {
                 switch event {
                 case .text(let s): onMessage(.text(s))
                 case .binary(let b): onMessage(.binary(Array(b)))

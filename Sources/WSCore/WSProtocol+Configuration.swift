@@ -51,6 +51,19 @@ extension WSProtocol {
         /// messages independently of their compressed size.
         public var maxDecompressedSize: Int? = nil
 
+        /// The most bytes a transformed (compressed) message is decoded by in one call of
+        /// ``WSProtocol/nextEvent()``; then the call returns nil with
+        /// ``WSProtocol/hasPendingWork`` true, and the next call goes on where it stopped.
+        /// nil (the default): a whole message is decoded in one call.
+        ///
+        /// Inflating is the one step whose work is not bounded by the bytes received: 61 KB can
+        /// inflate to 60 MiB, about a second of CPU. An event loop serving many connections
+        /// sets this (the epoll adapter uses 256 KiB when it is nil) and serves its other
+        /// connections between slices, so a large message, or a decompression bomb, costs its
+        /// own connection time and not its neighbours'. Streaming pieces are at most this
+        /// size too.
+        public var decodeSliceSize: Int? = nil
+
         /// The most frames one message may span. Default 16384.
         ///
         /// Empty or tiny fragments cost the peer 2–6 bytes each and us a header parse each; the
@@ -138,6 +151,7 @@ extension WSProtocol {
             try require(maxMessageSize > 0, "maxMessageSize must be positive")
             try require(maxDecompressedSize.map { $0 > 0 } ?? true, "maxDecompressedSize must be positive")
             try require(maxFragmentsPerMessage > 0, "maxFragmentsPerMessage must be positive")
+            try require(decodeSliceSize.map { $0 > 0 } ?? true, "decodeSliceSize must be positive")
             try require(outboundFragmentSize > 0, "outboundFragmentSize must be positive")
             try require(pingInterval.map { $0 > .zero } ?? true, "pingInterval must be positive")
             try require(pingTimeout > .zero, "pingTimeout must be positive")

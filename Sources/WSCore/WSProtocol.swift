@@ -174,6 +174,9 @@ public struct WSProtocol: ~Copyable, Sendable {
         var maxFragments: Int
         var acceptUnmasked: Bool
         var streaming: Bool
+        /// The most bytes one decode call may produce: the decode slice (whole messages), at
+        /// most a streaming piece.
+        var decodePause: Int
 
         init(_ c: Configuration, transform: (any WSMessageTransform)? = nil) {
             maxFrameSize = UInt64(c.maxFrameSize)
@@ -184,6 +187,8 @@ public struct WSProtocol: ~Copyable, Sendable {
             maxFragments = c.maxFragmentsPerMessage
             acceptUnmasked = c.acceptUnmaskedFrames
             streaming = c.delivery == .streaming
+            let slice = c.decodeSliceSize ?? .max
+            decodePause = streaming ? Swift.min(WSProtocol.decodedPieceSize, slice) : slice
         }
     }
 
@@ -414,6 +419,12 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     /// Outbound bytes queued and not yet taken by the adapter.
     public var bufferedAmount: Int { outbound.count }
+
+    /// Whether ``nextEvent()`` would make progress without new input: the decoding of a
+    /// transformed message paused (after a ``Configuration/decodeSliceSize`` slice, or a
+    /// streaming piece) with more of it to decode from what was received. An adapter that
+    /// stopped calling ``nextEvent()`` to serve other connections comes back while this is true.
+    public var hasPendingWork: Bool { message?.decodePaused ?? false }
 
     /// Bytes of memory the engine's own buffers hold (receive, send, message assembly, decoding
     /// and encoding), in use or kept for the next message, not counting the message transform's
@@ -825,7 +836,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         do throws(WSTransformError) {
             let input = inbound.storage.span.extracting(inbound.readIndex..<(inbound.readIndex &+ available))
             outcome = .success(try transform!.decode(input, isFinal: lastInput, into: &output,
-                                                     pauseAfter: streaming ? Self.decodedPieceSize : .max, limit: limit))
+                                                     pauseAfter: limits.decodePause, limit: limit))
         } catch {
             outcome = .failure(error)
         }

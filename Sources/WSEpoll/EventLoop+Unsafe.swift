@@ -64,6 +64,9 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private var unfinishedHead = 0
     /// Jobs enqueued on the loop's own thread.
     @exclusivity(unchecked) private var runQueue: [UnownedJob] = []
+    /// Connections whose engine paused decoding a compressed message after a slice: served
+    /// again in the next turn, after the other connections' events.
+    @exclusivity(unchecked) private var pendingWork: [WSEpollConnection] = []
     private let readBuffer: UnsafeMutableRawBufferPointer
     /// The connection whose events are being handed to its handler.
     @exclusivity(unchecked) private var draining: ObjectIdentifier?
@@ -267,6 +270,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 }
             }
             runTimers()
+            runPendingWork()
             runJobs()
             flushDirty()
             if now >= nextSweep { sweep() }
@@ -303,7 +307,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     }
 
     private func waitMilliseconds() -> Int32 {
-        if !runQueue.isEmpty { return 0 }
+        if !runQueue.isEmpty || !pendingWork.isEmpty { return 0 }
         var next = nextSweep
         if let t = timers.earliest, t < next { next = t }
         if let r = acceptRetryAt, r < next { next = r }
@@ -476,7 +480,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     private func service(_ c: WSEpollConnection) {
         c.wasActive = true
         flush(c)
-        while c.readable && !c.readPaused && !c.applicationPaused && !c.transportDead && !c.inputEnded {
+        // Not while a decode waits for its next slice: the input it has is enough for now.
+        while c.readable && !c.readPaused && !c.applicationPaused && !c.transportDead && !c.inputEnded && !c.workPending {
             let result: Int?
             do throws(WSTransportError) {
                 result = try c.stream.read(into: readBuffer)
@@ -517,10 +522,12 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         let outer = draining
         draining = ObjectIdentifier(c)
         defer { draining = outer }
-        while let shared = c.engine.nextEventSharingData() {
+        events: while let shared = c.engine.nextEventSharingData() {
             switch shared {
             case .data(let kind, let bytes, let isFinal):
                 c.handler?.received(c, kind: kind, data: bytes.span, isFinal: isFinal)
+                // A streaming piece of a compressed message: one per turn.
+                if c.engine.hasPendingWork { break events }
             case .event(let event):
                 switch event {
                 case .upgradeRequested(let request):
@@ -533,7 +540,26 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 }
             }
         }
+        if c.engine.hasPendingWork && !c.workPending {
+            c.workPending = true
+            pendingWork.append(c)
+        }
         c.serviceHooks?.drained(c)
+    }
+
+    /// The next slice of each paused decode (one per connection per turn: a message that
+    /// inflates to megabytes, or a bomb, costs its own connection turns, not its neighbours').
+    private func runPendingWork() {
+        guard !pendingWork.isEmpty else { return }
+        let list = pendingWork
+        pendingWork.removeAll(keepingCapacity: true)
+        for c in list {
+            c.workPending = false
+            guard owns(c) else { continue }
+            drain(c)
+            flush(c)
+            if c.readable && !c.readPaused && !c.applicationPaused && !c.workPending { service(c) } else { settle(c) }
+        }
     }
 
     private func decide(_ c: WSEpollConnection, _ request: WSUpgradeRequest) {
@@ -575,7 +601,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         switch decision {
         case .accept(let handler, let subprotocol, let extensions, let headers, let configuration):
             do {
-                try c.engine.accept(subprotocol: subprotocol, extensions: extensions, headers: headers, configuration: configuration)
+                try c.engine.accept(subprotocol: subprotocol, extensions: extensions, headers: headers,
+                                    configuration: configuration.map(LoopContext.sliced))
                 c.handler = handler
                 c.serviceHooks = handler
             } catch {

@@ -99,7 +99,7 @@ public final class WSEpollClient: Sendable {
             socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout, nonBlocking: true)
             do {
                 session = try tls?.makeSession(serverName: handshake.url.host)
-                engine = try WSProtocol(client: handshake, configuration: configuration.connection, now: WSClock.now())
+                engine = try WSProtocol(client: handshake, configuration: context.connection, now: WSClock.now())
             } catch {
                 socket.close()
                 throw error

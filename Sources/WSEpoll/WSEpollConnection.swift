@@ -58,6 +58,8 @@ public final class WSEpollConnection: @unchecked Sendable {
     var armedDeadline: WSInstant?
     var isDirty = false
     var wasActive = true
+    /// The engine paused a decode; the loop serves it again next turn (reading waits).
+    var workPending = false
     /// The remote address counted against the server's per-address limit, if it has one.
     var countedAddress: String?
 

@@ -155,7 +155,7 @@ public final class WSEpollServer: Sendable {
         guard let loop = group.pick() else { throw WSUsageError.invalidConfiguration("the server is not started") }
         guard context.reserveConnection() else { throw WSUsageError.invalidConfiguration("more than maxConnections connections") }
         let engine: WSProtocol
-        do { engine = try WSProtocol(client: handshake, configuration: configuration, now: WSClock.now()) } catch {
+        do { engine = try WSProtocol(client: handshake, configuration: LoopContext.sliced(configuration), now: WSClock.now()) } catch {
             context.releaseConnection()
             throw error
         }
@@ -241,12 +241,23 @@ final class LoopContext: Sendable {
 
     init(connection: WSProtocol.Configuration, readBufferSize: Int, lingerTimeout: Duration, maxConnections: Int,
          maxPerAddress: Int? = nil, server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: Upgrade)?) {
-        self.connection = connection
+        self.connection = Self.sliced(connection)
         self.readBufferSize = readBufferSize
         self.lingerTimeout = lingerTimeout
         self.maxConnections = maxConnections
         self.maxPerAddress = maxPerAddress
         self.server = server
+    }
+
+    /// The decode slice of the loops' engines when the configuration sets none: a compressed
+    /// message inflates at most this much per turn of its loop (fair inflate).
+    static let decodeSlice = 256 << 10
+
+    /// `configuration` with ``decodeSlice`` when it sets no slice of its own.
+    static func sliced(_ configuration: WSProtocol.Configuration) -> WSProtocol.Configuration {
+        var c = configuration
+        if c.decodeSliceSize == nil { c.decodeSliceSize = decodeSlice }
+        return c
     }
 
     /// Counts a connection from `address` against ``maxPerAddress``; false when it is over.

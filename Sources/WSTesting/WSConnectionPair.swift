@@ -61,8 +61,9 @@ public struct WSConnectionPair: ~Copyable {
         var progress = true
         while progress {
             progress = false
-            while let e = client.nextEvent() { clientEvents.append(e) }
-            while let e = server.nextEvent() { serverEvents.append(e) }
+            // A decode paused after a slice goes on (as an adapter's next turn would).
+            repeat { while let e = client.nextEvent() { clientEvents.append(e) } } while client.hasPendingWork
+            repeat { while let e = server.nextEvent() { serverEvents.append(e) } } while server.hasPendingWork
             progress = Self.transfer(from: &client, to: &server, eofSent: &clientEOFSent) || progress
             progress = Self.transfer(from: &server, to: &client, eofSent: &serverEOFSent) || progress
         }

@@ -45,7 +45,8 @@ public enum WSFixtureRunner {
         var written: [UInt8] = []
         var endOfStream = false
         func drain(_ step: Int, _ engine: inout WSProtocol) {
-            while let e = engine.nextEvent() { events.append(e) }
+            // A decode paused after a slice goes on, as an adapter's next turn would.
+            repeat { while let e = engine.nextEvent() { events.append(e) } } while engine.hasPendingWork
             while let out = engine.nextOutbound() {
                 switch out {
                 case .bytes(let b):
@@ -189,18 +190,20 @@ public enum WSFixtureRunner {
     public static func drainLending(_ engine: inout WSProtocol) -> [WSProtocol.Event] {
         let streaming = engine.configuration.delivery == .streaming
         var events: [WSProtocol.Event] = []
-        while let result = engine.nextEvent(lendingData: { kind, bytes, isFinal in
-            var copy: [UInt8] = []
-            copy.reserveCapacity(bytes.count)
-            for i in bytes.indices { copy.append(bytes[i]) }
-            if streaming {
-                events.append(.fragment(WSFragment(kind: kind, data: copy[...], isFinal: isFinal)))
-            } else {
-                events.append(kind == .text ? .text(String(decoding: copy, as: UTF8.self)) : .binary(copy[...]))
+        repeat {
+            while let result = engine.nextEvent(lendingData: { kind, bytes, isFinal in
+                var copy: [UInt8] = []
+                copy.reserveCapacity(bytes.count)
+                for i in bytes.indices { copy.append(bytes[i]) }
+                if streaming {
+                    events.append(.fragment(WSFragment(kind: kind, data: copy[...], isFinal: isFinal)))
+                } else {
+                    events.append(kind == .text ? .text(String(decoding: copy, as: UTF8.self)) : .binary(copy[...]))
+                }
+            }) {
+                if case .event(let event) = result { events.append(event) }
             }
-        }) {
-            if case .event(let event) = result { events.append(event) }
-        }
+        } while engine.hasPendingWork
         return events
     }
 
@@ -211,18 +214,20 @@ public enum WSFixtureRunner {
     public static func drainSharing(_ engine: inout WSProtocol) -> [WSProtocol.Event] {
         let streaming = engine.configuration.delivery == .streaming
         var events: [WSProtocol.Event] = []
-        while let result = engine.nextEventSharingData() {
-            switch result {
-            case .data(let kind, let bytes, let isFinal):
-                if streaming {
-                    events.append(.fragment(WSFragment(kind: kind, data: bytes, isFinal: isFinal)))
-                } else {
-                    events.append(kind == .text ? .text(String(decoding: bytes, as: UTF8.self)) : .binary(bytes))
+        repeat {
+            while let result = engine.nextEventSharingData() {
+                switch result {
+                case .data(let kind, let bytes, let isFinal):
+                    if streaming {
+                        events.append(.fragment(WSFragment(kind: kind, data: bytes, isFinal: isFinal)))
+                    } else {
+                        events.append(kind == .text ? .text(String(decoding: bytes, as: UTF8.self)) : .binary(bytes))
+                    }
+                case .event(let event):
+                    events.append(event)
                 }
-            case .event(let event):
-                events.append(event)
             }
-        }
+        } while engine.hasPendingWork
         return events
     }
 

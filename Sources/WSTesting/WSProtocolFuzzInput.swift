@@ -4,8 +4,8 @@ public import WSDeflate
 /// The input format of the `WSProtocol` fuzz harnesses (Fuzz/Sources/FuzzSupport), decoded in
 /// one place so that a crash input replays identically in the fuzzer and in the tests.
 ///
-/// Byte 0 chooses the configuration, byte 1 how the rest is split into reads, and the rest is
-/// what the peer sends.
+/// Byte 0 chooses the configuration, byte 1 how the rest is split into reads (and, by its bit 3,
+/// a decode slice size), and the rest is what the peer sends.
 public struct WSProtocolFuzzInput: Sendable {
     /// The engine configuration chosen by byte 0.
     public var configuration: WSProtocol.Configuration
@@ -46,6 +46,8 @@ public struct WSProtocolFuzzInput: Sendable {
         config.pingTimeout = .seconds(1)
         config.idleTimeout = c & 64 != 0 ? .seconds(2) : nil
         config.closeTimeout = .seconds(3)
+        // Bit 3 of the split byte: decode compressed messages in slices (1–3316 bytes).
+        config.decodeSliceSize = s & 8 != 0 ? 1 + Int(s) * 13 : nil
         configuration = config
         input = Array(bytes[2...])
         var pieces: [ArraySlice<UInt8>] = []

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import WSBlocking
 import WSCore
+import WSDeflate
 import WSEpoll
 import WSTransport
 
@@ -162,6 +163,43 @@ struct EpollServerTests {
         #expect(try c.receive() == .text("in"))
         _ = try b.close()
         _ = try c.close()
+    }
+
+    /// Records the order in which the loop delivers whole messages (their first byte and size).
+    final class OrderRecorder: WSEpollHandler, Sendable {
+        let order = Mutex<[String]>([])
+        func received(_ connection: WSEpollConnection, kind: WSMessageKind, data: Span<UInt8>, isFinal: Bool) {
+            order.withLock { $0.append(data.count > 1000 ? "large \(data.count)" : "small") }
+            if data.count <= 1000 { try? connection.send(data, kind: kind) }
+        }
+    }
+
+    @Test("fair inflate: a message inflating to 32 MiB takes many loop turns; a neighbour's message sent after it is served first")
+    func fairInflate() throws {
+        let recorder = OrderRecorder()
+        let server = try startServer({
+            $0.connection.maxMessageSize = 64 << 20
+            $0.loops = 1
+        }) { _ in .accept(recorder) }
+        defer { server.immediateStop() }
+        let neighbour = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        let bomber = try RawClient(port: server.port)
+        defer { bomber.close() }
+        _ = try bomber.upgrade(extra: "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n")
+        var deflate = WSPerMessageDeflate.Configuration()
+        deflate.minimumSize = 0
+        let codec = WSDeflateTransform(parameters: WSDeflateParameters(send: .init(), receive: .init()), configuration: deflate)
+        var compressed: [UInt8] = []
+        codec.encode([UInt8](repeating: 0, count: 32 << 20).span, isFinal: true, into: &compressed)
+        #expect(compressed.count < 64 << 10)
+        var frame = maskedFrame(opcode: 2, compressed)
+        frame[0] |= 0x40  // RSV1: compressed
+        try bomber.send(frame)
+        try neighbour.send(text: "after")
+        #expect(try neighbour.receive() == .text("after"))
+        #expect(eventually { recorder.order.withLock { $0.count } == 2 })
+        #expect(recorder.order.withLock { $0 } == ["small", "large \(32 << 20)"])
+        _ = try neighbour.close()
     }
 
     @Test("a protocol violation is answered with Close 1002 and FIN (RFC 6455 §7.1.7)")

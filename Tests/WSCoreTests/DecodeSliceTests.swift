@@ -1,0 +1,104 @@
+import Testing
+import WSCore
+import WSDeflate
+import WSTesting
+
+// `decodeSliceSize`: a compressed message is inflated a slice per `nextEvent()` call, so an event
+// loop can serve other connections between slices (issue: a decompression bomb stalled its
+// neighbours). The reference is the same engine without a slice: same events, same limits.
+
+@Suite("Decode slices: a compressed message inflated a slice per call, events as without")
+struct DecodeSliceTests {
+    /// A server engine with permessage-deflate (no context takeover either way, so any slice of
+    /// frames decodes alone), fed client frames masked with a fixed key.
+    func server(slice: Int?, delivery: WSProtocol.Delivery = .wholeMessages, limit: Int = 1 << 20) throws -> WSProtocol {
+        var c = WSProtocol.Configuration()
+        c.decodeSliceSize = slice
+        c.delivery = delivery
+        c.maxMessageSize = limit
+        c.pingInterval = nil
+        return try WSProtocol(role: .server, configuration: c, now: .zero, transform: deflateCodec())
+    }
+
+    func compressedFrame(_ data: [UInt8], opcode: WSOpcode = .binary) -> [UInt8] {
+        let payload = deflateCodec().encodeMessage(data)
+        var header = WSFrameHeader(fin: true, rsv: 0x4, opcode: opcode, maskKey: key, payloadLength: UInt64(payload.count))
+        var out: [UInt8] = []
+        header.encode(into: &out)
+        var masked = payload
+        key.apply(to: &masked)
+        return out + masked
+    }
+
+    @Test("each nextEvent() call inflates at most the slice: 1 MiB arrives after 16 calls of 64 KiB, hasPendingWork in between")
+    func sliceBoundsEachCall() throws {
+        var engine = try server(slice: 64 << 10)
+        let data = [UInt8](repeating: 0x61, count: 1 << 20)
+        engine.receive(compressedFrame(data))
+        var calls = 0
+        var message: WSProtocol.Event?
+        while message == nil {
+            calls += 1
+            message = engine.nextEvent()
+            if message == nil {
+                let pending = engine.hasPendingWork
+                #expect(pending)
+            }
+            if calls > 100 { break }
+        }
+        #expect(message == .binary(ArraySlice(data)))
+        #expect(calls == 17)  // 16 slices of 64 KiB; the 17th call finds the end of the stream
+        let pending = engine.hasPendingWork
+        #expect(!pending)
+        #expect(engine.nextEvent() == nil)
+    }
+
+    @Test("without a slice the whole message comes in one call, and there is no pending work")
+    func noSliceOneCall() throws {
+        var engine = try server(slice: nil)
+        let data = [UInt8](repeating: 0x61, count: 1 << 20)
+        engine.receive(compressedFrame(data))
+        #expect(engine.nextEvent() == .binary(ArraySlice(data)))
+        let pending = engine.hasPendingWork
+        #expect(!pending)
+    }
+
+    @Test("differential: random messages, slices and reads give the events of the engine without slices", arguments: 0..<24)
+    func sameEventsAsWithoutSlices(seed: Int) throws {
+        var rng = WSSeededRandom(seed: UInt64(seed) &+ 4242)
+        let delivery: WSProtocol.Delivery = seed % 2 == 0 ? .wholeMessages : .streaming
+        let limit = 200_000
+        var input: [UInt8] = []
+        for _ in 0..<(1 + Int(rng.next() % 6)) {
+            let size = Int(rng.next() % 300_000)
+            let byte = UInt8(truncatingIfNeeded: rng.next())
+            // Compressible runs with some noise; a few messages pass the limit.
+            var data = [UInt8](repeating: byte, count: size)
+            for _ in 0..<(size / 1000) { data[Int(rng.next() % UInt64(size))] = UInt8(truncatingIfNeeded: rng.next()) }
+            input += compressedFrame(data, opcode: rng.next() % 2 == 0 ? .binary : .text)
+        }
+        // Text of random bytes fails UTF-8 at some point, binary of the same passes: both paths.
+        var reference = try server(slice: nil, delivery: delivery, limit: limit)
+        reference.receive(input)
+        let expected = WSFixtureRunner.mergeFragments(WSFixtureRunner.drainSharing(&reference))
+        let slice = 1 + Int(rng.next() % 70_000)
+        var sliced = try server(slice: slice, delivery: delivery, limit: limit)
+        var events: [WSProtocol.Event] = []
+        var offset = 0
+        while offset < input.count {
+            let n = min(input.count - offset, 1 + Int(rng.next() % 100_000))
+            sliced.receive(Array(input[offset..<offset + n]))
+            offset += n
+            events += WSFixtureRunner.drainSharing(&sliced)
+        }
+        #expect(WSFixtureRunner.mergeFragments(events) == expected, "slice \(slice), \(delivery)")
+        #expect(!expected.isEmpty)
+    }
+
+    @Test("an invalid slice size is refused")
+    func invalidSlice() {
+        var c = WSProtocol.Configuration()
+        c.decodeSliceSize = 0
+        #expect(throws: WSUsageError.self) { _ = try WSProtocol(role: .server, configuration: c, now: .zero) }
+    }
+}
