@@ -1492,6 +1492,25 @@ def deflate():
     deflate_handshake()
 
 
+def application_fail():
+    """WSProtocol.fail: the application fails the connection (a shared memory budget ran out)."""
+    for role in ("server", "client"):
+        f = fixture(f"core/application-fail/{role}-memory-budget", role,
+                    "fail(memoryBudgetExceeded) mid-message: failed, our Close 1013, end of stream; the rest of the "
+                    "message and later input are dropped", "6455 §7.1.7, §7.4.1 (1013)")
+        f.receive(f.frame(BINARY, b"first part", fin=False))
+        f.events()
+        f.command("fail", {"code": "memoryBudgetExceeded", "detail": "budget"})
+        f.events(failed("memoryBudgetExceeded"))
+        f.out(f.out_close(1013, "memoryBudgetExceeded"), eos=True)
+        f.receive(f.frame(CONT, b"rest"), f.frame(TEXT, b"later"))
+        f.events()
+        f.eof()
+        f.events(closed(sent=cf(1013, "memoryBudgetExceeded"), initiator="local", cause={"protocolError": "memoryBudgetExceeded"}))
+        f.command("fail", {"code": "memoryBudgetExceeded"}, error="notOpen")
+        f.state("closed", nextDeadline=None)
+
+
 def main():
     rfc_examples()
     lengths()
@@ -1502,6 +1521,7 @@ def main():
     control()
     sending()
     timers()
+    application_fail()
     handshake()
     deflate()
     for folder in GENERATED:

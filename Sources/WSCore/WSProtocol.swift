@@ -1024,6 +1024,23 @@ public struct WSProtocol: ~Copyable, Sendable {
         return .failed(error)
     }
 
+    /// Fails the connection from the application's side, as the engine fails it for a peer's
+    /// violation (RFC 6455 §7.1.7): a Close with `code`'s close code is queued (unless ours was
+    /// sent already), the message being received and all further input are dropped, and
+    /// ``Event/failed(_:)`` then ``Event/closed(_:)`` follow. For resource limits the engine
+    /// cannot see, such as a memory budget shared by many connections
+    /// (``WSProtocolError/Code/memoryBudgetExceeded``).
+    /// - Throws: ``WSUsageError/notOpen`` unless the connection is open, or closing after our
+    ///   own Close (before it, or once both Close frames are exchanged, there is nothing to fail).
+    public mutating func fail(_ code: WSProtocolError.Code, detail: String) throws(WSUsageError) {
+        switch state {
+        case .open, .closeSent:
+            pending.append(fail(code, detail: detail, offset: streamOffset))
+        case .handshaking, .closeReceived, .closing, .closed:
+            throw .notOpen
+        }
+    }
+
     /// Both Close frames exchanged, or the connection failed: stop reading and wait up to
     /// `closeTimeout` for the transport to end. §7.1.1: the server ends TCP first; a client
     /// waits for it, so only a server (or a failed connection) queues end of stream now.

@@ -93,13 +93,18 @@ public struct WSProtocolError: Error, Hashable, Sendable, CustomStringConvertibl
         /// A transformed message whose payload the extension cannot decode (RFC 7692 §6.2: data
         /// that is not valid DEFLATE, or that does not end on a block boundary).
         public static let invalidCompressedData = Code("invalidCompressedData", closeCode: .invalidFramePayloadData)
+        /// Not a peer's violation: the application failed the connection because a memory
+        /// budget shared by many connections (an event loop's, a server's) ran out while this
+        /// one's buffers grew (``WSProtocol/fail(_:detail:)``). 1013 Try Again Later: the peer
+        /// may come back when the server is less loaded.
+        public static let memoryBudgetExceeded = Code("memoryBudgetExceeded", closeCode: .tryAgainLater)
 
         static let known: [Code] = [
             .reservedBitsSet, .reservedOpcode, .controlFrameTooLong, .fragmentedControlFrame,
             .nonMinimalLength, .lengthMSBSet, .unmaskedFrameFromClient, .maskedFrameFromServer,
             .unexpectedContinuation, .expectedContinuation, .invalidClosePayload, .invalidCloseCode,
             .invalidCloseReason, .invalidUTF8, .frameTooBig, .messageTooBig, .tooManyFragments,
-            .decompressedMessageTooBig, .invalidCompressedData,
+            .decompressedMessageTooBig, .invalidCompressedData, .memoryBudgetExceeded,
         ]
     }
 }

@@ -506,6 +506,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 c.engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<n]))
             }
             drain(c)
+            account(c)
             flush(c)
             if !c.engine.isWritable { c.readPaused = true }
         }
@@ -547,6 +548,23 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         c.serviceHooks?.drained(c)
     }
 
+    /// Charges `c`'s change in held bytes (the engine's buffers, the service layer's queue) to
+    /// the server's memory budget; a connection that grew while the total is over the budget
+    /// is failed with 1013 and its buffers freed.
+    private func account(_ c: WSEpollConnection) {
+        guard let budget = context.memoryBudget else { return }
+        let held = c.engine.bufferCapacity + (c.serviceHooks?.heldBytes ?? 0)
+        let delta = held - c.charged
+        guard delta != 0 else { return }
+        c.charged = held
+        guard !budget.charge(delta) else { return }
+        let detail = "the server's memory budget of \(budget.limit) bytes is used up (\(budget.inUse) held)"
+        guard (try? c.engine.fail(.memoryBudgetExceeded, detail: detail)) != nil else { return }
+        drain(c)
+        c.engine.releaseIdleMemory()
+        account(c)
+    }
+
     /// The next slice of each paused decode (one per connection per turn: a message that
     /// inflates to megabytes, or a bomb, costs its own connection turns, not its neighbours').
     private func runPendingWork() {
@@ -557,6 +575,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             c.workPending = false
             guard owns(c) else { continue }
             drain(c)
+            account(c)
             flush(c)
             if c.readable && !c.readPaused && !c.applicationPaused && !c.workPending { service(c) } else { settle(c) }
         }
@@ -762,6 +781,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 c.engine.releaseIdleMemory()
                 c.stream.tls?.releaseIdleMemory()
                 c.serviceHooks?.idle(c)
+                account(c)
             }
             c.wasActive = false
         }
@@ -795,6 +815,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         freeSlots.append(c.slot)
         liveCount -= 1
         context.releaseConnection()
+        if c.charged != 0 {
+            _ = context.memoryBudget?.charge(-c.charged)
+            c.charged = 0
+        }
         if let address = c.countedAddress {
             c.countedAddress = nil
             context.releaseAddress(address)

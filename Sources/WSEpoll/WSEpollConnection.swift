@@ -60,6 +60,8 @@ public final class WSEpollConnection: @unchecked Sendable {
     var wasActive = true
     /// The engine paused a decode; the loop serves it again next turn (reading waits).
     var workPending = false
+    /// Bytes charged to the server's memory budget for this connection.
+    var charged = 0
     /// The remote address counted against the server's per-address limit, if it has one.
     var countedAddress: String?
 

@@ -54,6 +54,9 @@ package protocol WSEpollServiceHooks: WSEpollHandler, Sendable {
     /// Nothing was read or written for a sweep period (about a second): a moment to give back
     /// memory kept for a busy connection.
     func idle(_ connection: WSEpollConnection)
+    /// Bytes this layer holds for the connection (its inbound queue), counted against the
+    /// server's memory budget with the engine's buffers.
+    var heldBytes: Int { get }
 }
 
 /// An upgrade decision made after the request was reported (an `async` upgrade service).

@@ -4,6 +4,7 @@
 public import WSCore
 public import WSDeflate
 public import WSTransport
+internal import Glibc
 import Synchronization
 
 /// A WebSocket server on Linux epoll: one event loop per thread (default: one per CPU), each
@@ -56,6 +57,19 @@ public final class WSEpollServer: Sendable {
         /// Open connections from one remote IP address (any port) beyond which new ones from
         /// it are answered 503 and closed. nil (the default): no limit per address.
         public var maxConnectionsPerAddress: Int?
+        /// The most bytes all connections together may hold in their buffers (received messages
+        /// being assembled, inflated output, outbound queues, and the service layer's inbound
+        /// queues); nil for no budget. Default: a quarter of the machine's physical memory.
+        ///
+        /// Per-connection limits cannot bound a server's memory: 10,000 connections each allowed
+        /// a 1 MiB message may hold 10 GB, and a compressed message of 61 KB inflates to 60 MiB.
+        /// When a connection's buffers grow while the total is over the budget, that connection
+        /// is failed with 1013 Try Again Later (``WSProtocolError/Code/memoryBudgetExceeded``)
+        /// and its buffers are freed; the others go on. Growth is checked after each read and
+        /// each inflate slice, so the total stays within the budget plus about one read buffer
+        /// and one slice per loop. zlib's own state (about 300 KiB per compressing connection,
+        /// see ``WSPerMessageDeflate/Configuration``) is not counted.
+        public var memoryBudget: Int? = WSEpollServer.defaultMemoryBudget
         /// Each loop's read buffer, shared by its connections. Default 256 KiB.
         public var readBufferSize: Int = 256 << 10
         /// How long a closed connection waits for the peer's FIN after ours, reading and
@@ -72,6 +86,12 @@ public final class WSEpollServer: Sendable {
             self.port = port
         }
     }
+
+    /// A quarter of the machine's physical memory: the default ``Configuration/memoryBudget``.
+    public static let defaultMemoryBudget: Int = {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        return pages > 0 && size > 0 ? pages * size / 4 : 1 << 30
+    }()
 
     /// The settings the server was created with.
     public let configuration: Configuration
@@ -100,6 +120,7 @@ public final class WSEpollServer: Sendable {
         context = LoopContext(connection: configuration.connection, readBufferSize: configuration.readBufferSize,
                               lingerTimeout: configuration.lingerTimeout, maxConnections: configuration.maxConnections,
                               maxPerAddress: configuration.maxConnectionsPerAddress,
+                              memoryBudget: configuration.memoryBudget.map(MemoryBudget.init),
                               server: (handshake, configuration.tls, upgrade))
     }
 
@@ -171,6 +192,10 @@ public final class WSEpollServer: Sendable {
     /// Open connections across all loops.
     public var connectionCount: Int { context.connections.load(ordering: .relaxed) }
 
+    /// The bytes the connections hold in buffers now, as counted against
+    /// ``Configuration/memoryBudget`` (nil without a budget).
+    public var memoryInUse: Int? { context.memoryBudget?.inUse }
+
     /// Blocks until every loop has ended (after a stop).
     public func wait() { group.wait() }
 
@@ -226,6 +251,8 @@ final class LoopContext: Sendable {
     let lingerTimeout: Duration
     let maxConnections: Int
     let maxPerAddress: Int?
+    /// The bytes all connections hold in buffers, against the server's budget (nil: none).
+    let memoryBudget: MemoryBudget?
     /// Open connections per remote address, when ``maxPerAddress`` is set.
     private let perAddress = Mutex<[String: Int]>([:])
     /// The server's handshake and upgrade decision; nil for a client's loops.
@@ -240,12 +267,14 @@ final class LoopContext: Sendable {
     private let ids = Atomic<UInt64>(0)
 
     init(connection: WSProtocol.Configuration, readBufferSize: Int, lingerTimeout: Duration, maxConnections: Int,
-         maxPerAddress: Int? = nil, server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: Upgrade)?) {
+         maxPerAddress: Int? = nil, memoryBudget: MemoryBudget? = nil,
+         server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: Upgrade)?) {
         self.connection = Self.sliced(connection)
         self.readBufferSize = readBufferSize
         self.lingerTimeout = lingerTimeout
         self.maxConnections = maxConnections
         self.maxPerAddress = maxPerAddress
+        self.memoryBudget = memoryBudget
         self.server = server
     }
 
@@ -290,4 +319,25 @@ final class LoopContext: Sendable {
     func releaseConnection() { connections.subtract(1, ordering: .relaxed) }
 
     func nextID() -> UInt64 { ids.add(1, ordering: .relaxed).newValue }
+}
+
+/// The bytes held in buffers by all connections of a server, against its budget. Charged by
+/// the loops (each connection's growth or shrinkage as it happens), from several threads.
+package final class MemoryBudget: Sendable {
+    /// The most bytes the connections may hold together.
+    package let limit: Int
+    private let used = Atomic<Int>(0)
+
+    package init(_ limit: Int) { self.limit = limit }
+
+    /// The bytes held now.
+    package var inUse: Int { used.load(ordering: .relaxed) }
+
+    /// Adds `delta` bytes (negative when buffers shrink); false when it was growth that left
+    /// the total over the limit (the caller then fails the connection that grew, which gives
+    /// its bytes back). A total exactly at the limit is within it.
+    package func charge(_ delta: Int) -> Bool {
+        let total = used.add(delta, ordering: .relaxed).newValue
+        return delta <= 0 || total <= limit
+    }
 }

@@ -208,6 +208,9 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
         head < tail ? next() : nil
     }
 
+    /// The queue's bytes and the arena's, for the server's memory budget.
+    var heldBytes: Int { queuedBytes + arena.capacity }
+
     func writable(_ connection: WSEpollConnection) {
         resumeWriters()
     }

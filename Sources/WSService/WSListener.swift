@@ -57,6 +57,11 @@ public final class WSListener: Sendable {
         /// limit is reached, the oldest connection still in its opening handshake is dropped
         /// to make room first (``WSEpollServer/Configuration/maxConnections``).
         public var maxConnections: Int = 10_000
+        /// The most bytes all connections together may hold in buffers (messages being
+        /// received or inflated, outbound queues, services' inbound queues); a connection that
+        /// grows past it is closed with 1013. nil: no budget. Default: a quarter of the
+        /// machine's memory (``WSEpollServer/Configuration/memoryBudget``).
+        public var memoryBudget: Int? = WSEpollServer.defaultMemoryBudget
         /// Open connections from one remote IP address beyond which new ones from it are
         /// answered 503. nil (the default): no limit per address.
         public var maxConnectionsPerAddress: Int? = nil
@@ -93,6 +98,7 @@ public final class WSListener: Sendable {
         server.loops = configuration.loops
         server.maxConnections = configuration.maxConnections
         server.maxConnectionsPerAddress = configuration.maxConnectionsPerAddress
+        server.memoryBudget = configuration.memoryBudget
         server.connection = configuration.connection
         server.handshake.timeout = configuration.handshakeTimeout
         server.handshake.requestHeadTimeout = configuration.requestHeadTimeout

@@ -59,6 +59,8 @@ public struct WSFixture: Sendable {
         case close(code: WSCloseCode?, reason: String, timeout: Duration?)
         case accept(subprotocol: String?, extensions: [WSExtensionElement]?, headers: HTTPFields)
         case reject(status: Int, headers: HTTPFields, body: [UInt8])
+        /// ``WSProtocol/fail(_:detail:)`` with the named code.
+        case fail(code: String, detail: String)
     }
 
     /// Facts checked by an `expectState` step.
@@ -301,6 +303,10 @@ private struct Parser {
             guard let o = value as? [String: Any], let status = o["status"] as? Int else { throw error("reject takes {status, headers, body}") }
             try only(o, ["status", "headers", "body"], "reject")
             command = .reject(status: status, headers: try fields(o["headers"]), body: try o["body"].map(bytes) ?? [])
+        case "fail":
+            guard let o = value as? [String: Any], let code = o["code"] as? String else { throw error("fail takes {code, detail}") }
+            try only(o, ["code", "detail"], "fail")
+            command = .fail(code: code, detail: o["detail"] as? String ?? "")
         default: throw error("unknown step \(key)")
         }
         return .command(command, expectError: expectError)

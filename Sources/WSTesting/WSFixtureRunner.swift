@@ -140,6 +140,8 @@ public enum WSFixtureRunner {
             try engine.accept(subprotocol: subprotocol, extensions: extensions, headers: headers)
         case .reject(let status, let headers, let body):
             try engine.reject(status: HTTPResponse.Status(code: status), headers: headers, body: body)
+        case .fail(let code, let detail):
+            try engine.fail(WSProtocolError.Code(rawValue: code), detail: detail)
         }
     }
 

@@ -202,6 +202,53 @@ struct EpollServerTests {
         _ = try neighbour.close()
     }
 
+    @Test("the memory budget: exactly at the limit is within it, one byte more is over; shrinking never fails")
+    func budgetAccounting() {
+        let budget = MemoryBudget(1000)
+        #expect(budget.charge(600))
+        #expect(budget.charge(400))
+        #expect(budget.inUse == 1000)
+        #expect(!budget.charge(1))
+        #expect(budget.inUse == 1001)
+        #expect(budget.charge(-1))
+        #expect(budget.charge(-500))
+        #expect(budget.charge(500))
+        #expect(!budget.charge(1))
+    }
+
+    @Test("a compressed fragment inflating past the server's memory budget closes that connection with 1013; a neighbour goes on; the bytes come back")
+    func memoryBudget() throws {
+        let server = try startServer({
+            $0.connection.maxMessageSize = 64 << 20
+            $0.memoryBudget = 8 << 20
+            $0.loops = 1
+        }) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        let neighbour = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        let bomber = try RawClient(port: server.port)
+        defer { bomber.close() }
+        _ = try bomber.upgrade(extra: "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n")
+        var deflate = WSPerMessageDeflate.Configuration()
+        deflate.minimumSize = 0
+        let codec = WSDeflateTransform(parameters: WSDeflateParameters(send: .init(), receive: .init()), configuration: deflate)
+        var compressed: [UInt8] = []
+        codec.encode([UInt8](repeating: 0, count: 32 << 20).span, isFinal: false, into: &compressed)
+        var frame = maskedFrame(opcode: 2, compressed, fin: false)  // a first fragment: the message stays open
+        frame[0] |= 0x40
+        try bomber.send(frame)
+        let (bytes, eof) = try bomber.readToEnd()
+        // Close 1013 with the code's name as its reason, then FIN.
+        #expect(bytes.count >= 4 && bytes[0] == 0x88 && bytes[2] == 0x03 && bytes[3] == 0xF5, "\(bytes.prefix(8))")
+        #expect(String(decoding: bytes.dropFirst(4), as: UTF8.self) == "memoryBudgetExceeded")
+        #expect(eof)
+        bomber.close()
+        try neighbour.send(text: "still served")
+        #expect(try neighbour.receive() == .text("still served"))
+        _ = try neighbour.close()
+        #expect(eventually { server.connectionCount == 0 })
+        #expect(eventually { server.memoryInUse == 0 })
+    }
+
     @Test("a protocol violation is answered with Close 1002 and FIN (RFC 6455 §7.1.7)")
     func violationClosesWith1002() throws {
         let echo = RecordingEcho()
