@@ -91,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "wsx",
             dependencies: [
-                "WSCore", "WSDeflate", "WSTesting", "CWSZlib", "WSEpoll", "WSBlocking", "WSTransport", "WSService",
+                "WSCore", "WSDeflate", "WSTesting", "CWSZlib", "CWSSystem", "WSEpoll", "WSBlocking", "WSTransport", "WSService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -12,11 +12,11 @@ case. NON-STRICT vs OK on timing-sensitive cases is reported but is not a failur
 kosoku comes from PyPI (`pip install kosoku==0.1.0`); set KOSOKU to its script, or the script
 makes a virtual environment under /tmp. Loopback only; every process started is stopped.
 
-wsx runs with `--compression-threshold 0` here: kosoku 0.1.0 fails a case with a Python error
-("Strings must be encoded before hashing") when a peer sends a short message uncompressed inside
-a permessage-deflate session, which RFC 7692 allows and which wsx does by default for messages
-under 64 bytes (cases 12.x.1 and 13.x.1 use 16-byte messages). The original suite (wstest) runs
-those cases with the default threshold and passes them; see CONFORMANCE.md.
+wsx runs with its default compression (every message compressed; kosoku 0.1.0 fails a case
+with a Python error, "Strings must be encoded before hashing", when a peer sends a short message
+uncompressed inside a permessage-deflate session, which RFC 7692 allows and which wsx did by
+default for messages under 64 bytes until 2026-12-05) and, as a server, with `--testee` (the
+suite's 16 MiB messages, no keepalive pings).
 """
 import argparse, json, os, socket, subprocess, sys, tempfile, time
 
@@ -98,7 +98,7 @@ def verdicts(outdir):
 
 def run_server(ko, wsx, cases, outdir):
     port = free_port()
-    server = subprocess.Popen([wsx, "echo-server", "--port", str(port), "--loops", "1", "--compression-threshold", "0"], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen([wsx, "echo-server", "--testee", "--port", str(port), "--loops", "1"], stdout=subprocess.DEVNULL)
     try:
         if not wait_port(port):
             raise SystemExit("wsx echo-server did not start")
@@ -117,7 +117,7 @@ def run_client(ko, wsx, cases, outdir):
     try:
         if not wait_port(port):
             raise SystemExit("kosoku fuzzing server did not start")
-        subprocess.run([wsx, "autobahn-client", "--compression-threshold", "0", "--url", f"ws://127.0.0.1:{port}", "--agent", "swift-ws"],
+        subprocess.run([wsx, "autobahn-client", "--url", f"ws://127.0.0.1:{port}", "--agent", "swift-ws"],
                        check=True, stdout=subprocess.DEVNULL, timeout=1800)
         fuzzer.wait(120)
     finally:

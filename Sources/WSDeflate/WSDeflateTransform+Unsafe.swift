@@ -134,6 +134,9 @@ public import WSCore
 
     // MARK: Decompression
 
+    /// The most a decoded message's buffer grows by at once: 16 MiB (doubling below that).
+    static let maxGrowthStep = 16 << 20
+
     public func decode(_ input: Span<UInt8>, isFinal: Bool, into output: inout [UInt8], pauseAfter: Int, limit: Int) throws(WSTransformError) -> WSDecodeProgress {
         let s = unsafe inflateStream()
         let out = unsafe scratchBuffer()
@@ -174,8 +177,11 @@ public import WSCore
                 if n > 0 {
                     if probing { throw .outputLimitExceeded }
                     if output.capacity < output.count + n {
-                        // Grow geometrically, but never past the limit.
-                        output.reserveCapacity(Swift.max(output.count + n, Swift.min(output.capacity * 2, cap)))
+                        // Grow geometrically, by at most `maxGrowthStep` at a time (a memory
+                        // budget shared by connections is checked between calls: one step is
+                        // what a connection can overshoot it by), and never past the limit.
+                        let grown = Swift.min(output.capacity * 2, output.capacity + Self.maxGrowthStep, cap)
+                        output.reserveCapacity(Swift.max(output.count + n, grown))
                     }
                     unsafe output.append(contentsOf: UnsafeRawBufferPointer(rebasing: out[0..<n]))
                     produced += n

@@ -26,8 +26,8 @@ struct AutobahnClient: ParsableCommand {
     @Flag(help: "Do not offer permessage-deflate.")
     var noCompression = false
 
-    @Option(help: "Messages shorter than this are sent uncompressed (RFC 7692 lets each message choose).")
-    var compressionThreshold = 64
+    @Option(help: "Messages shorter than this are sent uncompressed (RFC 7692 lets each message choose; default 0: every message compressed).")
+    var compressionThreshold = 0
 
     @Option(help: "Run only these case numbers (1-based, repeatable).")
     var only: [Int] = []
@@ -35,7 +35,7 @@ struct AutobahnClient: ParsableCommand {
     func run() throws {
         var config = WSBlockingConnection.Configuration()
         config.connection = .echoTestee
-        config.compression = try WSPerMessageDeflate.testee(off: noCompression, threshold: compressionThreshold)
+        config.compression = try WSPerMessageDeflate.commandLine(off: noCompression, threshold: compressionThreshold)
         let base = url.hasSuffix("/") ? String(url.dropLast()) : url
 
         let counter = try WSBlockingConnection.connect(to: base + "/getCaseCount", configuration: config)

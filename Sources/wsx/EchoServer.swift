@@ -1,4 +1,5 @@
 import ArgumentParser
+import CWSSystem
 import Glibc
 import WSCore
 import WSDeflate
@@ -11,12 +12,21 @@ import WSTransport
 struct EchoService: WSTextService, WSBinaryService {
     func onTextMessage(_ caller: WSCaller, text: String) async -> String { text }
     func onBinaryMessage(_ caller: WSCaller, data: [UInt8]) async -> [UInt8] { data }
+    /// `--idle-timeout`: close an idle connection, as the raw handler does.
+    func onIdleTimeout(_ caller: WSCaller) async throws {
+        try await caller.close(statusCode: 1000, reason: "idle", timeout: .seconds(10))
+    }
 }
 
 /// Echoes every message back as it was received (the handler shared by all connections).
 final class EchoHandler: WSEpollHandler, Sendable {
     func received(_ connection: WSEpollConnection, kind: WSMessageKind, data: Span<UInt8>, isFinal: Bool) {
         try? connection.send(data, kind: kind)
+    }
+
+    /// `--idle-timeout`: an idle connection is closed (1000 "idle").
+    func event(_ connection: WSEpollConnection, _ event: WSProtocol.Event) {
+        if case .idleTimeout = event { try? connection.close(code: .normalClosure, reason: "idle") }
     }
 }
 
@@ -28,8 +38,13 @@ struct EchoServer: ParsableCommand {
             Accepts any path. Compression (permessage-deflate) is on unless --no-compression.
             With --tls-certificate and --tls-key it serves wss:// (TLS 1.2 and 1.3); with
             --tls-client-ca too, clients must present a certificate that CA signed.
-            Limits are set for conformance testing: frames and messages up to 64 MiB, any number
-            of fragments, no keepalive pings. Stop it with Ctrl-C.
+            It runs with the library's production defaults (README, "Limits and defaults"):
+            messages and frames up to 1 MiB, keepalive pings every 20 s (dead after 20 s more
+            without a Pong), a 10 s request-head timeout, a memory budget of a quarter of the
+            machine's memory, every message compressed. Each has a flag; --testee switches to
+            the Autobahn TestSuite's needs (64 MiB messages, any number of fragments, no
+            keepalive pings), and flags given with it still apply. Sizes take K, M or G
+            (binary multiples). Stop it with Ctrl-C.
 
             Examples:
               wsx echo-server
@@ -37,6 +52,8 @@ struct EchoServer: ParsableCommand {
               wsx echo-server --subprotocol chat --subprotocol superchat
               wsx echo-server --tls-certificate Fixtures/tls/server.pem --tls-key Fixtures/tls/server-key.pem
               wsx echo-server --api service     (the service layer's echo, for comparisons)
+              wsx echo-server --testee --port 9001 --loops 1     (for the Autobahn TestSuite)
+              wsx echo-server --max-message-size 16M --keepalive 30 --memory-budget 512M
             """)
 
     enum API: String, ExpressibleByArgument, CaseIterable {
@@ -55,8 +72,41 @@ struct EchoServer: ParsableCommand {
     @Flag(help: "Do not offer permessage-deflate.")
     var noCompression = false
 
-    @Option(help: "Messages shorter than this are sent uncompressed (RFC 7692 lets each message choose).")
-    var compressionThreshold = 64
+    @Option(help: "Messages shorter than this many bytes are sent uncompressed (RFC 7692 lets each message choose; default 0: every message compressed).")
+    var compressionThreshold: ByteCount?
+
+    @Flag(help: "Autobahn TestSuite settings: 64 MiB messages and frames, any number of fragments, no keepalive pings.")
+    var testee = false
+
+    @Option(help: "The largest message accepted (default 1M; 64M with --testee).")
+    var maxMessageSize: ByteCount?
+
+    @Option(help: "The largest frame accepted (default: the message limit).")
+    var maxFrameSize: ByteCount?
+
+    @Option(help: "Seconds between keepalive pings; 0 turns keepalive off (default 20; off with --testee).")
+    var keepalive: Double?
+
+    @Option(help: "Seconds to wait for the Pong of a keepalive ping before dropping the connection (default: the --keepalive interval).")
+    var keepaliveTimeout: Double?
+
+    @Option(help: "Seconds without a data message before the connection is closed (default: no idle timeout).")
+    var idleTimeout: Double?
+
+    @Option(help: "Seconds a client has for its whole opening handshake, TLS included (default 120).")
+    var handshakeTimeout: Double?
+
+    @Option(help: "Seconds a new connection has to send its complete request head; 0 turns it off (default 10).")
+    var requestHeadTimeout: Double?
+
+    @Option(help: "The most bytes all connections may hold in buffers; a connection growing past it is closed with 1013; 0 for no budget (default: a quarter of physical memory).")
+    var memoryBudget: ByteCount?
+
+    @Option(help: "Open connections beyond which new ones are refused with 503, after the oldest unfinished handshake is dropped (default 10000).")
+    var maxConnections: Int?
+
+    @Option(help: "Open connections per remote IP address beyond which new ones get 503 (default: no limit).")
+    var maxConnectionsPerAddress: Int?
 
     @Option(help: "Event loops (threads); default: one per CPU.")
     var loops: Int?
@@ -75,15 +125,46 @@ struct EchoServer: ParsableCommand {
 
     func validate() throws {
         if (tlsCertificate == nil) != (tlsKey == nil) { throw fail("--tls-certificate and --tls-key go together") }
+        for (name, value) in [("--keepalive", keepalive), ("--request-head-timeout", requestHeadTimeout)] {
+            if let value, value < 0 { throw fail("\(name) must not be negative") }
+        }
+        for (name, value) in [("--keepalive-timeout", keepaliveTimeout), ("--idle-timeout", idleTimeout), ("--handshake-timeout", handshakeTimeout)] {
+            if let value, value <= 0 { throw fail("\(name) must be positive") }
+        }
+        for (name, value) in [("--max-message-size", maxMessageSize), ("--max-frame-size", maxFrameSize)] {
+            if let value, value.bytes <= 0 { throw fail("\(name) must be positive") }
+        }
         if tlsClientCa != nil && tlsCertificate == nil { throw fail("--tls-client-ca needs --tls-certificate and --tls-key") }
     }
 
-    func run() throws {
+    /// The server's configuration: the defaults (or the testee's), then each flag given.
+    func configuration() throws -> WSEpollServer.Configuration {
         var config = WSEpollServer.Configuration(host: host, port: port)
         if let loops { config.loops = loops }
-        config.compression = try WSPerMessageDeflate.testee(off: noCompression, threshold: compressionThreshold)
-        config.connection = .echoTestee
+        config.compression = try WSPerMessageDeflate.commandLine(off: noCompression, threshold: compressionThreshold?.bytes ?? 0)
+        if testee { config.connection = .echoTestee }
+        if let maxMessageSize { config.connection.maxMessageSize = maxMessageSize.bytes }
+        if let maxFrameSize { config.connection.maxFrameSize = maxFrameSize.bytes }
+        if let keepalive { config.connection.pingInterval = keepalive == 0 ? nil : .seconds(keepalive) }
+        if let interval = config.connection.pingInterval { config.connection.pingTimeout = keepaliveTimeout.map { .seconds($0) } ?? interval }
+        if let idleTimeout { config.connection.idleTimeout = .seconds(idleTimeout) }
+        if let handshakeTimeout { config.handshake.timeout = .seconds(handshakeTimeout) }
+        if let requestHeadTimeout { config.handshake.requestHeadTimeout = requestHeadTimeout == 0 ? nil : .seconds(requestHeadTimeout) }
+        if let memoryBudget { config.memoryBudget = memoryBudget.bytes == 0 ? nil : memoryBudget.bytes }
+        if let maxConnections { config.maxConnections = maxConnections }
+        if let maxConnectionsPerAddress { config.maxConnectionsPerAddress = maxConnectionsPerAddress }
         config.handshake.serverName = "swift-ws"
+        return config
+    }
+
+    func run() throws {
+        // Buffers of 256 KiB and more come from mmap and go back to the system when freed.
+        // glibc otherwise raises this threshold to the largest block freed so far (up to 32
+        // MiB), and the freed buffers of connections closed under a flood stay in the heap:
+        // measured, peak RSS under the amplification attack was 300–327 MiB against a 256 MiB
+        // budget with glibc's default, 258–263 MiB with this (Benchmarks/hardening.py).
+        _ = cws_set_mmap_threshold(256 << 10)
+        var config = try configuration()
         if let tlsCertificate, let tlsKey {
             config.tls = try WSTLSContext.server(certificateChainFile: tlsCertificate, privateKeyFile: tlsKey,
                                                  clientAuthentication: tlsClientCa.map { .required(.file($0)) } ?? .none)
@@ -104,16 +185,22 @@ struct EchoServer: ParsableCommand {
             listener.compression = config.compression
             listener.connection = config.connection
             listener.serverName = config.handshake.serverName
+            listener.handshakeTimeout = config.handshake.timeout
+            listener.requestHeadTimeout = config.handshake.requestHeadTimeout
+            listener.memoryBudget = config.memoryBudget
+            listener.maxConnections = config.maxConnections
+            listener.maxConnectionsPerAddress = config.maxConnectionsPerAddress
             listener.tls = config.tls
             let server = WSListener(configuration: listener)
-            var service = WSServiceConfiguration(subprotocols: subprotocol, maxMessageSize: config.connection.maxMessageSize)
+            var service = WSServiceConfiguration(subprotocols: subprotocol, idleTimeout: config.connection.idleTimeout,
+                                                 maxFrameSize: config.connection.maxFrameSize, maxMessageSize: config.connection.maxMessageSize)
             service.inboundHighWaterMark = config.connection.outboundHighWaterMark
             service.inboundLowWaterMark = config.connection.outboundLowWaterMark
             try server.attach(service: EchoService(), at: "/", configuration: service)
             try server.start()
             started = (server.port, server.wait)
         }
-        printFlushed("wsx echo-server listening on \(config.tls == nil ? "ws" : "wss")://\(host.contains(":") ? "[\(host)]" : host):\(started.port)/ (\(config.loops) loop\(config.loops == 1 ? "" : "s"), compression \(noCompression ? "off" : "on"), \(api.rawValue) API)")
+        printFlushed("wsx echo-server listening on \(config.tls == nil ? "ws" : "wss")://\(host.contains(":") ? "[\(host)]" : host):\(started.port)/ (\(config.loops) loop\(config.loops == 1 ? "" : "s"), compression \(noCompression ? "off" : "on"), \(api.rawValue) API\(testee ? ", testee settings" : ""))")
         started.wait()
     }
 }
@@ -135,13 +222,30 @@ extension WSProtocol.Configuration {
 }
 
 extension WSPerMessageDeflate {
-    /// The testees' compression: nil when `off`, else the defaults with messages shorter than
+    /// The commands' compression: nil when `off`, else the defaults with messages shorter than
     /// `threshold` sent uncompressed.
-    static func testee(off: Bool, threshold: Int) throws -> WSPerMessageDeflate? {
+    static func commandLine(off: Bool, threshold: Int) throws -> WSPerMessageDeflate? {
         guard !off else { return nil }
         var deflate = WSPerMessageDeflate.Configuration()
         deflate.minimumSize = threshold
         return try WSPerMessageDeflate(deflate)
+    }
+}
+
+/// A size in bytes on the command line: a number, optionally with K, M or G (binary multiples).
+struct ByteCount: ExpressibleByArgument {
+    var bytes: Int
+
+    init?(argument: String) {
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        var digits = Substring(argument)
+        var unit = 1
+        if let last = digits.last?.uppercased().first, let u = units[last] {
+            unit = u
+            digits = digits.dropLast()
+        }
+        guard let n = Int(digits), n >= 0, n <= Int.max / unit else { return nil }
+        bytes = n * unit
     }
 }
 

@@ -1,5 +1,5 @@
 // Linux system calls the Glibc module does not export (they need _GNU_SOURCE or live in headers
-// it leaves out): epoll, eventfd, accept4, the CPU affinity count.
+// it leaves out): epoll, eventfd, accept4, the CPU affinity count, glibc's mmap threshold.
 #ifndef CWS_SYSTEM_H
 #define CWS_SYSTEM_H
 
@@ -18,5 +18,9 @@ int cws_affinity_cpu_count(void);
 /// (swift-ws never cancels threads).
 long cws_recv(int fd, void *buffer, size_t length, int flags);
 long cws_send(int fd, const void *buffer, size_t length, int flags);
+
+/// mallopt(M_MMAP_THRESHOLD): allocations of `bytes` and more come from mmap and go back to the
+/// system when freed (glibc's threshold is otherwise dynamic, up to 32 MiB). 1 on success.
+int cws_set_mmap_threshold(size_t bytes);
 
 #endif
