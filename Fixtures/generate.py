@@ -1355,6 +1355,21 @@ def deflate_slices():
 
 
 def deflate_sending():
+    for role in ("server", "client"):
+        data = "".join(random.Random(1000).choices("abcdefghij klmnop", k=11_000)).encode()
+        f = deflate_fixture(f"send/{role}-in-slices", role,
+                            "encodeSliceSize 1000, outboundFragmentSize 300: an 11,000-byte message deflated in 11 slices gives the "
+                            "frames of one compression, then the message sent after it",
+                            "7692 §6.1, §7.2.1", config={"encodeSliceSize": 1000, "outboundFragmentSize": 300})
+        c = Compressor()
+        payload = c.message(data)
+        f.command("sendText", data.decode())
+        f.command("sendText", "next")
+        frames = [payload[i:i + 300] for i in range(0, len(payload), 300)]
+        # (The runner, as an adapter, encodes the remaining slices before the next command.)
+        f.out(*[f.out_frame(TEXT if i == 0 else CONT, fr, fin=(i == len(frames) - 1), rsv=RSV1 if i == 0 else 0)
+                for i, fr in enumerate(frames)], f.out_frame(TEXT, c.message(b"next"), rsv=RSV1))
+
     f = deflate_fixture("send/compress-false", "client", "A message sent with compress: false goes out as it is, without RSV1", "7692 §6")
     f.command("sendText", "Hello", compress=False)
     f.command("sendText", "Hello")

@@ -123,7 +123,7 @@ public final class WSBlockingConnection {
         }
         self.configuration = configuration
         do {
-            engine = try WSProtocol(client: handshake, configuration: configuration.connection, now: start)
+            engine = try WSProtocol(client: handshake, configuration: configuration.connection.whole, now: start)
         } catch {
             stream.socket.close()
             throw .usage(error)
@@ -150,7 +150,7 @@ public final class WSBlockingConnection {
         self.configuration = configuration
         let start = WSClock.now()
         do {
-            engine = try WSProtocol(server: handshake, configuration: configuration.connection, now: start)
+            engine = try WSProtocol(server: handshake, configuration: configuration.connection.whole, now: start)
         } catch {
             stream.socket.close()
             throw .usage(error)
@@ -168,14 +168,8 @@ public final class WSBlockingConnection {
         }
     }
 
-    /// The engine's next event; a decode paused after a slice (``WSProtocol/Configuration/decodeSliceSize``)
-    /// goes on at once here, as one connection has no neighbours to serve meanwhile.
-    private func nextEvent() -> WSProtocol.Event? {
-        repeat {
-            if let event = engine.nextEvent() { return event }
-        } while engine.hasPendingWork
-        return nil
-    }
+    /// The engine's next event.
+    private func nextEvent() -> WSProtocol.Event? { engine.nextEvent() }
 
     /// Drives the opening handshake (either role) until the connection opens; the answer or
     /// request we owe is written before returning or throwing.
@@ -391,5 +385,16 @@ public final class WSBlockingConnection {
             socketClosed = true
             stream.socket.close()
         }
+    }
+}
+
+extension WSProtocol.Configuration {
+    /// Without decode or encode slices: one connection per thread has no neighbours to serve
+    /// between them, so messages are (de)compressed whole.
+    var whole: Self {
+        var c = self
+        c.decodeSliceSize = nil
+        c.encodeSliceSize = nil
+        return c
     }
 }

@@ -32,6 +32,13 @@ public protocol WSMessageTransform: AnyObject, Sendable {
     /// `isFinal` ends the message (every message gets at least one call).
     func encode(_ input: Span<UInt8>, isFinal: Bool, into output: inout [UInt8])
 
+    /// Encodes the next piece of the message being sent without flushing: output may lag the
+    /// input until a later ``encode(_:isFinal:into:)`` call. The engine uses it to encode a large
+    /// message a slice at a time (``WSProtocol/Configuration/encodeSliceSize``), which must give
+    /// the bytes one call would. Default: ``encode(_:isFinal:into:)`` with `isFinal` false (a
+    /// valid encoding, though a flushing transform's output then differs from one call's).
+    func encodeContinuing(_ input: Span<UInt8>, into output: inout [UInt8])
+
     /// Decodes the next piece of a received transformed message's payload and appends the
     /// result to `output`.
     ///
@@ -62,6 +69,7 @@ public protocol WSMessageTransform: AnyObject, Sendable {
 
 extension WSMessageTransform {
     public func maxEncodedSize(forDecodedSize decodedSize: Int) -> Int { decodedSize }
+    public func encodeContinuing(_ input: Span<UInt8>, into output: inout [UInt8]) { encode(input, isFinal: false, into: &output) }
 }
 
 /// The result of one ``WSMessageTransform/decode(_:isFinal:into:pauseAfter:limit:)`` call.

@@ -64,6 +64,19 @@ extension WSProtocol {
         /// size too.
         public var decodeSliceSize: Int? = nil
 
+        /// The most bytes of a message being sent that are transformed (compressed) in one
+        /// step; nil (the default): a message is compressed whole when it is sent.
+        ///
+        /// With a slice, a compressed message larger than it is copied when sent, its first
+        /// slice compressed and framed at once, and each ``WSProtocol/continueEncoding()`` call
+        /// compresses the next (``WSProtocol/hasPendingWork`` is true meanwhile); messages sent
+        /// after it wait behind it, control frames do not. The frames are the ones a whole
+        /// compression gives. Deflating 60 MiB takes a fraction of a second: an event loop
+        /// (the epoll adapter uses 256 KiB when this is nil) serves its other connections
+        /// between slices. Unencoded bytes count toward ``WSProtocol/isWritable`` and
+        /// ``maxBufferedAmount``.
+        public var encodeSliceSize: Int? = nil
+
         /// The most frames one message may span. Default 16384.
         ///
         /// Empty or tiny fragments cost the peer 2–6 bytes each and us a header parse each; the
@@ -152,6 +165,7 @@ extension WSProtocol {
             try require(maxDecompressedSize.map { $0 > 0 } ?? true, "maxDecompressedSize must be positive")
             try require(maxFragmentsPerMessage > 0, "maxFragmentsPerMessage must be positive")
             try require(decodeSliceSize.map { $0 > 0 } ?? true, "decodeSliceSize must be positive")
+            try require(encodeSliceSize.map { $0 > 0 } ?? true, "encodeSliceSize must be positive")
             try require(outboundFragmentSize > 0, "outboundFragmentSize must be positive")
             try require(pingInterval.map { $0 > .zero } ?? true, "pingInterval must be positive")
             try require(pingTimeout > .zero, "pingTimeout must be positive")

@@ -133,6 +133,11 @@ public struct WSProtocol: ~Copyable, Sendable {
     private var decodeBuffer: [UInt8] = []
     /// An outgoing message after the transform encoded it.
     private var encodeBuffer: [UInt8] = []
+    /// Messages waiting to be encoded a slice at a time (``Configuration/encodeSliceSize``),
+    /// in order; the first is in progress. Usually empty.
+    private var queuedSends: [QueuedSend] = []
+    /// The bytes of `queuedSends` not encoded yet.
+    private var queuedBytes = 0
 
     // MARK: State
 
@@ -262,6 +267,20 @@ public struct WSProtocol: ~Copyable, Sendable {
         var decodedSize = 0
         /// The last decode call paused with output pending.
         var decodePaused = false
+    }
+
+    /// A message sent while a large one is being encoded a slice at a time.
+    private struct QueuedSend: Sendable {
+        var bytes: [UInt8]
+        var offset = 0
+        let kind: WSMessageKind
+        /// Goes through the transform (else it is framed as it is, when its turn comes).
+        let transformed: Bool
+        /// Its first frame (with the opcode and the transform's RSV bits) is queued.
+        var started = false
+        /// Encoded bytes not framed yet: a frame goes out once more than a fragment is here,
+        /// so the frames are those of a whole encoding (all full but the last).
+        var held: [UInt8] = []
     }
 
     /// A fragmented message being sent with ``sendFragment(_:kind:isFinal:compress:)``.
@@ -424,7 +443,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// transformed message paused (after a ``Configuration/decodeSliceSize`` slice, or a
     /// streaming piece) with more of it to decode from what was received. An adapter that
     /// stopped calling ``nextEvent()`` to serve other connections comes back while this is true.
-    public var hasPendingWork: Bool { message?.decodePaused ?? false }
+    public var hasPendingWork: Bool { (message?.decodePaused ?? false) || !queuedSends.isEmpty }
 
     /// Bytes of memory the engine's own buffers hold (receive, send, message assembly, decoding
     /// and encoding), in use or kept for the next message, not counting the message transform's
@@ -984,7 +1003,9 @@ public struct WSProtocol: ~Copyable, Sendable {
         switch state {
         case .open:
             if configuration.autoCloseReply {
-                // §5.5.1: "the endpoint typically echos the status code it received"
+                // §5.5.1: "the endpoint typically echos the status code it received" (after the
+                // message it is sending, §5.5.1 allows: a message being encoded is finished).
+                finishQueuedSends()
                 let reply = WSCloseFrame(code: received.code)
                 enqueueClose(reply)
                 enterClosing(sent: reply, received: received, initiator: .remote)
@@ -1052,6 +1073,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     private mutating func enterClosed(_ info: CloseInfo) {
+        dropQueuedSends()
         state = .closed(info)
         resetReader()
         pending.append(.closed(info))
@@ -1376,7 +1398,17 @@ public struct WSProtocol: ~Copyable, Sendable {
     mutating func sendMessage(_ bytes: some Collection<UInt8>, kind: WSMessageKind, compress: Bool) throws(WSUsageError) {
         try requireSendable()
         guard case .none = sending else { throw .fragmentedMessageInProgress }
-        if compress, let transform, transform.shouldEncode(kind: kind, size: bytes.count) {
+        let transformed = compress && transform?.shouldEncode(kind: kind, size: bytes.count) == true
+        if !queuedSends.isEmpty || (transformed && bytes.count > configuration.encodeSliceSize ?? .max) {
+            // Behind (or as) a message encoded a slice at a time.
+            try requireRoom(for: transformed ? Self.encodedSizeBound(bytes.count) : bytes.count)
+            queuedSends.append(QueuedSend(bytes: Array(bytes), kind: kind, transformed: transformed))
+            queuedBytes += bytes.count
+            noteDataActivity()
+            if queuedSends.count == 1 { continueEncoding() } else { updateWritability() }
+            return
+        }
+        if transformed, let transform {
             try requireRoom(for: Self.encodedSizeBound(bytes.count))
             appendEncoded(bytes, transform, opcode: kind.opcode, isFirst: true, fin: true)
         } else {
@@ -1398,6 +1430,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     ///   for a `kind` different from the message in progress, and the errors of ``sendText(_:compress:)``.
     public mutating func sendFragment(_ bytes: some Collection<UInt8>, kind: WSMessageKind, isFinal: Bool, compress: Bool = true) throws(WSUsageError) {
         try requireSendable()
+        finishQueuedSends()
         var utf8: WSUTF8Validator
         let opcode: WSOpcode
         let transformed: Bool
@@ -1423,6 +1456,70 @@ public struct WSProtocol: ~Copyable, Sendable {
             appendData(bytes, opcode: opcode, fin: isFinal)
         }
         sending = isFinal ? .none : .inProgress(kind, utf8, transformed: transformed)
+    }
+
+    /// Encodes the next slice of the message being sent a slice at a time
+    /// (``Configuration/encodeSliceSize``) and queues its frames; then the messages behind it
+    /// that need no encoding, and, when it ends, the next one's first slice waits for the next
+    /// call. Does nothing when no message is being encoded. Adapters call it while
+    /// ``hasPendingWork`` is true, a slice per turn.
+    public mutating func continueEncoding() {
+        while let first = queuedSends.first {
+            guard first.transformed, let transform else {
+                queuedSends.removeFirst()
+                queuedBytes -= first.bytes.count
+                appendData(first.bytes, opcode: first.kind.opcode, fin: true)
+                continue
+            }
+            encodeSlice(transform)
+            return
+        }
+    }
+
+    private mutating func dropQueuedSends() {
+        guard !queuedSends.isEmpty else { return }
+        queuedSends = []
+        queuedBytes = 0
+        updateWritability()
+    }
+
+    /// Encodes the rest of every queued message now: before our Close, and before a fragmented
+    /// message starts (whose pieces must follow them).
+    private mutating func finishQueuedSends() {
+        while !queuedSends.isEmpty { continueEncoding() }
+    }
+
+    /// One slice of the first queued message through `transform`; its frames.
+    private mutating func encodeSlice(_ transform: any WSMessageTransform) {
+        let slice = configuration.encodeSliceSize ?? .max
+        let start = queuedSends[0].offset
+        let end = start + Swift.min(slice, queuedSends[0].bytes.count - start)
+        let last = end == queuedSends[0].bytes.count
+        var held = queuedSends[0].held
+        queuedSends[0].held = []
+        withContiguousSpan(queuedSends[0].bytes[start..<end]) { span in
+            if last { transform.encode(span, isFinal: true, into: &held) } else { transform.encodeContinuing(span, into: &held) }
+        }
+        queuedSends[0].offset = end
+        queuedBytes -= end - start
+        let fragment = configuration.outboundFragmentSize
+        let kind = queuedSends[0].kind
+        var started = queuedSends[0].started
+        // Frames of a fragment each while more may come; all the rest at the end.
+        let ready = last ? held.count : (held.count - 1) / fragment * fragment
+        if ready > 0 {
+            outbound.appendMessage(held[..<ready], opcode: started ? .continuation : kind.opcode, fin: last, fragmentSize: fragment,
+                                   keys: &maskKeys, rsv: started ? 0 : transform.reservedBits)
+            held.removeFirst(ready)
+            started = true
+        }
+        if last {
+            queuedSends.removeFirst()
+        } else {
+            queuedSends[0].held = held
+            queuedSends[0].started = started
+        }
+        updateWritability()
     }
 
     /// The room a message of `count` bytes may need once encoded: DEFLATE expands incompressible
@@ -1493,6 +1590,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         if let code, !code.isSendable { throw .invalidCloseCode(code) }
         if (code == nil && !reason.isEmpty) || reason.utf8.count > 123 { throw .invalidCloseReason }
         let frame = WSCloseFrame(code: code, reason: reason)
+        if case .open = state { finishQueuedSends() } else if case .closeReceived = state { finishQueuedSends() }
         switch state {
         case .open:
             enqueueClose(frame)
@@ -1518,7 +1616,7 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     private func requireRoom(for payloadCount: Int) throws(WSUsageError) {
         let frames = payloadCount / configuration.outboundFragmentSize + 1
-        let total = outbound.count + payloadCount + frames * WSFrameHeader.maxLength
+        let total = outbound.count + queuedBytes + payloadCount + frames * WSFrameHeader.maxLength
         if total > configuration.maxBufferedAmount {
             throw .outboundBufferFull(bufferedAmount: outbound.count, limit: configuration.maxBufferedAmount)
         }
@@ -1530,6 +1628,8 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     private mutating func enqueueClose(_ frame: WSCloseFrame) {
+        // No data after our Close: a message still being encoded (the connection failed) is dropped.
+        dropQueuedSends()
         var body: [UInt8] = []
         if let code = frame.code {
             body.reserveCapacity(2 + frame.reason.utf8.count)
@@ -1582,7 +1682,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         if message == nil {
             messageBuffer = []
             messageDelivered = false
-            if case .none = sending { transform?.releaseIdleMemory() }
+            if case .none = sending, queuedSends.isEmpty { transform?.releaseIdleMemory() }
         }
     }
 
@@ -1591,9 +1691,10 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     private mutating func updateWritability() {
-        if writable, outbound.count >= configuration.outboundHighWaterMark {
+        let queued = outbound.count + queuedBytes
+        if writable, queued >= configuration.outboundHighWaterMark {
             writable = false
-        } else if !writable, outbound.count <= configuration.outboundLowWaterMark {
+        } else if !writable, queued <= configuration.outboundLowWaterMark {
             writable = true
         }
     }

@@ -64,9 +64,32 @@ public import WSCore
     // MARK: Compression
 
     public func encode(_ input: Span<UInt8>, isFinal: Bool, into output: inout [UInt8]) {
+        let start = output.count
+        compress(input, flushing: true, into: &output)
+        guard isFinal else { return }
+        // §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end." When zlib
+        // had nothing to flush (an empty message right after another), the message is the one
+        // octet 0x00: with the receiver's 00 00 ff ff it is an empty stored block (§7.2.3.6).
+        if output.count - start >= 4, output[(output.count - 4)...].elementsEqual([0, 0, 0xFF, 0xFF]) {
+            output.removeLast(4)
+        } else {
+            precondition(output.count == start, "a sync flush ends with 00 00 ff ff")
+            output.append(0)
+        }
+        if parameters.send.noContextTakeover { _ = unsafe deflateReset(deflateStream()) }
+    }
+
+    /// Compresses a slice of a message without a flush (zlib keeps what it has not emitted
+    /// yet); the message's last ``encode(_:isFinal:into:)`` flushes. The output is the one
+    /// call's: zlib's deflate does not depend on how its input arrives.
+    public func encodeContinuing(_ input: Span<UInt8>, into output: inout [UInt8]) {
+        compress(input, flushing: false, into: &output)
+    }
+
+    /// Feeds `input` to the compressor, with a sync flush after it when `flushing`.
+    private func compress(_ input: Span<UInt8>, flushing: Bool, into output: inout [UInt8]) {
         let s = unsafe deflateStream()
         let out = unsafe scratchBuffer()
-        let start = output.count
         unsafe input.withUnsafeBufferPointer { buffer in
             var offset = 0
             repeat {
@@ -75,7 +98,7 @@ public import WSCore
                 unsafe s.pointee.next_in = UnsafeMutablePointer(mutating: buffer.baseAddress.map { unsafe $0 + offset })
                 unsafe s.pointee.avail_in = UInt32(n)
                 offset += n
-                let flush = offset == buffer.count ? Z_SYNC_FLUSH : Z_NO_FLUSH
+                let flush = offset == buffer.count && flushing ? Z_SYNC_FLUSH : Z_NO_FLUSH
                 repeat {
                     unsafe s.pointee.next_out = out.baseAddress!.assumingMemoryBound(to: UInt8.self)
                     unsafe s.pointee.avail_out = UInt32(out.count)
@@ -87,17 +110,6 @@ public import WSCore
                 } while unsafe s.pointee.avail_out == 0
             } while offset < buffer.count
         }
-        guard isFinal else { return }
-        // §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end." When zlib
-        // had nothing to flush (an empty message right after another), the message is the one
-        // octet 0x00: with the receiver's 00 00 ff ff it is an empty stored block (§7.2.3.6).
-        if output.count - start >= 4, output[(output.count - 4)...].elementsEqual([0, 0, 0xFF, 0xFF]) {
-            output.removeLast(4)
-        } else {
-            precondition(output.count == start, "a sync flush ends with 00 00 ff ff")
-            output.append(0)
-        }
-        if parameters.send.noContextTakeover { _ = unsafe deflateReset(s) }
     }
 
     private func deflateStream() -> UnsafeMutablePointer<z_stream> {

@@ -64,8 +64,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private var unfinishedHead = 0
     /// Jobs enqueued on the loop's own thread.
     @exclusivity(unchecked) private var runQueue: [UnownedJob] = []
-    /// Connections whose engine paused decoding a compressed message after a slice: served
-    /// again in the next turn, after the other connections' events.
+    /// Connections whose engine paused decoding or encoding a compressed message after a
+    /// slice: served again in the next turn, after the other connections' events.
     @exclusivity(unchecked) private var pendingWork: [WSEpollConnection] = []
     private let readBuffer: UnsafeMutableRawBufferPointer
     /// The connection whose events are being handed to its handler.
@@ -541,10 +541,6 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 }
             }
         }
-        if c.engine.hasPendingWork && !c.workPending {
-            c.workPending = true
-            pendingWork.append(c)
-        }
         c.serviceHooks?.drained(c)
     }
 
@@ -565,8 +561,9 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         account(c)
     }
 
-    /// The next slice of each paused decode (one per connection per turn: a message that
-    /// inflates to megabytes, or a bomb, costs its own connection turns, not its neighbours').
+    /// The next slice of each paused decode or encode (one per connection per turn: a message
+    /// that inflates or deflates to megabytes, or a bomb, costs its own connection turns, not
+    /// its neighbours').
     private func runPendingWork() {
         guard !pendingWork.isEmpty else { return }
         let list = pendingWork
@@ -574,6 +571,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         for c in list {
             c.workPending = false
             guard owns(c) else { continue }
+            c.engine.continueEncoding()
             drain(c)
             account(c)
             flush(c)
@@ -668,6 +666,12 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             }
         }
         shutdownWriteIfFinished(c)
+        // A decode or encode paused after a slice (after a read, a handler's send, a command):
+        // its next slice comes next turn.
+        if c.engine.hasPendingWork && !c.workPending && !c.transportDead {
+            c.workPending = true
+            pendingWork.append(c)
+        }
         if c.readPaused && c.engine.isWritable { c.readPaused = false }
         if c.writabilityWanted && c.engine.isWritable {
             c.writabilityWanted = false

@@ -278,14 +278,15 @@ final class LoopContext: Sendable {
         self.server = server
     }
 
-    /// The decode slice of the loops' engines when the configuration sets none: a compressed
-    /// message inflates at most this much per turn of its loop (fair inflate).
-    static let decodeSlice = 256 << 10
+    /// The decode and encode slices of the loops' engines when the configuration sets none: a
+    /// compressed message inflates, or deflates, at most this much per turn of its loop.
+    static let codingSlice = 256 << 10
 
-    /// `configuration` with ``decodeSlice`` when it sets no slice of its own.
+    /// `configuration` with ``codingSlice`` where it sets no slice of its own.
     static func sliced(_ configuration: WSProtocol.Configuration) -> WSProtocol.Configuration {
         var c = configuration
-        if c.decodeSliceSize == nil { c.decodeSliceSize = decodeSlice }
+        if c.decodeSliceSize == nil { c.decodeSliceSize = codingSlice }
+        if c.encodeSliceSize == nil { c.encodeSliceSize = codingSlice }
         return c
     }
 

@@ -62,8 +62,14 @@ public struct WSConnectionPair: ~Copyable {
         while progress {
             progress = false
             // A decode paused after a slice goes on (as an adapter's next turn would).
-            repeat { while let e = client.nextEvent() { clientEvents.append(e) } } while client.hasPendingWork
-            repeat { while let e = server.nextEvent() { serverEvents.append(e) } } while server.hasPendingWork
+            repeat {
+                while let e = client.nextEvent() { clientEvents.append(e) }
+                client.continueEncoding()
+            } while client.hasPendingWork
+            repeat {
+                while let e = server.nextEvent() { serverEvents.append(e) }
+                server.continueEncoding()
+            } while server.hasPendingWork
             progress = Self.transfer(from: &client, to: &server, eofSent: &clientEOFSent) || progress
             progress = Self.transfer(from: &server, to: &client, eofSent: &serverEOFSent) || progress
         }

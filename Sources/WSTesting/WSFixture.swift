@@ -207,6 +207,7 @@ private struct Parser {
             case "maxDecompressedSize": c.maxDecompressedSize = value is NSNull ? nil : try int()
             case "maxFragmentsPerMessage": c.maxFragmentsPerMessage = try int()
             case "decodeSliceSize": c.decodeSliceSize = value is NSNull ? nil : try int()
+            case "encodeSliceSize": c.encodeSliceSize = value is NSNull ? nil : try int()
             case "outboundFragmentSize": c.outboundFragmentSize = try int()
             case "outboundHighWaterMark": c.outboundHighWaterMark = try int()
             case "outboundLowWaterMark": c.outboundLowWaterMark = try int()

@@ -45,8 +45,11 @@ public enum WSFixtureRunner {
         var written: [UInt8] = []
         var endOfStream = false
         func drain(_ step: Int, _ engine: inout WSProtocol) {
-            // A decode paused after a slice goes on, as an adapter's next turn would.
-            repeat { while let e = engine.nextEvent() { events.append(e) } } while engine.hasPendingWork
+            // Decoding and encoding paused after a slice go on, as an adapter's next turns would.
+            repeat {
+                while let e = engine.nextEvent() { events.append(e) }
+                engine.continueEncoding()
+            } while engine.hasPendingWork
             while let out = engine.nextOutbound() {
                 switch out {
                 case .bytes(let b):
@@ -205,6 +208,7 @@ public enum WSFixtureRunner {
             }) {
                 if case .event(let event) = result { events.append(event) }
             }
+            engine.continueEncoding()
         } while engine.hasPendingWork
         return events
     }
@@ -229,6 +233,7 @@ public enum WSFixtureRunner {
                     events.append(event)
                 }
             }
+            engine.continueEncoding()
         } while engine.hasPendingWork
         return events
     }

@@ -102,3 +102,96 @@ struct DecodeSliceTests {
         #expect(throws: WSUsageError.self) { _ = try WSProtocol(role: .server, configuration: c, now: .zero) }
     }
 }
+
+// `encodeSliceSize`: a large compressed message is deflated a slice per `continueEncoding()`
+// call. The reference is the same engine without a slice: the same frames, byte for byte.
+
+@Suite("Encode slices: a large compressed message deflated a slice per call, frames as without")
+struct EncodeSliceTests {
+    func client(slice: Int?, highWater: Int = 1 << 20) throws -> WSProtocol {
+        var c = WSProtocol.Configuration()
+        c.encodeSliceSize = slice
+        c.pingInterval = nil
+        c.outboundHighWaterMark = highWater
+        c.outboundLowWaterMark = highWater / 4
+        return try WSProtocol(role: .client, configuration: c, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 9), transform: deflateCodec())
+    }
+
+    /// Everything the engine writes, encoding slice after slice as an adapter's turns would;
+    /// the number of turns it took.
+    func written(_ engine: inout WSProtocol) -> (bytes: [UInt8], turns: Int) {
+        var out: [UInt8] = []
+        var turns = 0
+        repeat {
+            turns += 1
+            while case .bytes(let b)? = engine.nextOutbound() { out += b }
+            engine.continueEncoding()
+        } while engine.hasPendingWork
+        while case .bytes(let b)? = engine.nextOutbound() { out += b }
+        return (out, turns)
+    }
+
+    @Test("differential: random messages and slices give the bytes of the engine without slices", arguments: 0..<16)
+    func sameBytesAsWithoutSlices(seed: Int) throws {
+        var rng = WSSeededRandom(seed: UInt64(seed) &+ 7692)
+        let slice = 1 + Int(rng.next() % 200_000)
+        var sliced = try client(slice: slice)
+        var whole = try client(slice: nil)
+        for _ in 0..<(1 + Int(rng.next() % 5)) {
+            let size = Int(rng.next() % 400_000)
+            var data = [UInt8](repeating: UInt8(truncatingIfNeeded: rng.next()), count: size)
+            for _ in 0..<(size / 500) { data[Int(rng.next() % UInt64(size))] = UInt8(truncatingIfNeeded: rng.next()) }
+            let compress = rng.next() % 4 != 0
+            try sliced.sendBinary(data, compress: compress)
+            try whole.sendBinary(data, compress: compress)
+        }
+        #expect(written(&sliced).bytes == written(&whole).bytes, "slice \(slice)")
+    }
+
+    @Test("a 1 MiB message in 64 KiB slices: one slice per call, writability while queued, a Ping between slices, then the message whole")
+    func slicesAndControlFrames() throws {
+        var client = try client(slice: 64 << 10, highWater: 256 << 10)
+        let data = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 7) }
+        try client.sendBinary(data)
+        let queued = client.hasPendingWork, writable = client.isWritable
+        #expect(queued)
+        #expect(!writable)  // the unencoded bytes count toward the high-water mark
+        try client.ping([7])
+        try client.sendText("after")  // waits behind the message
+        let (bytes, turns) = written(&client)
+        #expect(turns == 16)
+        // The peer reads the Ping between the message's frames, then the message, then "after".
+        var server = try WSProtocol(role: .server, configuration: .init(), now: .zero, transform: deflateCodec())
+        server.receive(bytes)
+        var events: [WSProtocol.Event] = []
+        while let e = server.nextEvent() { events.append(e) }
+        #expect(events == [.ping([7]), .binary(ArraySlice(data)), .text("after")])
+    }
+
+    @Test("close() finishes the message being encoded before its Close; a failure drops it")
+    func closeFinishesTheMessage() throws {
+        var client = try client(slice: 1000)
+        let data = [UInt8](repeating: 0x41, count: 50_000)
+        try client.sendBinary(data)
+        try client.close(code: .normalClosure)
+        let pending = client.hasPendingWork
+        #expect(!pending)
+        let (bytes, _) = written(&client)
+        var server = try WSProtocol(role: .server, configuration: .init(), now: .zero, transform: deflateCodec())
+        server.receive(bytes)
+        var events: [WSProtocol.Event] = []
+        while let e = server.nextEvent() { events.append(e) }
+        #expect(events.first == .binary(ArraySlice(data)))
+        #expect(events.dropFirst().first.map { if case .closeReceived = $0 { true } else { false } } == true)
+
+        // Failing the connection instead drops the rest of the message: nothing after the Close.
+        var failing = try self.client(slice: 1000)
+        try failing.sendBinary(data)
+        try failing.fail(.memoryBudgetExceeded, detail: "test")
+        let stillPending = failing.hasPendingWork
+        #expect(!stillPending)
+        let (out, _) = written(&failing)
+        #expect(out.count < 2000)
+        #expect(out.suffix(2 + 4 + 2 + 20).prefix(2) == [0x88, 0x80 | 22])  // our masked Close, 1013 + reason, last
+    }
+}

@@ -57,7 +57,11 @@ func run(_ role: WSProtocol.Role, _ fuzz: WSProtocolFuzzInput, _ pieces: [ArrayS
     var seconds = 0.0
     func drain(_ p: inout WSProtocol) {
         switch take {
-        case .events: repeat { while let e = p.nextEvent() { r.events.append(e) } } while p.hasPendingWork
+        case .events:
+            repeat {
+                while let e = p.nextEvent() { r.events.append(e) }
+                p.continueEncoding()
+            } while p.hasPendingWork
         case .lending: r.events += WSFixtureRunner.drainLending(&p)
         case .sharing: r.events += WSFixtureRunner.drainSharing(&p)
         }
