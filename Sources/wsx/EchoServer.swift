@@ -12,6 +12,10 @@ import WSTransport
 struct EchoService: WSTextService, WSBinaryService {
     func onTextMessage(_ caller: WSCaller, text: String) async -> String { text }
     func onBinaryMessage(_ caller: WSCaller, data: [UInt8]) async -> [UInt8] { data }
+    /// Connections closed for the memory budget are logged, as the raw handler does.
+    func onError(_ caller: WSCaller, error: WSServiceError) async {
+        if error.closeCode == .tryAgainLater { logLine("connection \(caller.connectionId) closed with 1013: \(error.message)") }
+    }
     /// `--idle-timeout`: close an idle connection, as the raw handler does.
     func onIdleTimeout(_ caller: WSCaller) async throws {
         try await caller.close(statusCode: 1000, reason: "idle", timeout: .seconds(10))
@@ -24,9 +28,17 @@ final class EchoHandler: WSEpollHandler, Sendable {
         try? connection.send(data, kind: kind)
     }
 
-    /// `--idle-timeout`: an idle connection is closed (1000 "idle").
+    /// `--idle-timeout`: an idle connection is closed (1000 "idle"). Connections closed for the
+    /// memory budget are logged on standard error.
     func event(_ connection: WSEpollConnection, _ event: WSProtocol.Event) {
-        if case .idleTimeout = event { try? connection.close(code: .normalClosure, reason: "idle") }
+        switch event {
+        case .idleTimeout:
+            try? connection.close(code: .normalClosure, reason: "idle")
+        case .failed(let error) where error.code == .memoryBudgetExceeded:
+            logLine("connection \(connection.id) from \(connection.remoteAddress) closed with 1013: \(error.detail)")
+        default:
+            break
+        }
     }
 }
 
@@ -247,6 +259,12 @@ struct ByteCount: ExpressibleByArgument {
         guard let n = Int(digits), n >= 0, n <= Int.max / unit else { return nil }
         bytes = n * unit
     }
+}
+
+/// Writes a line to standard error at once.
+func logLine(_ line: String) {
+    let bytes = Array(("wsx echo-server: " + line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 
 /// Prints a line and writes it out at once (standard output may be a pipe or file, which
