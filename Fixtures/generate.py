@@ -1050,24 +1050,22 @@ def handshake_server():
             f.events(upgrade_requested("/chat", fields))
             f.out()
 
-    f = server("timeout", "No complete request within the handshake timeout: 408 and end of stream", "6455 §4.2.1", {"timeout": 5})
-    f.receive(b"GET /chat HTTP/1.1\r\nHost: h\r\n")
-    f.state("connecting", nextDeadline=5)
-    f.tick(4.999)
-    f.events()
-    f.tick(5)
-    f.events({"handshakeFailed": "handshakeTimeout"}, closed(cause={"handshakeFailed": "handshakeTimeout"}))
-    f.out(error_answer(408, "handshakeTimeout"), eos=True)
+    def request_timeout(path, description, options, deadline, code):
+        """A partial request: nothing before `deadline` seconds, then 408 `code` and end of stream."""
+        f = server(path, description, "6455 §4.2.1", options)
+        f.receive(b"GET /chat HTTP/1.1\r\nHost: h\r\n")
+        f.state("connecting", nextDeadline=deadline)
+        f.tick(deadline - 0.001)
+        f.events()
+        f.tick(deadline)
+        f.events({"handshakeFailed": code}, closed(cause={"handshakeFailed": code}))
+        f.out(error_answer(408, code), eos=True)
 
-    f = server("request-head-timeout", "A request head not complete within the request-head timeout (default 10 s, "
-               "the handshake's 120 s): 408 and end of stream", "6455 §4.2.1")
-    f.receive(b"GET /chat HTTP/1.1\r\nHost: h\r\n")
-    f.state("connecting", nextDeadline=10)
-    f.tick(9.999)
-    f.events()
-    f.tick(10)
-    f.events({"handshakeFailed": "requestHeadTimeout"}, closed(cause={"handshakeFailed": "requestHeadTimeout"}))
-    f.out(error_answer(408, "requestHeadTimeout"), eos=True)
+    request_timeout("timeout", "No complete request within the handshake timeout: 408 and end of stream", {"timeout": 5}, 5, "handshakeTimeout")
+    request_timeout("request-head-timeout", "A request head not complete within the request-head timeout (default 10 s, "
+                    "the handshake's 120 s): 408 and end of stream", None, 10, "requestHeadTimeout")
+    request_timeout("request-head-timeout-off", "requestHeadTimeout null: only the handshake timeout (30 s) bounds the request",
+                    {"requestHeadTimeout": None, "timeout": 30}, 30, "handshakeTimeout")
 
     f = server("request-head-timeout-then-decision", "The request head within its 10 s; the application's decision may then "
                "take the rest of the handshake's 120 s", "6455 §4.2.1")
@@ -1080,16 +1078,6 @@ def handshake_server():
     response = answer_101("AQIDBAUGBwgJCgsMDQ4PEA==")
     f.events(opened("/", CURL_REQUEST, response))
     f.out(head("HTTP/1.1 101 Switching Protocols", response))
-
-    f = server("request-head-timeout-off", "requestHeadTimeout null: only the handshake timeout (30 s) bounds the request",
-               "6455 §4.2.1", {"requestHeadTimeout": None, "timeout": 30})
-    f.receive(b"GET /chat HTTP/1.1\r\n")
-    f.state("connecting", nextDeadline=30)
-    f.tick(29)
-    f.events()
-    f.tick(30)
-    f.events({"handshakeFailed": "handshakeTimeout"}, closed(cause={"handshakeFailed": "handshakeTimeout"}))
-    f.out(error_answer(408, "handshakeTimeout"), eos=True)
 
     f = server("eof-mid-request", "The client leaves before its request ends: closed, nothing sent", "6455 §4.2.1")
     f.receive(b"GET /chat HTTP/1.1\r\nHo")

@@ -76,9 +76,13 @@ struct EpollServerTests {
         #expect(eventually { server.connectionCount == 0 })
     }
 
-    @Test("a client that never finishes its handshake is answered 408 and dropped at the handshake timeout")
-    func slowHandshake() throws {
-        let server = try startServer({ $0.handshake.timeout = .milliseconds(200) }) { _ in .accept(RecordingEcho()) }
+    @Test("a client that never finishes its request is answered 408 and dropped, at the handshake timeout or the request-head timeout, whichever is set shorter",
+          arguments: [
+              { (c: inout WSEpollServer.Configuration) in c.handshake.timeout = .milliseconds(200) },
+              { (c: inout WSEpollServer.Configuration) in c.handshake.requestHeadTimeout = .milliseconds(200) },
+          ] as [@Sendable (inout WSEpollServer.Configuration) -> Void])
+    func slowHandshake(_ timeout: @Sendable (inout WSEpollServer.Configuration) -> Void) throws {
+        let server = try startServer(timeout) { _ in .accept(RecordingEcho()) }
         defer { server.immediateStop() }
         let raw = try RawClient(port: server.port)
         defer { raw.close() }
@@ -90,9 +94,13 @@ struct EpollServerTests {
         #expect(WSClock.now() - start < .seconds(3))
     }
 
-    @Test("connections beyond maxConnections are answered 503 and closed; the server goes on")
-    func connectionLimit() throws {
-        let server = try startServer({ $0.maxConnections = 2 }) { _ in .accept(RecordingEcho()) }
+    @Test("connections beyond maxConnections, or beyond maxConnectionsPerAddress from 127.0.0.1, are answered 503 and closed; room again after one closes",
+          arguments: [
+              { (c: inout WSEpollServer.Configuration) in c.maxConnections = 2 },
+              { (c: inout WSEpollServer.Configuration) in c.maxConnectionsPerAddress = 2 },
+          ] as [@Sendable (inout WSEpollServer.Configuration) -> Void])
+    func connectionLimit(_ limit: @Sendable (inout WSEpollServer.Configuration) -> Void) throws {
+        let server = try startServer(limit) { _ in .accept(RecordingEcho()) }
         defer { server.immediateStop() }
         let a = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
         let b = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
@@ -133,36 +141,6 @@ struct EpollServerTests {
         let r = try #require(rejected { () throws(WSConnectionError) in try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/") })
         #expect(r.response.status.code == 503)
         for x in [open, a, b, c] { _ = try x.close() }
-    }
-
-    @Test("the request-head timeout drops a socket that connects and sends nothing, with 408")
-    func requestHeadTimeout() throws {
-        let server = try startServer({ $0.handshake.requestHeadTimeout = .milliseconds(200) }) { _ in .accept(RecordingEcho()) }
-        defer { server.immediateStop() }
-        let raw = try RawClient(port: server.port)
-        defer { raw.close() }
-        let start = WSClock.now()
-        let (answer, eof) = try raw.readToEnd()
-        #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 408 "))
-        #expect(eof)
-        #expect(WSClock.now() - start < .seconds(3))
-    }
-
-    @Test("maxConnectionsPerAddress: a third connection from 127.0.0.1 gets 503; room again after one closes")
-    func perAddressLimit() throws {
-        let server = try startServer({ $0.maxConnectionsPerAddress = 2 }) { _ in .accept(RecordingEcho()) }
-        defer { server.immediateStop() }
-        let a = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
-        let b = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
-        let r = try #require(rejected { () throws(WSConnectionError) in try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/") })
-        #expect(r.response.status.code == 503)
-        _ = try a.close()
-        #expect(eventually { server.connectionCount == 1 })
-        let c = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
-        try c.send(text: "in")
-        #expect(try c.receive() == .text("in"))
-        _ = try b.close()
-        _ = try c.close()
     }
 
     /// Records the order in which the loop delivers whole messages (their first byte and size).
