@@ -7,8 +7,14 @@
 //   bounded inside the loop. A final (BFINAL) block ends zlib's stream; the rest of the message,
 //   if any, is a new stream (§7.2.3.4).
 // - z_stream records its own address (zlib checks it), so each lives in its own allocation.
+// - Memory: a connection owns its decompressor, and its compressor only where the context
+//   carries over between messages or a message spans calls (fragments, slices). A whole message
+//   under no-context-takeover is compressed with its thread's shared compressor, reset after
+//   use, and every call's scratch output buffer is the thread's: an idle connection owns no
+//   zlib memory (an event loop's thousands of connections share one compressor).
 
 internal import CWSZlib
+internal import Glibc
 public import WSCore
 
 /// permessage-deflate's compressor and decompressor for one connection, made by
@@ -25,10 +31,9 @@ public import WSCore
 
     private var deflater: UnsafeMutablePointer<z_stream>?
     private var inflater: UnsafeMutablePointer<z_stream>?
-    /// Where zlib writes before the bytes are appended to an array (which has no way to expose
-    /// uninitialized capacity), followed by the 4-byte tail 00 00 ff ff. Allocated on first use.
-    private var scratch: UnsafeMutableRawBufferPointer?
-    private static let scratchSize = 16 << 10
+    /// A message is being compressed across calls (fragments, slices): it keeps to `deflater`.
+    private var encodingAcrossCalls = false
+    private static let scratchSize = ThreadZlib.scratchSize
 
     /// How many bytes of the 00 00 ff ff tail the current inbound message has had.
     private var tailFed = 0
@@ -38,6 +43,13 @@ public import WSCore
     /// (`data_type` bit 128). Kept from that call: a later call without progress reads as
     /// mid-stream (zlib moves its state off "between blocks" on entry).
     private var atBoundary = false
+
+    /// Whether this connection holds a compressor of its own now (with context takeover, or
+    /// while a message is compressed across calls); otherwise whole messages use the thread's.
+    public var ownsCompressor: Bool { unsafe deflater != nil }
+    /// Whether this connection holds a decompressor now (from its first compressed message
+    /// received; without context takeover, until it goes idle).
+    public var ownsDecompressor: Bool { unsafe inflater != nil }
 
     /// The RSV1 bit: "Per-Message Compressed" (RFC 7692 §6).
     public var reservedBits: UInt8 { WSFrameHeader.rsv1 }
@@ -54,7 +66,6 @@ public import WSCore
     deinit {
         endDeflater()
         endInflater()
-        unsafe scratch?.deallocate()
     }
 
     public func shouldEncode(kind: WSMessageKind, size: Int?) -> Bool {
@@ -65,7 +76,12 @@ public import WSCore
 
     public func encode(_ input: Span<UInt8>, isFinal: Bool, into output: inout [UInt8]) {
         let start = output.count
-        compress(input, flushing: true, into: &output)
+        // A whole message without context takeover: the thread's compressor, reset after it.
+        let shared = isFinal && !encodingAcrossCalls && parameters.send.noContextTakeover
+        let s = unsafe shared ? ThreadZlib.current.deflater(windowBits: deflateWindowBits, level: level, memoryLevel: memoryLevel, strategy: deflateStrategy)
+                              : deflateStream()
+        unsafe compress(input, flushing: true, with: s, into: &output)
+        encodingAcrossCalls = !isFinal
         guard isFinal else { return }
         // §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end." When zlib
         // had nothing to flush (an empty message right after another), the message is the one
@@ -76,19 +92,19 @@ public import WSCore
             precondition(output.count == start, "a sync flush ends with 00 00 ff ff")
             output.append(0)
         }
-        if parameters.send.noContextTakeover { _ = unsafe deflateReset(deflateStream()) }
+        if parameters.send.noContextTakeover { _ = unsafe deflateReset(s) }
     }
 
     /// Compresses a slice of a message without a flush (zlib keeps what it has not emitted
     /// yet); the message's last ``encode(_:isFinal:into:)`` flushes. The output is the one
     /// call's: zlib's deflate does not depend on how its input arrives.
     public func encodeContinuing(_ input: Span<UInt8>, into output: inout [UInt8]) {
-        compress(input, flushing: false, into: &output)
+        encodingAcrossCalls = true
+        unsafe compress(input, flushing: false, with: deflateStream(), into: &output)
     }
 
-    /// Feeds `input` to the compressor, with a sync flush after it when `flushing`.
-    private func compress(_ input: Span<UInt8>, flushing: Bool, into output: inout [UInt8]) {
-        let s = unsafe deflateStream()
+    /// Feeds `input` to compressor `s`, with a sync flush after it when `flushing`.
+    private func compress(_ input: Span<UInt8>, flushing: Bool, with s: UnsafeMutablePointer<z_stream>, into output: inout [UInt8]) {
         let out = unsafe scratchBuffer()
         unsafe input.withUnsafeBufferPointer { buffer in
             var offset = 0
@@ -114,14 +130,17 @@ public import WSCore
 
     private func deflateStream() -> UnsafeMutablePointer<z_stream> {
         if let s = unsafe deflater { return unsafe s }
-        // zlib refuses a raw 8-bit window for compression. When the peer holds us to 8, use 9
-        // with the run-length strategy: its matches all have distance 1, which an 8-bit window
-        // decompresses.
-        let bits = parameters.send.maxWindowBits
-        let s = unsafe Self.allocateStream { unsafe cws_deflateInit2($0, level, -Int32(Swift.max(bits, 9)), memoryLevel, bits == 8 ? Z_RLE : Z_DEFAULT_STRATEGY) }
+        let s = unsafe Self.allocateStream { unsafe cws_deflateInit2($0, level, deflateWindowBits, memoryLevel, deflateStrategy) }
         unsafe deflater = s
         return unsafe s
     }
+
+    // zlib refuses a raw 8-bit window for compression. When the peer holds us to 8, use 9 with
+    // the run-length strategy: its matches all have distance 1, which an 8-bit window
+    // decompresses.
+    /// The raw (negative) window bits we compress with.
+    private var deflateWindowBits: Int32 { -Int32(Swift.max(parameters.send.maxWindowBits, 9)) }
+    private var deflateStrategy: Int32 { parameters.send.maxWindowBits == 8 ? Z_RLE : Z_DEFAULT_STRATEGY }
 
     private func endDeflater() {
         unsafe Self.free(deflater) { unsafe deflateEnd($0) }
@@ -251,17 +270,16 @@ public import WSCore
         unsafe inflater = nil
     }
 
+    /// Where zlib writes before the bytes are appended to an array (which has no way to expose
+    /// uninitialized capacity), followed by the 4-byte tail 00 00 ff ff: the thread's, used
+    /// within one call.
     private func scratchBuffer() -> UnsafeMutableRawBufferPointer {
-        if let b = unsafe scratch { return unsafe UnsafeMutableRawBufferPointer(rebasing: b[0..<Self.scratchSize]) }
-        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.scratchSize + 4, alignment: 16)
-        unsafe b.storeBytes(of: UInt32(bigEndian: 0x0000_FFFF), toByteOffset: Self.scratchSize, as: UInt32.self)
-        unsafe scratch = b
-        return unsafe UnsafeMutableRawBufferPointer(rebasing: b[0..<Self.scratchSize])
+        unsafe ThreadZlib.current.scratch
     }
 
     // MARK: Memory
 
-    /// Frees the scratch buffer, and each context that is reset after every message anyway.
+    /// Frees each context that is reset after every message anyway.
     /// Deflate's worst case from any encoder: zlib's `deflateBound` for arbitrary settings
     /// (fixed-Huffman blocks can grow data by an eighth; small stored blocks, as with
     /// python-websockets' `memLevel=5`, by 5 bytes each) plus the empty block of a sync flush.
@@ -273,9 +291,63 @@ public import WSCore
     }
 
     public func releaseIdleMemory() {
-        if parameters.send.noContextTakeover { endDeflater() }
+        if parameters.send.noContextTakeover && !encodingAcrossCalls { endDeflater() }
         if parameters.receive.noContextTakeover { endInflater() }
-        unsafe scratch?.deallocate()
-        unsafe scratch = nil
     }
+}
+
+/// What a thread's (an event loop's) connections share: a compressor per set of parameters, for
+/// whole messages under no-context-takeover (reset after each), and the scratch buffer every
+/// zlib call writes into. Freed when the thread ends.
+@safe final class ThreadZlib {
+    static let scratchSize = 16 << 10
+
+    /// The scratch buffer and, after it, the tail 00 00 ff ff.
+    let scratch: UnsafeMutableRawBufferPointer
+    private var deflaters: [Int64: UnsafeMutablePointer<z_stream>] = unsafe [:]
+
+    private init() {
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.scratchSize + 4, alignment: 16)
+        unsafe b.storeBytes(of: UInt32(bigEndian: 0x0000_FFFF), toByteOffset: Self.scratchSize, as: UInt32.self)
+        unsafe scratch = UnsafeMutableRawBufferPointer(rebasing: b[0..<Self.scratchSize])
+    }
+
+    deinit {
+        for unsafe s in unsafe deflaters.values {
+            _ = unsafe deflateEnd(s)
+            unsafe s.deinitialize(count: 1)
+            unsafe s.deallocate()
+        }
+        unsafe scratch.deallocate()
+    }
+
+    /// The shared compressor for these parameters, in its reset state (callers reset it after
+    /// each message).
+    func deflater(windowBits: Int32, level: Int32, memoryLevel: Int32, strategy: Int32) -> UnsafeMutablePointer<z_stream> {
+        let key = Int64(windowBits) & 0xFF | Int64(level) << 8 | Int64(memoryLevel) << 16 | Int64(strategy) << 24
+        if let s = unsafe deflaters[key] { return unsafe s }
+        let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        unsafe s.initialize(to: z_stream())
+        let rc = unsafe cws_deflateInit2(s, level, windowBits, memoryLevel, strategy)
+        precondition(rc == Z_OK, "zlib deflateInit2 failed: \(rc)")
+        unsafe deflaters[key] = s
+        return unsafe s
+    }
+
+    /// This thread's.
+    static var current: ThreadZlib {
+        if let p = unsafe pthread_getspecific(key) { return unsafe Unmanaged<ThreadZlib>.fromOpaque(p).takeUnretainedValue() }
+        let z = ThreadZlib()
+        _ = unsafe pthread_setspecific(key, Unmanaged.passRetained(z).toOpaque())
+        return z
+    }
+
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        let rc = unsafe pthread_key_create(&k) { p in
+            if let p = unsafe p { unsafe Unmanaged<ThreadZlib>.fromOpaque(p).release() }
+        }
+        precondition(rc == 0, "pthread_key_create failed")
+        return k
+    }()
 }

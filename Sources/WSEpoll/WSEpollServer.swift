@@ -40,8 +40,9 @@ public final class WSEpollServer: Sendable {
         /// timeout (120 s: a client that never finishes is dropped then), server name.
         public var handshake = WSServerHandshake()
         /// permessage-deflate, offered to clients that ask; nil turns compression off.
-        /// Default: on, with ``WSPerMessageDeflate/Configuration``'s defaults.
-        public var compression: WSPerMessageDeflate? = WSPerMessageDeflate()
+        /// Default: on, ``WSPerMessageDeflate/server`` (our compressor reset after each message,
+        /// so idle connections hold no compression state).
+        public var compression: WSPerMessageDeflate? = .server
         /// Each connection's engine: limits, keepalive, timeouts, water marks.
         public var connection: WSProtocol.Configuration = .default
         /// Open connections (all loops) beyond which new ones are answered 503 and closed.

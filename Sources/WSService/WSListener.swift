@@ -45,8 +45,9 @@ public final class WSListener: Sendable {
         /// A `Server` header on every answer, or nil (the default) for none.
         public var serverName: String? = nil
         /// permessage-deflate, offered to clients that ask; nil turns compression off.
-        /// Default: on, with ``WSPerMessageDeflate/Configuration``'s defaults.
-        public var compression: WSPerMessageDeflate? = WSPerMessageDeflate()
+        /// Default: on, ``WSPerMessageDeflate/server`` (our compressor reset after each message,
+        /// so idle connections hold no compression state).
+        public var compression: WSPerMessageDeflate? = .server
         /// The longest request-target accepted; longer is answered 414. Default 4096.
         public var maxURILength: Int = 4096
         /// The largest request header section accepted; larger is answered 431. Default 8192.

@@ -87,6 +87,9 @@ struct EchoServer: ParsableCommand {
     @Option(help: "Messages shorter than this many bytes are sent uncompressed (RFC 7692 lets each message choose; default 0: every message compressed).")
     var compressionThreshold: ByteCount?
 
+    @Flag(help: "Keep our compression context across messages (better ratio for similar messages; zlib's compressor, about 256 KiB, kept per connection). Default: server_no_context_takeover.")
+    var contextTakeover = false
+
     @Flag(help: "Autobahn TestSuite settings: 64 MiB messages and frames, any number of fragments, no keepalive pings.")
     var testee = false
 
@@ -153,7 +156,8 @@ struct EchoServer: ParsableCommand {
     func configuration() throws -> WSEpollServer.Configuration {
         var config = WSEpollServer.Configuration(host: host, port: port)
         if let loops { config.loops = loops }
-        config.compression = try WSPerMessageDeflate.commandLine(off: noCompression, threshold: compressionThreshold?.bytes ?? 0)
+        config.compression = try WSPerMessageDeflate.commandLine(off: noCompression, threshold: compressionThreshold?.bytes ?? 0,
+                                                                 serverContextTakeover: contextTakeover)
         if testee { config.connection = .echoTestee }
         if let maxMessageSize { config.connection.maxMessageSize = maxMessageSize.bytes }
         if let maxFrameSize { config.connection.maxFrameSize = maxFrameSize.bytes }
@@ -234,11 +238,12 @@ extension WSProtocol.Configuration {
 }
 
 extension WSPerMessageDeflate {
-    /// The commands' compression: nil when `off`, else the defaults with messages shorter than
-    /// `threshold` sent uncompressed.
-    static func commandLine(off: Bool, threshold: Int) throws -> WSPerMessageDeflate? {
+    /// The commands' compression: nil when `off`, else the defaults (the server's, without
+    /// context takeover, unless `serverContextTakeover`) with messages shorter than `threshold`
+    /// sent uncompressed.
+    static func commandLine(off: Bool, threshold: Int, serverContextTakeover: Bool = true) throws -> WSPerMessageDeflate? {
         guard !off else { return nil }
-        var deflate = WSPerMessageDeflate.Configuration()
+        var deflate = serverContextTakeover ? WSPerMessageDeflate.Configuration() : WSPerMessageDeflate.server.configuration
         deflate.minimumSize = threshold
         return try WSPerMessageDeflate(deflate)
     }

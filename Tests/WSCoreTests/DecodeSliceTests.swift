@@ -195,3 +195,44 @@ struct EncodeSliceTests {
         #expect(out.suffix(2 + 4 + 2 + 20).prefix(2) == [0x88, 0x80 | 22])  // our masked Close, 1013 + reason, last
     }
 }
+
+// Without context takeover, a whole message is compressed with its thread's shared compressor
+// (an idle connection owns no zlib memory). The reference is zlib called directly, one-shot.
+
+@Suite("The thread's shared compressor: whole messages under no-context-takeover, same bytes as zlib one-shot")
+struct SharedCompressorTests {
+    static func message(_ seed: UInt64, _ size: Int) -> [UInt8] {
+        var rng = WSSeededRandom(seed: seed)
+        return (0..<size).map { _ in UInt8(97 + rng.next() % 6) }
+    }
+
+    @Test("two connections' whole messages, interleaved on one thread: each as zlib compresses it alone; neither keeps a compressor")
+    func interleavedWholeMessages() {
+        let a = deflateCodec(.init(noContextTakeover: true)), b = deflateCodec(.init(noContextTakeover: true))
+        for i in 0..<6 {
+            let codec = i % 2 == 0 ? a : b
+            let data = Self.message(UInt64(i), 1000 + i * 7919)
+            #expect(codec.encodeMessage(data) == zlibDeflate(data), "message \(i)")
+            #expect(!codec.ownsCompressor)
+        }
+    }
+
+    @Test("a message compressed across calls keeps its own compressor while another connection's whole messages use the shared one")
+    func acrossCallsBesideShared() {
+        let a = deflateCodec(.init(noContextTakeover: true)), b = deflateCodec(.init(noContextTakeover: true))
+        let first = Self.message(1, 40_000), second = Self.message(2, 30_000), other = Self.message(3, 20_000)
+        var aOut: [UInt8] = []
+        a.encodeContinuing(first.span, into: &aOut)
+        #expect(a.ownsCompressor)
+        #expect(b.encodeMessage(other) == zlibDeflate(other))
+        a.encode(second.span, isFinal: true, into: &aOut)
+        #expect(aOut == zlibDeflate(first + second))
+        a.releaseIdleMemory()
+        #expect(!a.ownsCompressor)
+        // With context takeover the connection keeps its own compressor (its window is the context).
+        let c = deflateCodec()
+        _ = c.encodeMessage(other)
+        c.releaseIdleMemory()
+        #expect(c.ownsCompressor)
+    }
+}
