@@ -67,9 +67,11 @@ public final class WSEpollServer: Sendable {
         /// When a connection's buffers grow while the total is over the budget, that connection
         /// is failed with 1013 Try Again Later (``WSProtocolError/Code/memoryBudgetExceeded``)
         /// and its buffers are freed; the others go on. Growth is checked after each read and
-        /// each inflate slice, so the total stays within the budget plus about one read buffer
-        /// and one slice per loop. zlib's own state (about 300 KiB per compressing connection,
-        /// see ``WSPerMessageDeflate/Configuration``) is not counted.
+        /// each inflate slice, so the total stays within the budget plus, per loop, about one
+        /// read buffer, one slice and one growth step of a message buffer (at most 16 MiB).
+        /// zlib's own state is not counted: the decompressor of each client that compresses
+        /// (about 40 KiB), and a compressor per connection only with context takeover (see
+        /// ``WSPerMessageDeflate/server``).
         public var memoryBudget: Int? = WSEpollServer.defaultMemoryBudget
         /// Each loop's read buffer, shared by its connections. Default 256 KiB.
         public var readBufferSize: Int = 256 << 10
