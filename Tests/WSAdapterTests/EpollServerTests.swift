@@ -143,6 +143,22 @@ struct EpollServerTests {
         for x in [open, a, b, c] { _ = try x.close() }
     }
 
+    /// Upgrades `client` with permessage-deflate and sends one compressed binary frame of zeros
+    /// (a few KiB on the wire) that inflates to `size` bytes; with `isFinal` false the message
+    /// stays open.
+    func sendBomb(_ client: RawClient, inflatingTo size: Int, isFinal: Bool) throws {
+        _ = try client.upgrade(extra: "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n")
+        var deflate = WSPerMessageDeflate.Configuration()
+        deflate.minimumSize = 0
+        let codec = WSDeflateTransform(parameters: WSDeflateParameters(send: .init(), receive: .init()), configuration: deflate)
+        var compressed: [UInt8] = []
+        codec.encode([UInt8](repeating: 0, count: size).span, isFinal: isFinal, into: &compressed)
+        #expect(compressed.count < size / 500)
+        var frame = maskedFrame(opcode: 2, compressed, fin: isFinal)
+        frame[0] |= 0x40  // RSV1: compressed
+        try client.send(frame)
+    }
+
     /// Records the order in which the loop delivers whole messages (their first byte and size).
     final class OrderRecorder: WSEpollHandler, Sendable {
         let order = Mutex<[String]>([])
@@ -163,16 +179,7 @@ struct EpollServerTests {
         let neighbour = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
         let bomber = try RawClient(port: server.port)
         defer { bomber.close() }
-        _ = try bomber.upgrade(extra: "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n")
-        var deflate = WSPerMessageDeflate.Configuration()
-        deflate.minimumSize = 0
-        let codec = WSDeflateTransform(parameters: WSDeflateParameters(send: .init(), receive: .init()), configuration: deflate)
-        var compressed: [UInt8] = []
-        codec.encode([UInt8](repeating: 0, count: 32 << 20).span, isFinal: true, into: &compressed)
-        #expect(compressed.count < 64 << 10)
-        var frame = maskedFrame(opcode: 2, compressed)
-        frame[0] |= 0x40  // RSV1: compressed
-        try bomber.send(frame)
+        try sendBomb(bomber, inflatingTo: 32 << 20, isFinal: true)
         try neighbour.send(text: "after")
         #expect(try neighbour.receive() == .text("after"))
         #expect(eventually { recorder.order.withLock { $0.count } == 2 })
@@ -205,15 +212,7 @@ struct EpollServerTests {
         let neighbour = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
         let bomber = try RawClient(port: server.port)
         defer { bomber.close() }
-        _ = try bomber.upgrade(extra: "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n")
-        var deflate = WSPerMessageDeflate.Configuration()
-        deflate.minimumSize = 0
-        let codec = WSDeflateTransform(parameters: WSDeflateParameters(send: .init(), receive: .init()), configuration: deflate)
-        var compressed: [UInt8] = []
-        codec.encode([UInt8](repeating: 0, count: 32 << 20).span, isFinal: false, into: &compressed)
-        var frame = maskedFrame(opcode: 2, compressed, fin: false)  // a first fragment: the message stays open
-        frame[0] |= 0x40
-        try bomber.send(frame)
+        try sendBomb(bomber, inflatingTo: 32 << 20, isFinal: false)  // a first fragment: the message stays open
         let (bytes, eof) = try bomber.readToEnd()
         // Close 1013 with the code's name as its reason, then FIN.
         #expect(bytes.count >= 4 && bytes[0] == 0x88 && bytes[2] == 0x03 && bytes[3] == 0xF5, "\(bytes.prefix(8))")
