@@ -436,13 +436,17 @@ public struct WSProtocol: ~Copyable, Sendable {
         return Swift.min(a, b)
     }
 
-    /// Outbound bytes queued and not yet taken by the adapter.
+    /// Outbound bytes queued and not yet taken by the adapter (ready to write: the unencoded
+    /// part of a message compressed a slice at a time is not counted here, but toward
+    /// ``isWritable``).
     public var bufferedAmount: Int { outbound.count }
 
-    /// Whether ``nextEvent()`` would make progress without new input: the decoding of a
-    /// transformed message paused (after a ``Configuration/decodeSliceSize`` slice, or a
-    /// streaming piece) with more of it to decode from what was received. An adapter that
-    /// stopped calling ``nextEvent()`` to serve other connections comes back while this is true.
+    /// Whether the engine has work it can do without new input: the decoding of a transformed
+    /// message paused (after a ``Configuration/decodeSliceSize`` slice, or a streaming piece)
+    /// with more to decode from what was received, for ``nextEvent()``; or a message being
+    /// encoded a slice at a time (``Configuration/encodeSliceSize``), for
+    /// ``continueEncoding()``. An adapter that stopped to serve other connections comes back
+    /// while this is true.
     public var hasPendingWork: Bool { (message?.decodePaused ?? false) || !queuedSends.isEmpty }
 
     /// Bytes of memory the engine's own buffers hold (receive, send, message assembly, decoding

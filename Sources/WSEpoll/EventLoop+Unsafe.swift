@@ -480,7 +480,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     private func service(_ c: WSEpollConnection) {
         c.wasActive = true
         flush(c)
-        // Not while a decode waits for its next slice: the input it has is enough for now.
+        // Not while a decode or an encode waits for its next slice: what it has is enough for now.
         while c.readable && !c.readPaused && !c.applicationPaused && !c.transportDead && !c.inputEnded && !c.workPending {
             let result: Int?
             do throws(WSTransportError) {
@@ -527,7 +527,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             switch shared {
             case .data(let kind, let bytes, let isFinal):
                 c.handler?.received(c, kind: kind, data: bytes.span, isFinal: isFinal)
-                // A streaming piece of a compressed message: one per turn.
+                // A streaming piece of a compressed message, or a reply being compressed in
+                // slices: the rest of the events next turn.
                 if c.engine.hasPendingWork { break events }
             case .event(let event):
                 switch event {
