@@ -535,7 +535,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 case .upgradeRequested(let request):
                     decide(c, request)
                 case .opened(let result):
-                    c.opened(result)
+                    c.opened(result, keep: context.keepsHandshake || c.engine.role == .client)
                     c.handler?.opened(c, result)
                 default:
                     c.handler?.event(c, event)

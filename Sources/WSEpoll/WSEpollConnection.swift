@@ -36,8 +36,13 @@ public final class WSEpollConnection: @unchecked Sendable {
     @exclusivity(unchecked) var handler: (any WSEpollHandler)?
     /// The same handler when it is the service layer's (its extra notifications).
     @exclusivity(unchecked) var serviceHooks: (any WSEpollServiceHooks)?
-    /// The negotiated subprotocol and handshake, once open.
+    /// The opening handshake (the request and the 101 answer, every header field included),
+    /// once open: always for a client connection; for a server's, only when the server keeps
+    /// it (``WSEpollServer/Configuration/keepsHandshake``, off by default: about 2 KB per
+    /// connection). The handler's ``WSEpollHandler/opened(_:_:)`` gets it either way.
     @exclusivity(unchecked) public private(set) var handshake: WSHandshakeResult?
+    /// The subprotocol agreed in the opening handshake, if any (once open).
+    @exclusivity(unchecked) public private(set) var subprotocol: String?
     /// The TLS session of a `wss://` connection (version, cipher, the peer's certificate); read
     /// it on the owning loop.
     public var tls: WSTLSSession? { stream.tls }
@@ -74,7 +79,10 @@ public final class WSEpollConnection: @unchecked Sendable {
         self.engineCell = LoopOwned(engine)
     }
 
-    func opened(_ result: WSHandshakeResult) { handshake = result }
+    func opened(_ result: WSHandshakeResult, keep: Bool) {
+        subprotocol = result.subprotocol
+        if keep { handshake = result }
+    }
 
     // MARK: Observation (owning loop)
 

@@ -73,6 +73,12 @@ public final class WSEpollServer: Sendable {
         /// (about 40 KiB), and a compressor per connection only with context takeover (see
         /// ``WSPerMessageDeflate/server``).
         public var memoryBudget: Int? = WSEpollServer.defaultMemoryBudget
+        /// Whether each connection keeps its opening handshake for
+        /// ``WSEpollConnection/handshake`` (the request and the 101 answer with every header
+        /// field: about 2 KB per connection for as long as it lives). Default false: the
+        /// handler's ``WSEpollHandler/opened(_:_:)`` gets the handshake and keeps what it needs;
+        /// ``WSEpollConnection/subprotocol`` is kept either way.
+        public var keepsHandshake = false
         /// Each loop's read buffer, shared by its connections. Default 256 KiB.
         public var readBufferSize: Int = 256 << 10
         /// How long a closed connection waits for the peer's FIN after ours, reading and
@@ -123,6 +129,7 @@ public final class WSEpollServer: Sendable {
         context = LoopContext(connection: configuration.connection, readBufferSize: configuration.readBufferSize,
                               lingerTimeout: configuration.lingerTimeout, maxConnections: configuration.maxConnections,
                               maxPerAddress: configuration.maxConnectionsPerAddress,
+                              keepsHandshake: configuration.keepsHandshake,
                               memoryBudget: configuration.memoryBudget.map(MemoryBudget.init),
                               server: (handshake, configuration.tls, upgrade))
     }
@@ -254,6 +261,8 @@ final class LoopContext: Sendable {
     let lingerTimeout: Duration
     let maxConnections: Int
     let maxPerAddress: Int?
+    /// Server connections keep their handshake (client connections always do).
+    let keepsHandshake: Bool
     /// The bytes all connections hold in buffers, against the server's budget (nil: none).
     let memoryBudget: MemoryBudget?
     /// Open connections per remote address, when ``maxPerAddress`` is set.
@@ -270,13 +279,14 @@ final class LoopContext: Sendable {
     private let ids = Atomic<UInt64>(0)
 
     init(connection: WSProtocol.Configuration, readBufferSize: Int, lingerTimeout: Duration, maxConnections: Int,
-         maxPerAddress: Int? = nil, memoryBudget: MemoryBudget? = nil,
+         maxPerAddress: Int? = nil, keepsHandshake: Bool = true, memoryBudget: MemoryBudget? = nil,
          server: (handshake: WSServerHandshake, tls: WSTLSContext?, upgrade: Upgrade)?) {
         self.connection = Self.sliced(connection)
         self.readBufferSize = readBufferSize
         self.lingerTimeout = lingerTimeout
         self.maxConnections = maxConnections
         self.maxPerAddress = maxPerAddress
+        self.keepsHandshake = keepsHandshake
         self.memoryBudget = memoryBudget
         self.server = server
     }

@@ -143,6 +143,29 @@ struct EpollServerTests {
         for x in [open, a, b, c] { _ = try x.close() }
     }
 
+    /// Notes, when a connection opens, what it kept of its handshake.
+    final class HandshakeNotes: WSEpollHandler, Sendable {
+        let seen = Mutex<[String]>([])
+        func opened(_ c: WSEpollConnection, _ result: WSHandshakeResult) {
+            let kept = c.handshake.map { "kept \($0.request.headerFields[.secWebSocketKey] != nil)" } ?? "not kept"
+            seen.withLock { $0.append("\(kept), subprotocol \(c.subprotocol ?? "none"), result \(result.subprotocol ?? "none")") }
+        }
+        func received(_ c: WSEpollConnection, kind: WSMessageKind, data: Span<UInt8>, isFinal: Bool) {}
+    }
+
+    @Test("a server connection keeps its handshake only with keepsHandshake (2 KB each); its subprotocol either way", arguments: [false, true])
+    func keepsHandshake(_ keep: Bool) throws {
+        let notes = HandshakeNotes()
+        let server = try startServer({ $0.keepsHandshake = keep }) { request in
+            .accept(notes, subprotocol: request.selectSubprotocol(preferring: ["chat"]))
+        }
+        defer { server.immediateStop() }
+        let c = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/", subprotocols: ["chat"])
+        #expect(eventually { notes.seen.withLock { $0.count } == 1 })
+        #expect(notes.seen.withLock { $0 } == ["\(keep ? "kept true" : "not kept"), subprotocol chat, result chat"])
+        _ = try c.close()
+    }
+
     /// Upgrades `client` with permessage-deflate and sends one compressed binary frame of zeros
     /// (a few KiB on the wire) that inflates to `size` bytes; with `isFinal` false the message
     /// stays open.
