@@ -26,12 +26,9 @@ extension WSProtocol {
         /// of "max frame length exceeded" errors); set it lower only for peers known to
         /// fragment.
         public var maxFrameSize: Int {
-            get { frameLimit ?? maxMessageSize }
-            set { frameLimit = newValue }
+            get { storage.fields.frameLimit ?? storage.fields.maxMessageSize }
+            set { modify { $0.frameLimit = newValue } }
         }
-
-        /// ``maxFrameSize`` when set; nil follows ``maxMessageSize``.
-        private var frameLimit: Int?
 
         /// The largest message accepted, in bytes (the sum of its frames). Default 1 MiB.
         ///
@@ -39,7 +36,10 @@ extension WSProtocol {
         /// hold; it is checked against each frame header, so the message fails with 1009 before
         /// the offending frame's payload arrives. 1 MiB (python-websockets' default) keeps
         /// 10,000 connections under 10 GiB at worst; raise it with care.
-        public var maxMessageSize: Int = 1 << 20
+        public var maxMessageSize: Int {
+            get { storage.fields.maxMessageSize }
+            set { modify { $0.maxMessageSize = newValue } }
+        }
 
         /// The largest size a compressed (transformed) message may decode to, in bytes; `nil`
         /// (the default) means ``maxMessageSize``.
@@ -49,7 +49,10 @@ extension WSProtocol {
         /// decompression bomb fails with 1009 once its output would pass the limit, having
         /// buffered no more than the limit. Set it to allow (or refuse) large decompressed
         /// messages independently of their compressed size.
-        public var maxDecompressedSize: Int? = nil
+        public var maxDecompressedSize: Int? {
+            get { storage.fields.maxDecompressedSize }
+            set { modify { $0.maxDecompressedSize = newValue } }
+        }
 
         /// The most bytes a transformed (compressed) message is decoded by in one call of
         /// ``WSProtocol/nextEvent()``; then the call returns nil with
@@ -62,7 +65,10 @@ extension WSProtocol {
         /// connections between slices, so a large message, or a decompression bomb, costs its
         /// own connection time and not its neighbours'. Streaming pieces are at most this
         /// size too.
-        public var decodeSliceSize: Int? = nil
+        public var decodeSliceSize: Int? {
+            get { storage.fields.decodeSliceSize }
+            set { modify { $0.decodeSliceSize = newValue } }
+        }
 
         /// The most bytes of a message being sent that are transformed (compressed) in one
         /// step; nil (the default): a message is compressed whole when it is sent.
@@ -75,7 +81,10 @@ extension WSProtocol {
         /// (the epoll adapter uses 256 KiB when this is nil) serves its other connections
         /// between slices. Unencoded bytes count toward ``WSProtocol/isWritable`` and
         /// ``maxBufferedAmount``.
-        public var encodeSliceSize: Int? = nil
+        public var encodeSliceSize: Int? {
+            get { storage.fields.encodeSliceSize }
+            set { modify { $0.encodeSliceSize = newValue } }
+        }
 
         /// The most frames one message may span. Default 16384.
         ///
@@ -83,43 +92,67 @@ extension WSProtocol {
         /// cap keeps a flood of them from holding a message open forever. With the default
         /// ``maxMessageSize`` it still allows fragments averaging 64 bytes. Exceeding it fails
         /// with 1008.
-        public var maxFragmentsPerMessage: Int = 16384
+        public var maxFragmentsPerMessage: Int {
+            get { storage.fields.maxFragmentsPerMessage }
+            set { modify { $0.maxFragmentsPerMessage = newValue } }
+        }
 
         /// Whole messages or streaming fragments. Default ``Delivery/wholeMessages``.
-        public var delivery: Delivery = .wholeMessages
+        public var delivery: Delivery {
+            get { storage.fields.delivery }
+            set { modify { $0.delivery = newValue } }
+        }
 
         /// Outgoing messages larger than this are split into frames of this size. Default 65536,
         /// so that peers with a 64 KiB frame limit (Ballerina's default) take our messages of
         /// any size.
-        public var outboundFragmentSize: Int = 65536
+        public var outboundFragmentSize: Int {
+            get { storage.fields.outboundFragmentSize }
+            set { modify { $0.outboundFragmentSize = newValue } }
+        }
 
         /// Answer each Ping with a Pong automatically. Default on. The ``Event/ping(_:)`` event
         /// is reported either way; with this off, the application answers with ``WSProtocol/pong(_:)``.
-        public var autoPong: Bool = true
+        public var autoPong: Bool {
+            get { storage.fields.autoPong }
+            set { modify { $0.autoPong = newValue } }
+        }
 
         /// Answer a received Close with a Close echoing its code, at once. Default on.
         ///
         /// With this off, after ``Event/closeReceived(_:)`` the application may finish sending a
         /// message and must then call ``WSProtocol/close(code:reason:)`` (RFC 6455 §5.5.1 lets
         /// an endpoint delay its Close until its current message is sent).
-        public var autoCloseReply: Bool = true
+        public var autoCloseReply: Bool {
+            get { storage.fields.autoCloseReply }
+            set { modify { $0.autoCloseReply = newValue } }
+        }
 
         /// Accept unmasked frames from a client (server role only). Default off.
         ///
         /// RFC 6455 §5.1: "The server MUST close the connection upon receiving a frame that is
         /// not masked." Turn on only for trusted, non-browser peers on a private link.
-        public var acceptUnmaskedFrames: Bool = false
+        public var acceptUnmaskedFrames: Bool {
+            get { storage.fields.acceptUnmaskedFrames }
+            set { modify { $0.acceptUnmaskedFrames = newValue } }
+        }
 
         /// Send a keepalive Ping this often while open; `nil` disables keepalive. Default 20 s
         /// (as python-websockets).
-        public var pingInterval: Duration? = .seconds(20)
+        public var pingInterval: Duration? {
+            get { storage.fields.pingInterval }
+            set { modify { $0.pingInterval = newValue } }
+        }
 
         /// Fail the connection if a keepalive Ping gets no Pong within this time. Default 20 s.
         ///
         /// Any Pong received after the keepalive Ping counts. On timeout a Close with 1011 is
         /// queued and the connection closes at once with code 1006: a peer that does not answer
         /// pings will not answer a Close either.
-        public var pingTimeout: Duration = .seconds(20)
+        public var pingTimeout: Duration {
+            get { storage.fields.pingTimeout }
+            set { modify { $0.pingTimeout = newValue } }
+        }
 
         /// Report ``Event/idleTimeout`` after this long without a data frame in either
         /// direction; `nil` disables it. Default `nil` (as Ballerina's `idleTimeout = 0`).
@@ -127,33 +160,91 @@ extension WSProtocol {
         /// Control frames do not count, so keepalive does not hide an idle connection. The
         /// connection stays open: the application decides (for example by closing it). The
         /// timer re-arms after each report.
-        public var idleTimeout: Duration? = nil
+        public var idleTimeout: Duration? {
+            get { storage.fields.idleTimeout }
+            set { modify { $0.idleTimeout = newValue } }
+        }
 
         /// After our Close is sent, wait this long for the peer's Close (unless
         /// ``WSProtocol/close(code:reason:timeout:)`` is given its own timeout), and once both
         /// are exchanged or the connection failed, for the transport to end, before giving up.
         /// Default 10 s (as python-websockets).
-        public var closeTimeout: Duration = .seconds(10)
+        public var closeTimeout: Duration {
+            get { storage.fields.closeTimeout }
+            set { modify { $0.closeTimeout = newValue } }
+        }
 
         /// Above this many queued outbound bytes ``WSProtocol/isWritable`` turns false; adapters
         /// stop reading from the peer until it turns true again. Default 1 MiB.
-        public var outboundHighWaterMark: Int = 1 << 20
+        public var outboundHighWaterMark: Int {
+            get { storage.fields.outboundHighWaterMark }
+            set { modify { $0.outboundHighWaterMark = newValue } }
+        }
 
         /// ``WSProtocol/isWritable`` turns true again at or below this many queued bytes.
         /// Default 256 KiB. Must be below ``outboundHighWaterMark``.
-        public var outboundLowWaterMark: Int = 256 << 10
+        public var outboundLowWaterMark: Int {
+            get { storage.fields.outboundLowWaterMark }
+            set { modify { $0.outboundLowWaterMark = newValue } }
+        }
 
         /// Data sends that would queue more than this many outbound bytes throw
         /// ``WSUsageError/outboundBufferFull(bufferedAmount:limit:)``. Control frames (pong,
         /// close) are never refused. Default 64 MiB: far above the high-water mark, a last guard
         /// against an application that ignores backpressure.
-        public var maxBufferedAmount: Int = 64 << 20
+        public var maxBufferedAmount: Int {
+            get { storage.fields.maxBufferedAmount }
+            set { modify { $0.maxBufferedAmount = newValue } }
+        }
 
         /// The defaults described on each field.
         public static let `default` = Configuration()
 
         /// The defaults described on each field.
         public init() {}
+
+        // The fields live in a shared, copy-on-write box: every connection of a server gets
+        // the server's configuration, and copying it is a reference count, not 200 bytes per
+        // connection (an engine is created per connection and keeps its configuration).
+        private var storage = Storage.defaults
+
+        private struct Fields: Hashable, Sendable {
+            /// ``maxFrameSize`` when set; nil follows ``maxMessageSize``.
+            var frameLimit: Int? = nil
+            var maxMessageSize: Int = 1 << 20
+            var maxDecompressedSize: Int? = nil
+            var decodeSliceSize: Int? = nil
+            var encodeSliceSize: Int? = nil
+            var maxFragmentsPerMessage: Int = 16384
+            var delivery: Delivery = .wholeMessages
+            var outboundFragmentSize: Int = 65536
+            var autoPong: Bool = true
+            var autoCloseReply: Bool = true
+            var acceptUnmaskedFrames: Bool = false
+            var pingInterval: Duration? = .seconds(20)
+            var pingTimeout: Duration = .seconds(20)
+            var idleTimeout: Duration? = nil
+            var closeTimeout: Duration = .seconds(10)
+            var outboundHighWaterMark: Int = 1 << 20
+            var outboundLowWaterMark: Int = 256 << 10
+            var maxBufferedAmount: Int = 64 << 20
+        }
+
+        /// Immutable while shared: ``modify(_:)`` copies it before a change unless this
+        /// configuration holds the only reference.
+        private final class Storage: @unchecked Sendable {
+            var fields: Fields
+            init(_ fields: Fields) { self.fields = fields }
+            static let defaults = Storage(Fields())
+        }
+
+        private mutating func modify(_ change: (inout Fields) -> Void) {
+            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+            change(&storage.fields)
+        }
+
+        public static func == (a: Self, b: Self) -> Bool { a.storage === b.storage || a.storage.fields == b.storage.fields }
+        public func hash(into hasher: inout Hasher) { hasher.combine(storage.fields) }
 
         /// Checks the combination of fields.
         public func validate() throws(WSUsageError) {

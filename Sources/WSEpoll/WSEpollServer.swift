@@ -202,6 +202,13 @@ public final class WSEpollServer: Sendable {
     /// Open connections across all loops.
     public var connectionCount: Int { context.connections.load(ordering: .relaxed) }
 
+    /// `configuration` with the loops' decode and encode slices where it sets none, as the
+    /// loops apply it to each connection's: a layer that accepts connections with a
+    /// configuration of its own applies it once, so that its connections share one copy.
+    package static func sliced(_ configuration: WSProtocol.Configuration) -> WSProtocol.Configuration {
+        LoopContext.sliced(configuration)
+    }
+
     /// The bytes the connections hold in buffers now, as counted against
     /// ``Configuration/memoryBudget`` (nil without a budget).
     public var memoryInUse: Int? { context.memoryBudget?.inUse }

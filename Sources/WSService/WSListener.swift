@@ -285,7 +285,8 @@ final class Route: Sendable {
         self.configuration = configuration
         self.hasPing = shape.onPing != nil
         self.hasPong = shape.onPong != nil
-        self.engine = configuration.engineConfiguration(base: base, autoPong: !hasPing)
+        // Sliced here, once: the loop would copy it for every connection otherwise.
+        self.engine = WSEpollServer.sliced(configuration.engineConfiguration(base: base, autoPong: !hasPing))
         do { try engine.validate() } catch { throw WSServiceConfigurationError("\(error)") }
         self.logger = logger
         self.isSecure = isSecure

@@ -311,6 +311,24 @@ struct WSProtocolTests {
         #expect(c.maxFrameSize == 65536)
     }
 
+    @Test("a configuration is a value (its fields are shared copy-on-write): a changed copy leaves the original; equal ones hash alike")
+    func configurationIsAValue() {
+        let original = WSProtocol.Configuration()
+        var copy = original
+        #expect(copy == original)
+        copy.maxMessageSize = 4096
+        copy.pingInterval = nil
+        #expect(original.maxMessageSize == 1 << 20 && original.pingInterval == .seconds(20))
+        #expect(copy.maxMessageSize == 4096 && copy.maxFrameSize == 4096 && copy.pingInterval == nil)
+        #expect(copy != original)
+        var again = WSProtocol.Configuration()
+        again.pingInterval = nil
+        again.maxMessageSize = 4096
+        #expect(again == copy)
+        #expect(Set([again, copy, original]).count == 2)
+        #expect(WSProtocol.Configuration.default == WSProtocol.Configuration())
+    }
+
     @Test("a 100 KB message in one frame passes the default limits (as python-websockets, aiohttp, ws and browsers send it)")
     func defaultLimitsTakeOneFrameMessages() throws {
         var server = try WSProtocol(role: .server, now: .zero)
