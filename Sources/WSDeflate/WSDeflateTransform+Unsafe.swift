@@ -46,10 +46,10 @@ public import WSCore
 
     /// Whether this connection holds a compressor of its own now (with context takeover, or
     /// while a message is compressed across calls); otherwise whole messages use the thread's.
-    public var ownsCompressor: Bool { unsafe deflater != nil }
+    package var ownsCompressor: Bool { unsafe deflater != nil }
     /// Whether this connection holds a decompressor now (from its first compressed message
     /// received; without context takeover, until it goes idle).
-    public var ownsDecompressor: Bool { unsafe inflater != nil }
+    package var ownsDecompressor: Bool { unsafe inflater != nil }
 
     /// The RSV1 bit: "Per-Message Compressed" (RFC 7692 §6).
     public var reservedBits: UInt8 { WSFrameHeader.rsv1 }

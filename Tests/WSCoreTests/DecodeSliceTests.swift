@@ -22,7 +22,7 @@ struct DecodeSliceTests {
 
     func compressedFrame(_ data: [UInt8], opcode: WSOpcode = .binary) -> [UInt8] {
         let payload = deflateCodec().encodeMessage(data)
-        var header = WSFrameHeader(fin: true, rsv: 0x4, opcode: opcode, maskKey: key, payloadLength: UInt64(payload.count))
+        let header = WSFrameHeader(fin: true, rsv: 0x4, opcode: opcode, maskKey: key, payloadLength: UInt64(payload.count))
         var out: [UInt8] = []
         header.encode(into: &out)
         var masked = payload
