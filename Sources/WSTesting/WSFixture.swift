@@ -1,7 +1,7 @@
 public import WSCore
 public import WSDeflate
 public import HTTPTypes
-import Foundation
+import FoundationEssentials
 
 /// A transcript: a role, a configuration, injected masking keys, and steps that feed an engine
 /// and state what it must produce. The format is documented in `Fixtures/README.md`.
@@ -87,11 +87,10 @@ extension WSFixture {
     /// Loads every `*.json` file under `directory`, sorted by path.
     public static func loadAll(under directory: String) throws -> [WSFixture] {
         let base = URL(fileURLWithPath: directory).standardizedFileURL.path
-        guard let walker = FileManager.default.enumerator(atPath: base) else {
+        guard let all = try? FileManager.default.subpathsOfDirectory(atPath: base) else {
             throw WSFixtureFormatError(file: base, message: "not a directory")
         }
-        var paths: [String] = []
-        for case let relative as String in walker where relative.hasSuffix(".json") { paths.append(relative) }
+        let paths = all.filter { $0.hasSuffix(".json") }
         return try paths.sorted().map { relative in
             let data = try Data(contentsOf: URL(fileURLWithPath: base + "/" + relative))
             return try WSFixture(json: Array(data), name: String(relative.dropLast(5)))
@@ -101,7 +100,7 @@ extension WSFixture {
     /// Parses a fixture from its JSON text.
     public init(json: [UInt8], name: String) throws {
         let fail = { (message: String) in WSFixtureFormatError(file: name, message: message) }
-        guard let root = try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any] else {
+        guard let root = try JSONDecoder().decode(JSONValue.self, from: Data(json)).any as? [String: Any] else {
             throw fail("the top level must be an object")
         }
         var p = Parser(file: name)
@@ -186,7 +185,7 @@ private struct Parser {
     }
 
     func seconds(_ value: Any?) throws -> Duration {
-        guard let s = (value as? NSNumber)?.doubleValue else { throw error("expected seconds as a number") }
+        guard let s = (value as? Double) ?? (value as? Int).map(Double.init) else { throw error("expected seconds as a number") }
         return .nanoseconds(Int64((s * 1e9).rounded()))
     }
 
@@ -204,10 +203,10 @@ private struct Parser {
             switch key {
             case "maxFrameSize": c.maxFrameSize = try int()
             case "maxMessageSize": c.maxMessageSize = try int()
-            case "maxDecompressedSize": c.maxDecompressedSize = value is NSNull ? nil : try int()
+            case "maxDecompressedSize": c.maxDecompressedSize = value is JSONNull ? nil : try int()
             case "maxFragmentsPerMessage": c.maxFragmentsPerMessage = try int()
-            case "decodeSliceSize": c.decodeSliceSize = value is NSNull ? nil : try int()
-            case "encodeSliceSize": c.encodeSliceSize = value is NSNull ? nil : try int()
+            case "decodeSliceSize": c.decodeSliceSize = value is JSONNull ? nil : try int()
+            case "encodeSliceSize": c.encodeSliceSize = value is JSONNull ? nil : try int()
             case "outboundFragmentSize": c.outboundFragmentSize = try int()
             case "outboundHighWaterMark": c.outboundHighWaterMark = try int()
             case "outboundLowWaterMark": c.outboundLowWaterMark = try int()
@@ -221,9 +220,9 @@ private struct Parser {
                 case "wholeMessages": c.delivery = .wholeMessages
                 default: throw error("delivery must be \"streaming\" or \"wholeMessages\"")
                 }
-            case "pingInterval": c.pingInterval = value is NSNull ? nil : try seconds(value)
+            case "pingInterval": c.pingInterval = value is JSONNull ? nil : try seconds(value)
             case "pingTimeout": c.pingTimeout = try seconds(value)
-            case "idleTimeout": c.idleTimeout = value is NSNull ? nil : try seconds(value)
+            case "idleTimeout": c.idleTimeout = value is JSONNull ? nil : try seconds(value)
             case "closeTimeout": c.closeTimeout = try seconds(value)
             default: throw error("unknown configuration key \(key)")
             }
@@ -232,7 +231,7 @@ private struct Parser {
     }
 
     func closeFrame(_ value: Any?) throws -> WSCloseFrame? {
-        if value == nil || value is NSNull { return nil }
+        if value == nil || value is JSONNull { return nil }
         guard let o = value as? [String: Any] else { throw error("a close frame is an object {code, reason}") }
         try only(o, ["code", "reason"], "close frame")
         let code = (o["code"] as? Int).map { WSCloseCode(UInt16($0)) }
@@ -268,8 +267,8 @@ private struct Parser {
         if let value = s["expectState"] {
             try only(s, ["expectState", "nextDeadline", "bufferedAmount", "isWritable"], "expectState")
             var expected = WSFixture.ExpectedState()
-            if !(value is NSNull) { expected.lifecycle = try lifecycle(value) }
-            if let d = s["nextDeadline"] { expected.nextDeadline = d is NSNull ? .some(nil) : WSInstant(try seconds(d)) }
+            if !(value is JSONNull) { expected.lifecycle = try lifecycle(value) }
+            if let d = s["nextDeadline"] { expected.nextDeadline = d is JSONNull ? .some(nil) : WSInstant(try seconds(d)) }
             expected.bufferedAmount = s["bufferedAmount"] as? Int
             expected.isWritable = s["isWritable"] as? Bool
             return .expectState(expected)
@@ -399,7 +398,7 @@ private struct Parser {
     }
 
     func cause(_ value: Any?) throws -> WSProtocol.Cause? {
-        if value == nil || value is NSNull { return nil }
+        if value == nil || value is JSONNull { return nil }
         if let name = value as? String {
             switch name {
             case "transportClosed": return .transportClosed
@@ -419,7 +418,7 @@ private struct Parser {
 
     /// `[[name, value], …]` pairs.
     func pairs(_ value: Any?) throws -> [(String, String)] {
-        guard let value, !(value is NSNull) else { return [] }
+        guard let value, !(value is JSONNull) else { return [] }
         guard let list = value as? [[String]], list.allSatisfy({ $0.count == 2 }) else { throw error("expected [[name, value], …]") }
         return list.map { ($0[0], $0[1]) }
     }
@@ -454,8 +453,8 @@ private struct Parser {
             switch key {
             case "serverNoContextTakeover": c.serverNoContextTakeover = v as? Bool ?? false
             case "clientNoContextTakeover": c.clientNoContextTakeover = v as? Bool ?? false
-            case "serverMaxWindowBits": c.serverMaxWindowBits = v is NSNull ? nil : try int()
-            case "clientMaxWindowBits": c.clientMaxWindowBits = v is NSNull ? nil : try int()
+            case "serverMaxWindowBits": c.serverMaxWindowBits = v is JSONNull ? nil : try int()
+            case "clientMaxWindowBits": c.clientMaxWindowBits = v is JSONNull ? nil : try int()
             case "compressionLevel": c.compressionLevel = try int()
             case "memoryLevel": c.memoryLevel = try int()
             case "minimumSize": c.minimumSize = try int()
@@ -495,10 +494,44 @@ private struct Parser {
             if let n = o["maxURILength"] as? Int { h.maxURILength = n }
             if let n = o["maxHeaderSize"] as? Int { h.maxHeaderSize = n }
             if let t = o["timeout"] { h.timeout = try seconds(t) }
-            if let t = o["requestHeadTimeout"] { h.requestHeadTimeout = t is NSNull ? nil : try seconds(t) }
+            if let t = o["requestHeadTimeout"] { h.requestHeadTimeout = t is JSONNull ? nil : try seconds(t) }
             h.extensions = try negotiators()
             h.serverName = o["serverName"] as? String
             return .server(h)
+        }
+    }
+}
+
+/// JSON `null` in a parsed fixture (the parser works on `Any` trees, as `JSONSerialization`
+/// gives them, without full Foundation).
+struct JSONNull {}
+
+/// A JSON value as FoundationEssentials' `JSONDecoder` reads it; ``any`` is the `Any` tree the
+/// fixture parser walks (objects as `[String: Any]`, arrays as `[Any]`, integral numbers as
+/// `Int`, others as `Double`, `null` as ``JSONNull``).
+enum JSONValue: Decodable {
+    case null, bool(Bool), int(Int), double(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int.self) { self = .int(i) }
+        else if let d = try? c.decode(Double.self) { self = .double(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    var any: Any {
+        switch self {
+        case .null: JSONNull()
+        case .bool(let b): b
+        case .int(let i): i
+        case .double(let d): d
+        case .string(let s): s
+        case .array(let a): a.map(\.any)
+        case .object(let o): o.mapValues(\.any)
         }
     }
 }
