@@ -168,14 +168,11 @@ public final class WSBlockingConnection {
         }
     }
 
-    /// The engine's next event.
-    private func nextEvent() -> WSProtocol.Event? { engine.nextEvent() }
-
     /// Drives the opening handshake (either role) until the connection opens; the answer or
     /// request we owe is written before returning or throwing.
     private func awaitOpen(decide: ((WSUpgradeRequest) -> WSBlockingServer.Decision)? = nil) throws(WSConnectionError) {
         while true {
-            while let event = nextEvent() {
+            while let event = engine.nextEvent() {
                 switch event {
                 case .upgradeRequested(let request):
                     switch decide?(request) ?? .reject(status: .internalServerError) {
@@ -257,7 +254,7 @@ public final class WSBlockingConnection {
     public func receive(timeout: Duration? = nil) throws(WSConnectionError) -> WSMessage? {
         let deadline = (timeout ?? configuration.readTimeout).map { WSClock.now() + $0 }
         while true {
-            while let event = nextEvent() {
+            while let event = engine.nextEvent() {
                 switch event {
                 case .text(let s): return .text(s)
                 case .binary(let b): return .binary(Array(b))
@@ -360,7 +357,7 @@ public final class WSBlockingConnection {
             break
         }
         func deliver() {
-            while let event = nextEvent() {
+            while let event = engine.nextEvent() {
                 switch event {
                 case .text(let s): onMessage(.text(s))
                 case .binary(let b): onMessage(.binary(Array(b)))

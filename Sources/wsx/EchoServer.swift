@@ -268,13 +268,12 @@ struct ByteCount: ExpressibleByArgument {
 
 /// Writes a line to standard error at once.
 func logLine(_ line: String) {
-    let bytes = Array(("wsx echo-server: " + line + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    printFlushed("wsx echo-server: " + line, to: 2)
 }
 
-/// Prints a line and writes it out at once (standard output may be a pipe or file, which
-/// buffers; scripts wait for this line).
-func printFlushed(_ line: String) {
+/// Writes a line to `fd` (standard output by default) at once: standard output may be a pipe
+/// or file, which buffers, and scripts wait for this line.
+func printFlushed(_ line: String, to fd: Int32 = 1) {
     let bytes = Array((line + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
 }
