@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "WSEpoll", targets: ["WSEpoll"]),
         .library(name: "WSService", targets: ["WSService"]),
         .library(name: "WSServiceTesting", targets: ["WSServiceTesting"]),
+        .library(name: "WSClient", targets: ["WSClient"]),
         .executable(name: "wsx", targets: ["wsx"]),
         .executable(name: "service-tour", targets: ["service-tour"]),
     ],
@@ -58,15 +59,28 @@ let package = Package(
         .target(name: "WSBlocking", dependencies: ["WSCore", "WSDeflate", "WSTransport"], swiftSettings: strict),
         // Adapter: the epoll reactor (one loop per core) for servers.
         .target(name: "WSEpoll", dependencies: ["WSCore", "WSDeflate", "WSTransport", "CWSSystem", .product(name: "HTTPTypes", package: "swift-http-types")], swiftSettings: strict),
+        // Data binding shared by the service layer and the client (Ballerina's rules).
+        .target(name: "WSBinding", swiftSettings: strict),
         // The listener/service layer (Ballerina's Listener, UpgradeService, Service, Caller),
         // async callbacks run on the epoll loops.
         .target(
             name: "WSService",
             dependencies: [
-                "WSCore", "WSDeflate", "WSTransport", "WSEpoll",
+                "WSCore", "WSDeflate", "WSTransport", "WSEpoll", "WSBinding",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
+        ),
+        // The client (Ballerina's websocket:Client): async on the epoll client loops, and a
+        // blocking twin with the same methods; retry, redirects, proxies, data binding.
+        .target(
+            name: "WSClient",
+            dependencies: [
+                "WSCore", "WSDeflate", "WSTransport", "WSEpoll", "WSBlocking", "WSBinding",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
@@ -91,8 +105,10 @@ let package = Package(
         .executableTarget(
             name: "wsx",
             dependencies: [
-                "WSCore", "WSDeflate", "WSTesting", "CWSZlib", "CWSSystem", "WSEpoll", "WSBlocking", "WSTransport", "WSService",
+                "WSCore", "WSDeflate", "WSTesting", "CWSZlib", "CWSSystem", "WSEpoll", "WSBlocking", "WSTransport", "WSService", "WSClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

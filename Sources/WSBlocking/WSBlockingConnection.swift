@@ -36,6 +36,10 @@ public final class WSBlockingConnection {
         /// TLS for `wss://` URLs: trust roots, client certificate, verification. nil (the
         /// default) verifies servers against the system's trust store.
         public var tls: WSTLSContext?
+        /// An HTTP proxy to reach the server through (`CONNECT`); nil (the default) connects
+        /// directly. See ``WSProxy/fromEnvironment(for:environment:)`` for `http_proxy` and
+        /// friends.
+        public var proxy: WSProxy?
 
         /// Creates the default configuration.
         public init() {}
@@ -105,7 +109,11 @@ public final class WSBlockingConnection {
         let start = WSClock.now()
         let socket: WSSocket
         do {
-            socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout)
+            if let proxy = configuration.proxy {
+                socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout, via: proxy)
+            } else {
+                socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout)
+            }
         } catch { throw .transport(error) }
         if handshake.url.isSecure {
             do throws(WSTransportError) {

@@ -33,9 +33,3 @@ public enum WSConnectionError: Error, Sendable, CustomStringConvertible {
         }
     }
 }
-
-/// A whole message received.
-public enum WSMessage: Hashable, Sendable {
-    case text(String)
-    case binary([UInt8])
-}

@@ -733,6 +733,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     private func armTimer(_ c: WSEpollConnection) {
         var deadline = c.engine.nextDeadline ?? c.engine.upgradeDecisionDeadline
         if let l = c.lingerDeadline, deadline == nil || l < deadline! { deadline = l }
+        if let a = c.applicationDeadline, deadline == nil || a < deadline! { deadline = a }
         guard deadline != c.armedDeadline else { return }
         c.armedDeadline = deadline
         if let deadline {
@@ -753,6 +754,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         while let entry = timers.popDue(now) {
             guard let c = connection(entry.token), c.armedDeadline == entry.deadline else { continue }
             c.armedDeadline = nil
+            if let a = c.applicationDeadline, now >= a {
+                c.applicationDeadline = nil
+                c.serviceHooks?.deadlinePassed(c)
+            }
             c.engine.tick(now: now)
             if let d = c.engine.upgradeDecisionDeadline, now >= d {
                 // The application did not decide within the handshake's time.

@@ -75,13 +75,16 @@ public final class WSEpollClient: Sendable {
     ///   - url: `ws://host[:port]/path?query`, or `wss://…` (TLS, see ``Configuration/tls``;
     ///     the TLS handshake runs on the loop, within the opening handshake's timeout).
     ///   - subprotocols: offered in order of preference.
+    ///   - proxy: an HTTP proxy to reach the server through (`CONNECT`, on the calling thread);
+    ///     nil connects directly.
     ///   - handler: receives the connection's messages and events on its loop.
     ///   - prepare: last changes to the handshake (headers, cookies, authorization, timeout).
     /// - Throws: ``WSUsageError`` (bad URL, not started, too many connections),
-    ///   ``WSTransportError`` (resolution, refused, timeout).
+    ///   ``WSTransportError`` (resolution, refused, timeout, the proxy's refusal).
     public func connect(
         to url: String,
         subprotocols: [String] = [],
+        proxy: WSProxy? = nil,
         handler: any WSEpollHandler & Sendable,
         prepare: (inout WSClientHandshake) -> Void = { _ in }
     ) throws -> WSEpollConnection {
@@ -89,17 +92,38 @@ public final class WSEpollClient: Sendable {
         handshake.subprotocols = subprotocols
         if let deflate = configuration.compression { handshake.extensions = [deflate] }
         prepare(&handshake)
+        return try connect(handshake, proxy: proxy, handler: handler, hooks: nil)
+    }
+
+    /// Opens a connection for a layer above the raw handler (the async client): `hooks` gets
+    /// its events and the extra notifications. The handshake is used as given (its
+    /// extensions included); `configuration` and `tls`, when given, replace the client's for
+    /// this connection.
+    package func connect(_ handshake: WSClientHandshake, proxy: WSProxy?, hooks: any WSEpollServiceHooks,
+                         configuration: WSProtocol.Configuration?, tls: WSTLSContext?) throws -> WSEpollConnection {
+        try connect(handshake, proxy: proxy, handler: hooks, hooks: hooks, engineConfiguration: configuration, tls: tls)
+    }
+
+    private func connect(_ handshake: WSClientHandshake, proxy: WSProxy?, handler: any WSEpollHandler & Sendable,
+                         hooks: (any WSEpollServiceHooks)? = nil, engineConfiguration: WSProtocol.Configuration? = nil,
+                         tls: WSTLSContext? = nil) throws -> WSEpollConnection {
         guard let loop = group.pick() else { throw WSUsageError.invalidConfiguration("the client is not started") }
         guard context.reserveConnection() else { throw WSUsageError.invalidConfiguration("more than maxConnections connections") }
         let socket: WSSocket
         let engine: WSProtocol
         let session: WSTLSSession?
         do {
-            let tls = handshake.url.isSecure ? try configuration.tls ?? WSTLSContext.systemClient() : nil
-            socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout, nonBlocking: true)
+            let tls = handshake.url.isSecure ? try tls ?? configuration.tls ?? WSTLSContext.systemClient() : nil
+            if let proxy {
+                socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout,
+                                              via: proxy, nonBlocking: true)
+            } else {
+                socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout, nonBlocking: true)
+            }
             do {
                 session = try tls?.makeSession(serverName: handshake.url.host)
-                engine = try WSProtocol(client: handshake, configuration: context.connection, now: WSClock.now())
+                engine = try WSProtocol(client: handshake, configuration: engineConfiguration.map(LoopContext.sliced) ?? context.connection,
+                                        now: WSClock.now())
             } catch {
                 socket.close()
                 throw error
@@ -110,6 +134,7 @@ public final class WSEpollClient: Sendable {
         }
         let connection = WSEpollConnection(id: context.nextID(), loop: loop, stream: WSStream(socket: socket, tls: session),
                                            remoteAddress: socket.peerAddress?.description ?? "?", engine: engine, handler: handler)
+        connection.serviceHooks = hooks
         loop.execute { loop.adopt(connection) }
         return connection
     }

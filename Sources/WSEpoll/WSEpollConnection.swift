@@ -65,6 +65,8 @@ public final class WSEpollConnection: @unchecked Sendable {
     var wasActive = true
     /// The engine paused a decode; the loop serves it again next turn (reading waits).
     var workPending = false
+    /// When to call ``WSEpollServiceHooks/deadlinePassed(_:)`` (a layer's own timeout).
+    var applicationDeadline: WSInstant?
     /// Bytes charged to the server's memory budget for this connection.
     var charged = 0
     /// The remote address counted against the server's per-address limit, if it has one.
@@ -129,6 +131,13 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// Asks for ``WSEpollServiceHooks/writable(_:)`` once ``isWritable`` is true again (owning
     /// loop only).
     package func notifyWhenWritable() { writabilityWanted = true }
+
+    /// Calls ``WSEpollServiceHooks/deadlinePassed(_:)`` at `deadline` (nil: never), on the
+    /// loop's timer (owning loop only). One deadline per connection; a new one replaces it.
+    package func setApplicationDeadline(_ deadline: WSInstant?) {
+        applicationDeadline = deadline
+        if !isDirty { loop.markDirty(self) }
+    }
 
 
     /// Runs `body` on the engine and queues a flush, for the service layer's commands (owning

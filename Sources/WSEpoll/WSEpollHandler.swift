@@ -57,6 +57,12 @@ package protocol WSEpollServiceHooks: WSEpollHandler, Sendable {
     /// Bytes this layer holds for the connection (its inbound queue), counted against the
     /// server's memory budget with the engine's buffers.
     var heldBytes: Int { get }
+    /// The time set with ``WSEpollConnection/setApplicationDeadline(_:)`` has come.
+    func deadlinePassed(_ connection: WSEpollConnection)
+}
+
+extension WSEpollServiceHooks {
+    package func deadlinePassed(_ connection: WSEpollConnection) {}
 }
 
 /// An upgrade decision made after the request was reported (an `async` upgrade service).

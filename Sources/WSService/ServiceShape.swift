@@ -3,33 +3,14 @@
 // and how each reply type is sent.
 
 import FoundationEssentials
+import WSBinding
 import WSCore
 
 /// A message to send back.
-enum Outgoing: Sendable {
-    case text(String)
-    case binary([UInt8])
-
-    var bytes: [UInt8] {
-        switch self {
-        case .text(let s): Array(s.utf8)
-        case .binary(let b): b
-        }
-    }
-}
+typealias Outgoing = WSPayload
 
 /// A received data message, as the service layer holds it.
-enum Payload: Sendable {
-    case text(String)
-    case binary([UInt8])
-
-    var utf8: Data {
-        switch self {
-        case .text(let s): Data(s.utf8)
-        case .binary(let b): Data(b)
-        }
-    }
-}
+typealias Payload = WSPayload
 
 /// A message that did not bind (or did not validate).
 struct BindingFailure: Error {
@@ -290,62 +271,20 @@ extension Optional: OptionalReply {
     var wrappedReply: Any? { self.map { $0 as Any } }
 }
 
-/// JSON text for a reply: keys sorted (Foundation's encoder otherwise emits them in hash
-/// order, which changes from run to run), `/` not escaped.
-func jsonText(_ value: some Encodable) throws -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    return String(decoding: try encoder.encode(value), as: UTF8.self)
-}
-
 // MARK: Binding
 
-/// Binds a message to `M` by Ballerina's rules: text binds raw to `String`, binary raw to
-/// `[UInt8]`; everything else is JSON (a binary message's bytes read as UTF-8 JSON).
-func bind<M: Decodable>(_ payload: Payload, to _: M.Type, validate: Bool) throws(BindingFailure) -> M {
-    let value: M
-    switch payload {
-    case .text(let s) where M.self == String.self:
-        value = s as! M
-    case .binary(let b) where M.self == [UInt8].self:
-        value = b as! M
-    default:
-        do {
-            value = try JSONDecoder().decode(M.self, from: payload.utf8)
-        } catch {
-            throw BindingFailure(error: WSServiceError(.payloadBinding, "the message does not bind to \(M.self): \(describe(error))",
-                                                       closeCode: .unsupportedData, underlying: error))
-        }
-    }
-    if validate, let v = value as? any WSValidatable {
-        do {
-            try v.validate()
-        } catch {
-            throw BindingFailure(error: WSServiceError(.payloadValidation, "the \(M.self) is not valid: \(error)",
-                                                       closeCode: .unsupportedData, underlying: SendableDescription(error)))
-        }
-    }
-    return value
-}
-
-/// A short account of a decoding error: what was wrong and where (not the payload).
-func describe(_ error: any Error) -> String {
-    guard let error = error as? DecodingError else { return "\(error)" }
-    func path(_ context: DecodingError.Context) -> String {
-        let p = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-        return p.isEmpty ? "" : " at \(p)"
-    }
-    switch error {
-    case .typeMismatch(let type, let c): return "expected \(type)\(path(c))"
-    case .valueNotFound(let type, let c): return "missing \(type) value\(path(c))"
-    case .keyNotFound(let key, let c): return "missing key \"\(key.stringValue)\"\(path(c))"
-    case .dataCorrupted(let c): return "not valid JSON\(path(c))"
-    @unknown default: return "\(error)"
+/// Binds a message to `M` (``wsBind(_:to:validate:)``); a failure closes with 1003.
+func bind<M: Decodable>(_ payload: Payload, to type: M.Type, validate: Bool) throws(BindingFailure) -> M {
+    do {
+        return try wsBind(payload, to: type, validate: validate)
+    } catch {
+        throw BindingFailure(error: WSServiceError(error.isValidation ? .payloadValidation : .payloadBinding, error.message,
+                                                   closeCode: .unsupportedData, underlying: error.underlying))
     }
 }
 
-/// An error kept by its description (a validation error need not be `Sendable`).
-struct SendableDescription: Error, Sendable, CustomStringConvertible {
-    var description: String
-    init(_ error: any Error) { description = "\(error)" }
-}
+/// An error kept by its description.
+typealias SendableDescription = WSErrorDescription
+
+/// JSON text for a reply (``wsJSONText(_:)``).
+func jsonText(_ value: some Encodable) throws -> String { try wsJSONText(value) }

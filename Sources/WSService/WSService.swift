@@ -8,6 +8,7 @@
 // the Pong is automatic; `WSMessageService` excludes the text and binary capabilities. The
 // listener learns a service type's capabilities once, when it is attached.
 
+@_exported public import WSBinding
 public import WSCore
 
 /// A WebSocket service (Ballerina's `websocket:Service`): the callbacks of one connection.
@@ -106,13 +107,6 @@ public protocol WSPingService: WSService {
 public protocol WSPongService: WSService {
     /// A Pong and its payload.
     func onPong(_ caller: WSCaller, data: [UInt8]) async throws
-}
-
-/// Something whose value can be checked after binding (Ballerina's `validation`, which its
-/// `constraint` package provides): throw to refuse the value.
-public protocol WSValidatable {
-    /// Throws when the value is not acceptable; the error's description is reported.
-    func validate() throws
 }
 
 /// Ballerina's upgrade service (the `get` resource of a `websocket:UpgradeService`): sees each

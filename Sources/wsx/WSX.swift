@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct WSX: ParsableCommand {
+struct WSX: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wsx",
         abstract: "swift-ws command-line tool: echo server, client, Autobahn testee, demo and benchmarks.",
