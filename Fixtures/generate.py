@@ -1152,6 +1152,22 @@ def handshake_client():
                  closed(cause={"handshakeRejected": code}))
         f.out(eos=True)
 
+    # HTTP/1.0 servers (Python's http.server by default) answer redirects and refusals too;
+    # only the 101 itself must be HTTP/1.1.
+    f = client_fixture("rejected-http-1.0", "An HTTP/1.0 redirect is reported as a rejection, like an HTTP/1.1 one", "9110 §15.4")
+    f.out(client_request()[1])
+    fields = [("Location", "ws://elsewhere/"), ("Content-Length", "0")]
+    f.receive(head("HTTP/1.0 302 Found", fields))
+    f.events({"rejected": {"status": 302, "headers": [list(x) for x in fields], "body": "", "truncated": False}},
+             closed(cause={"handshakeRejected": 302}))
+    f.out(eos=True)
+    f = client_fixture("bad/101-http-1.0", "§4.1: a 101 in HTTP/1.0 fails the connection (the upgrade needs HTTP/1.1)", "6455 §4.1")
+    f.out(client_request()[1])
+    f.receive(head("HTTP/1.0 101 Switching Protocols", [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                                        ("Sec-WebSocket-Accept", accept_for(CLIENT_NONCE_KEY))]))
+    f.events({"handshakeFailed": "malformedResponse"}, closed(cause={"handshakeFailed": "malformedResponse"}))
+    f.out(eos=True)
+
     f = client_fixture("timeout", "No answer within the handshake timeout fails the connection", "6455 §4.1", {"timeout": 3})
     f.out(client_request()[1])
     f.tick(3)

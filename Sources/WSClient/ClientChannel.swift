@@ -127,7 +127,7 @@ final class ClientChannel: WSEpollServiceHooks, @unchecked Sendable {
         case .closed(let info):
             phase.store(3, ordering: .releasing)
             closeInfo = info
-            settleOpening(.failed(openingFailure(info)))
+            settleOpening(.failed(openingFailure(info, connection.transportError)))
             // Readers wait only while the queue is empty.
             let end = ending(info)
             for r in readers { r.continuation.resume(returning: .failure(end)) }
@@ -196,8 +196,9 @@ final class ClientChannel: WSEpollServiceHooks, @unchecked Sendable {
     }
 
     /// The error the connecting task gets if the connection ended before it opened.
-    private func openingFailure(_ info: WSProtocol.CloseInfo) -> WSClientError {
+    private func openingFailure(_ info: WSProtocol.CloseInfo, _ transport: WSTransportError?) -> WSClientError {
         if case .handshakeFailed(let e)? = info.cause { return .from(e) }
+        if let transport { return .from(transport) }
         return WSClientError(.connection, "the connection ended during the opening handshake: \(info)", closeInfo: info)
     }
 

@@ -435,7 +435,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         do throws(WSTransportError) {
             try register(c.socket.fd, token: token(c), events: EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue)
         } catch {
-            transportFailed(c)
+            transportFailed(c, error)
             release(c)
             return
         }
@@ -486,7 +486,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             do throws(WSTransportError) {
                 result = try c.stream.read(into: readBuffer)
             } catch {
-                transportFailed(c)
+                transportFailed(c, error)
                 break
             }
             guard let n = result else {
@@ -646,7 +646,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 do throws(WSTransportError) {
                     if !(try c.stream.flush()) { c.kernelFull = true }
                 } catch {
-                    transportFailed(c)
+                    transportFailed(c, error)
                 }
                 continue
             }
@@ -662,8 +662,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 c.engine.consumeOutbound(n)
             case .success(nil):
                 c.kernelFull = true
-            case .failure:
-                transportFailed(c)
+            case .failure(let error):
+                transportFailed(c, error)
             }
         }
         shutdownWriteIfFinished(c)
@@ -689,9 +689,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     /// The socket failed (reset, broken pipe): the engine learns the input ended and reports
     /// `.closed`; nothing more is written.
-    private func transportFailed(_ c: WSEpollConnection) {
+    private func transportFailed(_ c: WSEpollConnection, _ error: WSTransportError? = nil) {
         guard !c.transportDead else { return }
         c.transportDead = true
+        c.transportError = error
         c.readable = false
         if !c.inputEnded {
             c.inputEnded = true

@@ -59,6 +59,8 @@ public final class WSEpollConnection: @unchecked Sendable {
     var writeShut = false
     var inputEnded = false
     var transportDead = false
+    /// Why the socket (or its TLS session) failed, if it did: a reset, a certificate refused.
+    package internal(set) var transportError: WSTransportError?
     var lingerDeadline: WSInstant?
     var armedDeadline: WSInstant?
     var isDirty = false

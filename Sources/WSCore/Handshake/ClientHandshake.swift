@@ -62,13 +62,18 @@ struct ClientHandshakeState: Sendable {
         do { head = try HTTPHead(headBytes) } catch { return fail(.malformedResponse, error.detail) }
         // status-line = HTTP-version SP status-code SP [ reason-phrase ]
         let line = head.startLine
-        guard line.count >= 12, let version = parseHTTPVersion(line.prefix(8)), version.major == 1, version.minor >= 1,
+        guard line.count >= 12, let version = parseHTTPVersion(line.prefix(8)), version.major == 1,
               line[line.startIndex + 8] == UInt8(ascii: " "),
               line[(line.startIndex + 9)..<(line.startIndex + 12)].allSatisfy({ (0x30...0x39).contains($0) }),
               line.count == 12 || line[line.startIndex + 12] == UInt8(ascii: " ") else {
             return fail(.malformedResponse, "bad status line: \(excerpt(line))")
         }
         let code = Int(String(decoding: line[(line.startIndex + 9)..<(line.startIndex + 12)], as: UTF8.self))!
+        // An HTTP/1.0 server can refuse or redirect (its answer is read the same way), but it
+        // cannot upgrade: the 101 needs HTTP/1.1.
+        guard version.minor >= 1 || code != 101 else {
+            return fail(.malformedResponse, "bad status line: \(excerpt(line))")
+        }
         let phrase = line.count > 13 ? String(decoding: line[(line.startIndex + 13)...], as: UTF8.self) : ""
         let response = HTTPResponse(status: HTTPResponse.Status(code: code, reasonPhrase: phrase), headerFields: head.fields)
 
