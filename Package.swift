@@ -144,6 +144,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "WSClientTests",
+            dependencies: [
+                "WSCore", "WSClient", "WSTransport", "WSEpoll",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "WSTestingTests",
             dependencies: ["WSCore", "WSTesting", .product(name: "HTTPTypes", package: "swift-http-types")],
             swiftSettings: strict
