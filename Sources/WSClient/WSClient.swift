@@ -41,6 +41,8 @@ public final class WSClient: Sendable {
 
     private let dialer: Dialer
     private let state: Mutex<State>
+    /// The only connection, when there is no retry policy (no lock to read it).
+    private let fixed: Session?
     private let attributes = Mutex<[String: any Sendable]>([:])
 
     private struct State: Sendable {
@@ -82,6 +84,7 @@ public final class WSClient: Sendable {
             first = try await Self.redial(dialer, after: error)
         }
         state = Mutex(State(session: first))
+        fixed = configuration.retry == nil ? first : nil
     }
 
     /// Connects, runs `body` on the connection's loop, and closes with 1000 (waiting up to 10 s
@@ -105,7 +108,7 @@ public final class WSClient: Sendable {
     /// it makes each call without a thread hop.
     public var executor: any TaskExecutor { session.connection.executor }
 
-    private var session: Session { state.withLock { $0.session } }
+    private var session: Session { fixed ?? state.withLock { $0.session } }
 
     // MARK: Writing
 
@@ -134,7 +137,7 @@ public final class WSClient: Sendable {
             let c = s.connection
             if c.isOnLoop {
                 if s.channel.canWrite(c) { return try s.channel.send(c, message).get() }
-                return try await withUnsafeContinuation { s.channel.write(c, message, $0) }.get()
+                return try await _unsafeInheritExecutor_withUnsafeContinuation { s.channel.write(c, message, $0) }.get()
             }
             return try await withUnsafeContinuation { done in c.execute { s.channel.write(c, message, done) } }.get()
         }
@@ -151,7 +154,10 @@ public final class WSClient: Sendable {
             let c = s.connection
             if c.isOnLoop {
                 if let m = s.channel.takeQueued(c) { return m }
-                return try await withUnsafeContinuation { s.channel.read(c, $0) }.get()
+                // On the loop already, and resumed there: `withUnsafeContinuation` (the
+                // reference) would hop to the generic executor and back for its isolation
+                // parameter, per wait.
+                return try await _unsafeInheritExecutor_withUnsafeContinuation { s.channel.read(c, $0) }.get()
             }
             return try await withUnsafeContinuation { done in c.execute { s.channel.read(c, done) } }.get()
         }

@@ -14,6 +14,6 @@ struct WSX: AsyncParsableCommand {
               swift run -c release wsx bench
               swift run -c release wsx bench --only decode --seconds 2
             """,
-        subcommands: [EchoServer.self, Client.self, AutobahnClient.self, Demo.self, Bench.self]
+        subcommands: [EchoServer.self, Client.self, ClientLoad.self, AutobahnClient.self, Demo.self, Bench.self]
     )
 }
