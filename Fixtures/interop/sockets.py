@@ -187,7 +187,8 @@ def wsx_client_against(name, argv, port, wsx, tls):
         if not wait_port(port):
             check(f"wsx client vs {name}: server started", False)
             return
-        lines = ["hello", "wörld 👋", "x" * 10000, "last"]
+        # 100 KB in one line: each server echoes it as one frame, read with the default limits.
+        lines = ["hello", "wörld 👋", "x" * 10000, "y" * 100_000, "last"]
         url = f"wss://localhost:{port}/" if tls else f"ws://127.0.0.1:{port}/"
         r = subprocess.run([wsx, "client"] + (["--ca-file", CA] if tls else []) + [url], input="\n".join(lines) + "\n",
                            capture_output=True, text=True, timeout=30)
