@@ -22,5 +22,6 @@ let package = Package(
             .product(name: "CWSZlib", package: "swift-ws"), .product(name: "WSTesting", package: "swift-ws"),
         ]),
         .executableTarget(name: "FuzzExtensionHeader", dependencies: deflate),
+        .executableTarget(name: "FuzzProxySettings", dependencies: [.product(name: "WSTransport", package: "swift-ws")]),
     ]
 )

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 TARGETS=(FuzzFrameHeader FuzzUnmask FuzzUTF8 FuzzProtocolServer FuzzProtocolClient FuzzHandshakeServer FuzzHandshakeClient
-         FuzzDeflateInflate FuzzExtensionHeader)
+         FuzzDeflateInflate FuzzExtensionHeader FuzzProxySettings)
 
 build() {
     # One comma-joined -sanitize flag: SwiftPM's separate --sanitize=address is dropped for Swift.

@@ -87,6 +87,13 @@ public final class WSClient: Sendable {
         fixed = configuration.retry == nil ? first : nil
     }
 
+    /// A client dropped without ``close(statusCode:reason:timeout:)`` closes its connection
+    /// with 1001 (Going Away) rather than keep it open on the loop.
+    deinit {
+        let s = fixed ?? state.withLock { $0.session }
+        if s.channel.phase.load(ordering: .acquiring) < 2 { try? s.connection.close(code: .goingAway) }
+    }
+
     /// Connects, runs `body` on the connection's loop, and closes with 1000 (waiting up to 10 s
     /// for the server's Close) when it returns or throws.
     public static func withConnection<R: Sendable>(

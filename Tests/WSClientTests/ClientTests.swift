@@ -308,6 +308,18 @@ struct AsyncClientTests {
         }
     }
 
+    @Test("A client dropped without close closes its connection with 1001")
+    func droppedClientCloses() async throws {
+        let server = try ScriptedServer.start()
+        defer { server.stop() }
+        do {
+            let client = try await WSClient(server.url)
+            try await client.writeTextMessage("x")
+            _ = try await client.readTextMessage()
+        }
+        #expect(await eventually { server.closes.withLock { $0 } == [1001] })
+    }
+
     @Test("Calls from tasks off the loop hop there and back; concurrent reader and writer")
     func offLoopTasks() async throws {
         let server = try ScriptedServer.start()

@@ -14,6 +14,8 @@ import WSTransport
 final class ScriptedServer: WSEpollHandler, @unchecked Sendable {  // `server` is set once, before any connection.
     let requests = Mutex<[WSUpgradeRequest]>([])
     let pongs = Mutex<[[UInt8]]>([])
+    /// The close code of each connection that ended (as the server saw it).
+    let closes = Mutex<[UInt16]>([])
     let opened = Atomic<Int>(0)
     private(set) var server: WSEpollServer!
 
@@ -53,6 +55,7 @@ final class ScriptedServer: WSEpollHandler, @unchecked Sendable {  // `server` i
 
     func event(_ connection: WSEpollConnection, _ event: WSProtocol.Event) {
         if case .pong(let payload) = event { pongs.withLock { $0.append(Array(payload)) } }
+        if case .closed(let info) = event { closes.withLock { $0.append(info.code.rawValue) } }
     }
 
     func stop() { server.immediateStop() }
