@@ -88,6 +88,36 @@ struct Dialer: Sendable {
     }
 }
 
+/// The attempts of one reconnection: which comes next, how long to wait before it, and the
+/// log line for each (both clients sleep their own way between them).
+struct RetrySchedule {
+    let policy: WSRetryConfig
+    let logger: Logger
+    private var attempt = 0
+    /// The error of the last failed attempt (or of the drop that started the reconnection).
+    private(set) var last: WSClientError
+
+    init(_ configuration: WSClientConfiguration, after error: WSClientError) {
+        policy = configuration.retry!
+        logger = configuration.logger
+        last = error
+    }
+
+    /// The wait before the next attempt (jitter applied), logged; nil when the policy allows
+    /// no more (logged too).
+    mutating func next(after error: WSClientError? = nil) -> Duration? {
+        if let error { last = error }
+        attempt += 1
+        guard policy.allows(attempt: attempt) else {
+            logger.error("giving up after \(attempt - 1) attempts", metadata: ["error": "\(last)"])
+            return nil
+        }
+        let delay = policy.delay(beforeAttempt: attempt)
+        logger.reconnecting(in: delay, attempt: attempt, after: last)
+        return policy.jittered(delay)
+    }
+}
+
 /// A wait written for people: `0.5`, `1`, `2.25`.
 func secondsText(_ d: Duration) -> String {
     let ms = Int((d.seconds * 1000).rounded())

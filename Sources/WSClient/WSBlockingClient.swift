@@ -198,23 +198,13 @@ public final class WSBlockingClient {
     }
 
     private static func redial(_ dialer: Dialer, after error: WSClientError) throws(WSClientError) -> (WSBlockingConnection, WSURL) {
-        let policy = dialer.configuration.retry!
-        let logger = dialer.configuration.logger
-        var attempt = 1
-        var last = error
-        while policy.allows(attempt: attempt) {
-            let delay = policy.delay(beforeAttempt: attempt)
-            logger.reconnecting(in: delay, attempt: attempt, after: last)
-            sleep(for: policy.jittered(delay))
-            do {
-                return try dial(dialer)
-            } catch where error.isRetryable {
-                last = error
-                attempt += 1
-            }
+        var schedule = RetrySchedule(dialer.configuration, after: error)
+        var failure: WSClientError?
+        while let delay = schedule.next(after: failure) {
+            sleep(for: delay)
+            do { return try dial(dialer) } catch where error.isRetryable { failure = error }
         }
-        logger.error("giving up after \(attempt - 1) attempts", metadata: ["error": "\(last)"])
-        throw last
+        throw schedule.last
     }
 
     private static func dial(_ dialer: Dialer) throws(WSClientError) -> (WSBlockingConnection, WSURL) {

@@ -347,23 +347,13 @@ public final class WSClient: Sendable {
 
     /// Dials again after `error`, waiting before each attempt as the retry policy says.
     private static func redial(_ dialer: Dialer, after error: WSClientError) async throws(WSClientError) -> Session {
-        let policy = dialer.configuration.retry!
-        let logger = dialer.configuration.logger
-        var attempt = 1
-        var last = error
-        while policy.allows(attempt: attempt) {
-            let delay = policy.delay(beforeAttempt: attempt)
-            logger.reconnecting(in: delay, attempt: attempt, after: last)
-            try? await Task.sleep(for: policy.jittered(delay))
-            do {
-                return try await dial(dialer)
-            } catch where error.isRetryable {
-                last = error
-                attempt += 1
-            }
+        var schedule = RetrySchedule(dialer.configuration, after: error)
+        var failure: WSClientError?
+        while let delay = schedule.next(after: failure) {
+            try? await Task.sleep(for: delay)
+            do { return try await dial(dialer) } catch where error.isRetryable { failure = error }
         }
-        logger.error("giving up after \(attempt - 1) attempts", metadata: ["error": "\(last)"])
-        throw last
+        throw schedule.last
     }
 
     /// One connection: the TCP connect (through the proxy) on a thread of its own, the
