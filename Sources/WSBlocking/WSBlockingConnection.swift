@@ -109,11 +109,8 @@ public final class WSBlockingConnection {
         let start = WSClock.now()
         let socket: WSSocket
         do {
-            if let proxy = configuration.proxy {
-                socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout, via: proxy)
-            } else {
-                socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout)
-            }
+            socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout,
+                                          via: configuration.proxy)
         } catch { throw .transport(error) }
         if handshake.url.isSecure {
             do throws(WSTransportError) {

@@ -125,8 +125,9 @@ final class ClientChannel: WSEpollServiceHooks, @unchecked Sendable {
             phase.store(2, ordering: .releasing)
             failure = error
         case .closed(let info):
-            phase.store(3, ordering: .releasing)
+            // Written before the phase: other threads read it after seeing phase 3.
             closeInfo = info
+            phase.store(3, ordering: .releasing)
             settleOpening(.failed(openingFailure(info, connection.transportError)))
             // Readers wait only while the queue is empty.
             let end = ending(info)

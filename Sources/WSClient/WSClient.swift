@@ -338,6 +338,8 @@ public final class WSClient: Sendable {
             switch result {
             case .success(let s):
                 if state.session === old { state.session = s }
+                // Closed by the application while reconnecting: the new connection goes too.
+                if state.closedByUser { try? s.connection.close(code: .normalClosure) }
                 return state.session
             case .failure(let e):
                 throw e as? WSClientError ?? WSClientError(.connection, "\(e)")

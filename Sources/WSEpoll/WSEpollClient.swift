@@ -114,12 +114,8 @@ public final class WSEpollClient: Sendable {
         let session: WSTLSSession?
         do {
             let tls = handshake.url.isSecure ? try tls ?? configuration.tls ?? WSTLSContext.systemClient() : nil
-            if let proxy {
-                socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout,
-                                              via: proxy, nonBlocking: true)
-            } else {
-                socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout, nonBlocking: true)
-            }
+            socket = try WSSocket.connect(host: handshake.url.host, port: handshake.url.port, timeout: handshake.timeout,
+                                          via: proxy, nonBlocking: true)
             do {
                 session = try tls?.makeSession(serverName: handshake.url.host)
                 engine = try WSProtocol(client: handshake, configuration: engineConfiguration.map(LoopContext.sliced) ?? context.connection,

@@ -148,12 +148,14 @@ extension StringProtocol {
 
 extension WSSocket {
     /// Connects to `host:port` through `proxy` with `CONNECT`, within `timeout` in all (connect,
-    /// request, answer). Any 2xx answer opens the tunnel; the socket comes back carrying it,
-    /// blocking unless `nonBlocking`, ready for the WebSocket (or TLS) handshake.
+    /// request, answer); without a proxy, directly. Any 2xx answer opens the tunnel; the socket
+    /// comes back carrying it, blocking unless `nonBlocking`, ready for the WebSocket (or TLS)
+    /// handshake.
     /// - Throws: ``WSTransportError``: the proxy unreachable, its answer not 2xx (the status
     ///   is in the message, such as 407 when it wants credentials), malformed, larger than
     ///   16 KiB, or late.
-    public static func connect(host: String, port: Int, timeout: Duration, via proxy: WSProxy, nonBlocking: Bool = false) throws(WSTransportError) -> WSSocket {
+    public static func connect(host: String, port: Int, timeout: Duration, via proxy: WSProxy?, nonBlocking: Bool = false) throws(WSTransportError) -> WSSocket {
+        guard let proxy else { return try connect(host: host, port: port, timeout: timeout, nonBlocking: nonBlocking) }
         let deadline = WSClock.now() + timeout
         let socket = try connect(host: proxy.host, port: proxy.port, timeout: timeout)
         do throws(WSTransportError) {
