@@ -7,7 +7,7 @@ import WSClient
 import WSCore
 import WSTransport
 
-struct Client: AsyncParsableCommand {
+struct Client: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Connect to a WebSocket server, send each line of standard input as a text message, print what comes back.",
         discussion: """
@@ -91,7 +91,12 @@ struct Client: AsyncParsableCommand {
     @Argument(help: "The server's ws:// or wss:// URL.")
     var url: String
 
-    func run() async throws {
+    func run() throws {
+        let command = self
+        try blockOn { try await command.runBody() }
+    }
+
+    private func runBody() async throws {
         let configuration = try makeConfiguration()
         let client: WSClient
         do { client = try await WSClient(url, configuration: configuration) } catch {

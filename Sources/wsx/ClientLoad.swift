@@ -8,7 +8,7 @@ import WSTransport
 
 /// Echo load from the client side: the async `WSClient` against the raw `WSEpollClient`
 /// handler (the baseline), one connection, N messages in flight (Benchmarks/client_vs_raw.sh).
-struct ClientLoad: AsyncParsableCommand {
+struct ClientLoad: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "client-load",
         abstract: "Echo load through one client connection: the async WSClient or the raw WSEpollClient handler.",
@@ -39,7 +39,12 @@ struct ClientLoad: AsyncParsableCommand {
     @Argument(help: "An echo server's ws:// URL.")
     var url: String
 
-    func run() async throws {
+    func run() throws {
+        let command = self
+        try blockOn { try await command.runBody() }
+    }
+
+    private func runBody() async throws {
         let payload = [UInt8](repeating: 0x61, count: size)
         let rate: Double
         switch api {

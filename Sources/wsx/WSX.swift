@@ -1,7 +1,9 @@
 import ArgumentParser
+import Dispatch
+import Synchronization
 
 @main
-struct WSX: AsyncParsableCommand {
+struct WSX: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wsx",
         abstract: "swift-ws command-line tool: echo server, client, Autobahn testee, demo and benchmarks.",
@@ -16,4 +18,20 @@ struct WSX: AsyncParsableCommand {
             """,
         subcommands: [EchoServer.self, Client.self, ClientLoad.self, AutobahnClient.self, Demo.self, Bench.self]
     )
+}
+
+/// Runs an async command body from a synchronous `run()`. The root command stays synchronous:
+/// an async `main` parks the main thread in libdispatch's `sigsuspend`, which valgrind cannot
+/// follow (Benchmarks/callgrind_echo.sh runs `wsx echo-server` under callgrind).
+func blockOn<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let outcome = Mutex<Result<T, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        let result: Result<T, any Error>
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        outcome.withLock { $0 = result }
+        done.signal()
+    }
+    done.wait()
+    return try outcome.withLock { $0! }.get()
 }
