@@ -435,7 +435,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         do throws(WSTransportError) {
             try register(c.socket.fd, token: token(c), events: EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue)
         } catch {
-            transportFailed(c, error)
+            failed(c, error)
             release(c)
             return
         }
@@ -486,7 +486,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             do throws(WSTransportError) {
                 result = try c.stream.read(into: readBuffer)
             } catch {
-                transportFailed(c, error)
+                failed(c, error)
                 break
             }
             guard let n = result else {
@@ -646,7 +646,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 do throws(WSTransportError) {
                     if !(try c.stream.flush()) { c.kernelFull = true }
                 } catch {
-                    transportFailed(c, error)
+                    failed(c, error)
                 }
                 continue
             }
@@ -663,7 +663,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             case .success(nil):
                 c.kernelFull = true
             case .failure(let error):
-                transportFailed(c, error)
+                failed(c, error)
             }
         }
         shutdownWriteIfFinished(c)
@@ -687,12 +687,19 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         if c.stream.shutdownWrite() { c.writeShut = true } else { c.kernelFull = true }
     }
 
+    /// ``transportFailed(_:)``, keeping why (a reset, a certificate refused) for the layer
+    /// above. Separate, so that the hot paths that inline `transportFailed` stay as small.
+    @inline(never)
+    private func failed(_ c: WSEpollConnection, _ error: WSTransportError) {
+        if !c.transportDead { c.transportError = error }
+        transportFailed(c)
+    }
+
     /// The socket failed (reset, broken pipe): the engine learns the input ended and reports
     /// `.closed`; nothing more is written.
-    private func transportFailed(_ c: WSEpollConnection, _ error: WSTransportError? = nil) {
+    private func transportFailed(_ c: WSEpollConnection) {
         guard !c.transportDead else { return }
         c.transportDead = true
-        c.transportError = error
         c.readable = false
         if !c.inputEnded {
             c.inputEnded = true
