@@ -4,7 +4,8 @@
 Starts nothing: point it at a running server's pid and port. It reads the server's RSS, opens N
 connections on loopback (each completes the opening handshake, offering permessage-deflate like
 a browser), sends one small message on each and reads the echo, then leaves them idle, waits
-for the server to settle, and reads RSS again.
+for the server to settle, and reads RSS again. Then it closes them all, waits as long again,
+and reads RSS a third time: how much of the growth the server kept after the connections left.
 
     python3 Benchmarks/idle_memory.py --pid PID --port 9001 --connections 10000
     python3 Benchmarks/idle_memory.py --pid PID --port 9001 --tls-ca Fixtures/tls/ca.pem   # wss://
@@ -50,9 +51,14 @@ def main():
     after = rss_kib(a.pid)
     per = (after - before) * 1024 / a.connections
     print(f"tls={bool(context)} connections={a.connections} open_seconds={opened:.1f} rss_before_kib={before} rss_after_kib={after} "
-          f"bytes_per_idle_connection={per:.0f}")
+          f"bytes_per_idle_connection={per:.0f}", flush=True)
     for s in socks:
         s.close()
+    # What the server gives back once they are gone (its idle sweep runs every second).
+    time.sleep(a.settle)
+    closed = rss_kib(a.pid)
+    kept = (closed - before) * 100 / max(after - before, 1)
+    print(f"rss_after_close_kib={closed} kept_after_close_percent={kept:.0f}")
 
 def finish(batch, hello):
     """Reads each socket's 101 answer, sends one message, reads its echo."""

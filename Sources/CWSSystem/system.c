@@ -27,3 +27,7 @@ int cws_affinity_cpu_count(void) {
 int cws_set_mmap_threshold(size_t bytes) {
     return mallopt(M_MMAP_THRESHOLD, (int)bytes);
 }
+
+int cws_trim_heap(void) {
+    return malloc_trim(0);
+}

@@ -54,6 +54,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private var generations: [UInt32] = []
     @exclusivity(unchecked) private var freeSlots: [Int] = []
     @exclusivity(unchecked) private(set) var liveCount = 0
+    /// Connections released since the allocator was last trimmed (see `sweep`).
+    @exclusivity(unchecked) private var releasedSinceTrim = 0
+    /// Departures after which a sweep trims the allocator.
+    static let trimAfterReleases = 1024
     @exclusivity(unchecked) private var timers = TimerHeap()
     @exclusivity(unchecked) private var dirty: [WSEpollConnection] = []
     /// Tokens of accepted connections in the order they came, `unfinished[unfinishedHead...]`:
@@ -794,6 +798,14 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// the decompressor under no-context-takeover, TLS ciphertext).
     private func sweep() {
         nextSweep = now + .seconds(1)
+        // Many connections ended since the last look: give the allocator's free pages back
+        // (glibc keeps them at their peak otherwise, so a burst of 10,000 connections would
+        // hold its memory for good). At most once a second per loop, only after departures.
+        if releasedSinceTrim >= Self.trimAfterReleases {
+            releasedSinceTrim = 0
+            _ = cws_trim_heap()
+            context.heapTrims.add(1, ordering: .relaxed)
+        }
         for case let c? in slots {
             if !c.wasActive && c.engine.bufferedAmount == 0 {
                 c.engine.releaseIdleMemory()
@@ -832,6 +844,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         generations[c.slot] &+= 1
         freeSlots.append(c.slot)
         liveCount -= 1
+        releasedSinceTrim += 1
         context.releaseConnection()
         if c.charged != 0 {
             _ = context.memoryBudget?.charge(-c.charged)

@@ -213,6 +213,9 @@ public final class WSEpollServer: Sendable {
     /// ``Configuration/memoryBudget`` (nil without a budget).
     public var memoryInUse: Int? { context.memoryBudget?.inUse }
 
+    /// Times a loop trimmed the allocator (after 1,024 connections ended), for tests.
+    package var heapTrims: Int { context.heapTrims.load(ordering: .relaxed) }
+
     /// Blocks until every loop has ended (after a stop).
     public func wait() { group.wait() }
 
@@ -272,6 +275,8 @@ final class LoopContext: Sendable {
     let keepsHandshake: Bool
     /// The bytes all connections hold in buffers, against the server's budget (nil: none).
     let memoryBudget: MemoryBudget?
+    /// Times a loop gave the allocator's free pages back after many connections ended.
+    let heapTrims = Atomic<Int>(0)
     /// Open connections per remote address, when ``maxPerAddress`` is set.
     private let perAddress = Mutex<[String: Int]>([:])
     /// The server's handshake and upgrade decision; nil for a client's loops.

@@ -47,6 +47,23 @@ struct EpollServerTests {
         #expect(eventually { server.connectionCount == 0 })
     }
 
+    @Test("after 1,024 connections have ended, the next sweep gives the allocator's free pages back")
+    func trimsAfterDepartures() throws {
+        let server = try startServer(loops: 1) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        // Upgraded and dropped in batches (the loop releases each one when its FIN comes).
+        for _ in 0..<11 {
+            let batch = try (0..<100).map { _ in try RawClient(port: server.port) }
+            for c in batch { _ = try c.upgrade() }
+            for c in batch { c.socket.close() }
+            #expect(eventually { server.connectionCount == 0 })
+        }
+        // 1,100 departures: one trim at the next sweep (a second), and no more after it.
+        #expect(eventually(3) { server.heapTrims == 1 })
+        usleep(1_500_000)
+        #expect(server.heapTrims == 1)
+    }
+
     @Test("an application rejection is written whole and the socket closed cleanly")
     func applicationRejection() throws {
         let server = try startServer { request in

@@ -23,4 +23,8 @@ long cws_send(int fd, const void *buffer, size_t length, int flags);
 /// system when freed (glibc's threshold is otherwise dynamic, up to 32 MiB). 1 on success.
 int cws_set_mmap_threshold(size_t bytes);
 
+/// malloc_trim(0): gives the free pages of every malloc arena back to the system (glibc keeps
+/// them otherwise, at the peak). 1 if memory was released.
+int cws_trim_heap(void);
+
 #endif
