@@ -85,6 +85,13 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     /// The runner, waiting for the next burst (it keeps its task and frames between bursts of
     /// a busy connection; an idle one ends it).
     @exclusivity(unchecked) private var parked: UnsafeContinuation<Bool, Never>?
+    /// Bursts of events since the connection was last idle (the open is one). A runner parks
+    /// only from the third on: a connection that opens and sends a message or two, then waits,
+    /// keeps no task (about 2.3 KB, which glibc would keep at its peak even after the idle
+    /// sweep ended it).
+    @exclusivity(unchecked) private var burstsSinceIdle = 0
+    /// Runner tasks started for this connection (tests read it through the caller).
+    @exclusivity(unchecked) package private(set) var runnerStarts = 0
     /// The connection's last item has been delivered: the runner ends instead of parking.
     @exclusivity(unchecked) private var ended = false
     /// A failure closed the connection: data still queued is not delivered.
@@ -180,6 +187,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     /// suspend finishes before this returns).
     func drained(_ connection: WSEpollConnection) {
         guard head < tail else { return }
+        burstsSinceIdle &+= 1
         if let runner = parked {
             parked = nil
             runner.resume(returning: true)
@@ -187,6 +195,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
         }
         guard !running else { return }
         running = true
+        runnerStarts &+= 1
         Task.immediate(executorPreference: connection.executor) { [self] in
             await self.run()
             self.running = false
@@ -197,9 +206,10 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     /// withUnsafeContinuation { park($0) }`, written inline by the runner's loops: every
     /// `async` call returning costs the runner an executor check, and that check takes a lock
     /// for a task with an executor preference). It is resumed with true when items came, with
-    /// false when it should end (the connection went idle, or its last item was delivered).
+    /// false when it should end (the connection went idle, or its last item was delivered, or
+    /// it is not busy enough yet to keep a task: see `burstsSinceIdle`).
     final func park(_ runner: UnsafeContinuation<Bool, Never>) {
-        if ended { runner.resume(returning: false) } else { parked = runner }
+        if ended || burstsSinceIdle < 3 { runner.resume(returning: false) } else { parked = runner }
     }
 
     /// The next item after the runner was told to end: items that came after that word still
@@ -221,6 +231,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     }
 
     func idle(_ connection: WSEpollConnection) {
+        burstsSinceIdle = 0
         if let runner = parked {
             parked = nil
             runner.resume(returning: false)

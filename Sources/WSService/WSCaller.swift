@@ -114,6 +114,9 @@ public struct WSCaller: Sendable {
     public var isOpen: Bool { connection.phase.load(ordering: .acquiring) == 1 }
     /// The upgrade request: path, query, headers, origin, cookies.
     public var request: WSUpgradeRequest { connection.request }
+    /// Runner tasks started so far for the connection (read it in a callback; for tests).
+    package var runnerStarts: Int { connection.runnerStarts }
+
     /// The HTTP head of the upgrade request.
     public var httpRequest: HTTPRequest { connection.request.head }
     /// The peer's address (`"127.0.0.1:50712"`).

@@ -138,6 +138,29 @@ struct ServiceRulesTests {
         func onBinaryMessage(_ caller: WSCaller, data: [UInt8]) async -> [UInt8] { data }
     }
 
+    struct RunnerCount: WSTextService {
+        func onTextMessage(_ caller: WSCaller, text: String) async -> String { "\(caller.runnerStarts)" }
+    }
+
+    @Test("a runner task is kept between bursts only for a busy connection: not for the open and the first message, again after idle")
+    func runnerParksWhenBusy() async throws {
+        try await withTester { tester in
+            try tester.listener.attach(service: RunnerCount(), at: "/")
+            let c = try await tester.connect()
+            var seen: [String] = []
+            // Bursts 1 (the open) and 2 end their runners; from burst 3 one runner stays.
+            for _ in 0..<3 {
+                try await c.send(text: "n")
+                seen.append(try await c.receiveText())
+            }
+            #expect(seen == ["2", "3", "3"])
+            // The idle sweep (a second without traffic) ends it and starts the count again.
+            try await Task.sleep(for: .milliseconds(2200))
+            try await c.send(text: "n")
+            #expect(try await c.receiveText() == "4")
+        }
+    }
+
     @Test("the mailbox across bursts: 300 queued behind a suspended callback, small and large, text and binary, each echoed whole and in order, three times")
     func mailboxAcrossBursts() async throws {
         try await withTester { tester in
