@@ -448,3 +448,47 @@ struct ServiceHookTests {
         #expect(error.closeCode == .messageTooBig)
     }
 }
+
+@Suite("The compact form of an upgrade request (kept by the service layer for a connection's lifetime)")
+struct CompactRequestTests {
+    /// Requests as clients send them: field order and case, repeated fields, cookies, a query,
+    /// extensions with parameters, Host anywhere; each extra line is appended to the valid head.
+    static let variants: [String] = [
+        "",
+        "Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n",
+        "Cookie: a=1; b=two\r\nCookie: c=3\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n",
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-test; a=\"qs\"\r\n",
+        "user-agent: Mozilla/5.0 (X11; Linux x86_64)\r\naccept-encoding: gzip, deflate, br\r\nCache-Control: no-cache\r\n",
+        "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.x\r\nX-Empty:\r\n",
+    ]
+
+    @Test("compactHead then init(compactHead:) gives the same request, for every variant and target")
+    func roundTrip() throws {
+        for target in ["/chat", "/a/b?x=1&y=%20z", "/?", "/p;q?r#"] where !target.contains("#") {
+            for extra in Self.variants {
+                let head = validHead.replacingOccurrences(of: "GET /chat ", with: "GET \(target) ") + extra + "\r\n"
+                let (events, _, _) = try serve(head)
+                guard case .upgradeRequested(let request)? = events.first else { Issue.record("\(target) \(extra): \(events)"); continue }
+                let compact = request.compactHead
+                #expect(WSUpgradeRequest(compactHead: compact) == request, "\(target) \(extra)")
+                #expect(compact.count <= head.utf8.count + 8)
+            }
+        }
+    }
+
+    @Test("Host moved elsewhere in the request still round-trips (it is kept as the authority)")
+    func hostLast() throws {
+        let head = "GET /h HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nHost: h.example:8080\r\n\r\n"
+        let (events, _, _) = try serve(head)
+        guard case .upgradeRequested(let request)? = events.first else { Issue.record("\(events)"); return }
+        #expect(WSUpgradeRequest(compactHead: request.compactHead) == request)
+    }
+
+    @Test("bytes that are not such a head read as nil, never a crash")
+    func notAHead() {
+        #expect(WSUpgradeRequest(compactHead: []) == nil)
+        #expect(WSUpgradeRequest(compactHead: Array("GET / HTTP/1.1\r\n\r\n".utf8)) == nil)
+        #expect(WSUpgradeRequest(compactHead: Array("nonsense".utf8)) == nil)
+        #expect(WSUpgradeRequest(compactHead: Array((validHead).utf8)) == nil)   // no final empty line
+    }
+}
