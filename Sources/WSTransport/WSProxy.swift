@@ -92,8 +92,10 @@ public struct WSProxy: Hashable, Sendable, CustomStringConvertible {
     /// its subdomains (a leading dot is ignored); an entry with `:port` matches that port only.
     public static func bypasses(_ list: String, host: String, port: Int) -> Bool {
         let host = host.lowercased()
-        for raw in list.split(separator: ",") {
-            var entry = raw.trimmingASCIISpaces().lowercased()[...]
+        // Split on the comma's byte: split on `Character`s, a comma after a prepending mark
+        // (U+0600, say) would be part of that mark's grapheme and not split the list.
+        for raw in list.utf8.split(separator: UInt8(ascii: ",")) {
+            var entry = String(decoding: raw, as: UTF8.self).trimmingASCIISpaces().lowercased()[...]
             if entry == "*" { return true }
             if entry.isEmpty { continue }
             // An optional port: `name:port`, `[v6]:port`.

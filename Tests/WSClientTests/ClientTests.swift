@@ -429,6 +429,10 @@ struct ClientSettingsTests {
         #expect(WSProxy.bypasses("::1", host: "::1", port: 80))
         #expect(WSProxy.bypasses("[::1]:80", host: "::1", port: 80))
         #expect(!WSProxy.bypasses("localhost", host: "127.0.0.1", port: 80))
+        // Found by FuzzProxySettings: U+0600 (a prepending mark) before a comma made one
+        // grapheme of both, and the list did not split there.
+        #expect(WSProxy.bypasses("\u{0600},*", host: "example.com", port: 443))
+        #expect(WSProxy.bypasses("\u{0600},example.com", host: "example.com", port: 443))
     }
 
     @Test("Configuration: the message limit applies to what the server sends, and the frame limit follows it")
