@@ -62,6 +62,7 @@ case "${1:-}" in
                 FuzzHandshakeServer) cases+=(../Fixtures/fuzz-regressions/handshake-server-*.bin) ;;
                 FuzzHandshakeClient) cases+=(../Fixtures/fuzz-regressions/handshake-client-*.bin) ;;
                 FuzzDeflateInflate) cases+=(../Fixtures/fuzz-regressions/deflate-inflate-*.bin) ;;
+                FuzzProxySettings) cases+=(../Fixtures/fuzz-regressions/proxy-settings-*.bin) ;;
             esac
             [ ${#cases[@]} -eq 0 ] && continue
             echo "== $t: ${#cases[@]} regression input(s)"
