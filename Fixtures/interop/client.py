@@ -156,6 +156,16 @@ def client(wsx, args, lines=(), env=None, timeout=40):
     return r
 
 
+def finish(p, timeout=30):
+    """The output of a client started with Popen; killed if it outlives `timeout`."""
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        return out, err + "\n(killed after the timeout)"
+
+
 def detail(r):
     return f"rc={r.returncode} out={r.stdout[:300]!r} err={r.stderr[-400:]!r}"
 
@@ -238,7 +248,7 @@ def main():
             p.stdin.write(line + "\n")
             p.stdin.flush()
             time.sleep(0.25)
-        out, err = p.communicate(timeout=30)
+        out, err = finish(p)
         got = out.splitlines()
         reconnects = [l for l in err.splitlines() if l.startswith("reconnecting in")]
         check("dropped every 3 messages: reconnects and echoes every line in order, exit 0",
@@ -254,7 +264,7 @@ def main():
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         p.stdin.write("one\n"); p.stdin.flush(); time.sleep(0.5)
         p.stdin.write("two\n"); p.stdin.flush(); time.sleep(0.3)
-        out, err = p.communicate(timeout=30)
+        out, err = finish(p)
         check("Close 1012 (restart): reconnected, the next line echoed",
               out.splitlines() == ["one", "two"] and "reconnecting in 0.1 s (attempt 1)" in err, f"out={out!r} err={err[-300:]!r}")
         procs.stop(s)
