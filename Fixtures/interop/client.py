@@ -16,7 +16,9 @@
 Needs `pip install websockets==17.4` and `apt-get install tinyproxy`. Prints one line per
 check, exits non-zero if any fails. Loopback only; stops every process it starts.
 """
-import argparse, os, socket, subprocess, sys, tempfile, time
+import argparse, os, subprocess, sys, tempfile, time
+
+from sockets import free_port, wait_port  # beside this script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PKI = os.path.join(HERE, "..", "tls")
@@ -28,23 +30,6 @@ def check(name, ok, detail=""):
     print(("ok   " if ok else "FAIL ") + name + (f": {detail}" if detail and not ok else ""), flush=True)
     if not ok:
         failures.append(name)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, seconds=10):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 PY_SERVER = r"""

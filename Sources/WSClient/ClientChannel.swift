@@ -164,25 +164,24 @@ final class ClientChannel: WSEpollServiceHooks, @unchecked Sendable {
 
     func deadlinePassed(_ connection: WSEpollConnection) {
         let now = WSClock.now()
-        var kept: [Reader] = []
-        for r in readers {
-            if let d = r.deadline, d <= now {
-                r.continuation.resume(returning: .failure(WSClientError(.readTimedOut, "no message within \(configuration.readTimeout!)")))
-            } else {
-                kept.append(r)
-            }
+        for r in takeExpired(&readers, now: now, deadline: \.deadline) {
+            r.continuation.resume(returning: .failure(WSClientError(.readTimedOut, "no message within \(configuration.readTimeout!)")))
         }
-        readers = kept
-        var keptWriters: [Writer] = []
-        for w in writers {
-            if let d = w.deadline, d <= now {
-                w.continuation.resume(returning: .failure(WSClientError(.writeTimedOut, "the outbound buffer stayed full for \(configuration.writeTimeout!)")))
-            } else {
-                keptWriters.append(w)
-            }
+        for w in takeExpired(&writers, now: now, deadline: \.deadline) {
+            w.continuation.resume(returning: .failure(WSClientError(.writeTimedOut, "the outbound buffer stayed full for \(configuration.writeTimeout!)")))
         }
-        writers = keptWriters
         armDeadline(connection)
+    }
+
+    /// Removes from `waiters`, in order, those whose deadline has passed, and returns them.
+    private func takeExpired<W>(_ waiters: inout [W], now: WSInstant, deadline: (W) -> WSInstant?) -> [W] {
+        var expired: [W] = []
+        waiters.removeAll { w in
+            guard let d = deadline(w), d <= now else { return false }
+            expired.append(w)
+            return true
+        }
+        return expired
     }
 
     private func armDeadline(_ connection: WSEpollConnection) {

@@ -177,16 +177,16 @@ public final class WSBlockingClient {
     }
 
     private func translate(_ error: WSConnectionError) -> WSClientError {
-        Self.translate(error, closeInfo: connection.closeInfo)
+        Self.translate(error, url: currentURL, closeInfo: connection.closeInfo)
     }
 
-    private static func translate(_ error: WSConnectionError, closeInfo: WSProtocol.CloseInfo?) -> WSClientError {
+    private static func translate(_ error: WSConnectionError, url: WSURL, closeInfo: WSProtocol.CloseInfo?) -> WSClientError {
         switch error {
         case .transport(let e):
             // A socket that failed after the opening is a dropped connection.
             if let closeInfo { return WSClientError(.connection, e.description, closeInfo: closeInfo, underlying: e) }
             return .from(e)
-        case .rejected(let r): return WSClientError(.upgradeRejected, "HTTP \(r.response.status.code)", response: r.response, responseBody: r.body)
+        case .rejected(let r): return .rejected(r, url: url)
         case .handshakeFailed(let e): return .from(e)
         case .protocolViolation(let e): return .from(e, closeInfo: closeInfo)
         case .closed(let info): return .closed(info)
@@ -238,7 +238,7 @@ public final class WSBlockingClient {
             } catch .rejected(let rejection) {
                 url = try dialer.redirect(rejection, from: url, chain: &chain)
             } catch {
-                throw translate(error, closeInfo: nil)
+                throw translate(error, url: url, closeInfo: nil)
             }
         }
     }
