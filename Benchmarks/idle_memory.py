@@ -8,6 +8,7 @@ for the server to settle, and reads RSS again. Then it closes them all, waits as
 and reads RSS a third time: how much of the growth the server kept after the connections left.
 
     python3 Benchmarks/idle_memory.py --pid PID --port 9001 --connections 10000
+    python3 Benchmarks/idle_memory.py --pid PID --port 9001 --no-deflate         # no extension offered
     python3 Benchmarks/idle_memory.py --pid PID --port 9001 --tls-ca Fixtures/tls/ca.pem   # wss://
 
 Needs `ulimit -n` above N on both sides. Loopback only.
@@ -27,13 +28,15 @@ def main():
     ap.add_argument("--port", type=int, default=9001)
     ap.add_argument("--connections", type=int, default=10000)
     ap.add_argument("--settle", type=float, default=3.0, help="seconds to wait before the second reading")
+    ap.add_argument("--no-deflate", action="store_true", help="offer no extension (by default the handshake offers permessage-deflate)")
     ap.add_argument("--tls-ca", help="connect with TLS (wss://), trusting this CA file; the server name is localhost")
     a = ap.parse_args()
     context = ssl.create_default_context(cafile=a.tls_ca) if a.tls_ca else None
     before = rss_kib(a.pid)
     request = ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-               "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
+               + ("" if a.no_deflate else "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+               + "\r\n")
     hello = bytes([0x81, 0x85, 1, 2, 3, 4]) + bytes(b ^ k for b, k in zip(b"hello", [1, 2, 3, 4, 1]))
     socks = []
     start = time.time()
@@ -50,7 +53,7 @@ def main():
     time.sleep(a.settle)
     after = rss_kib(a.pid)
     per = (after - before) * 1024 / a.connections
-    print(f"tls={bool(context)} connections={a.connections} open_seconds={opened:.1f} rss_before_kib={before} rss_after_kib={after} "
+    print(f"tls={bool(context)} deflate={not a.no_deflate} connections={a.connections} open_seconds={opened:.1f} rss_before_kib={before} rss_after_kib={after} "
           f"bytes_per_idle_connection={per:.0f}", flush=True)
     for s in socks:
         s.close()

@@ -108,7 +108,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// The checks made on every frame header, copied out of `configuration` in the types the
     /// checks use.
     private var limits: Limits
-    var inbound = InboundBuffer()
+    @usableFromInline var inbound = InboundBuffer()
     /// Offset in the inbound stream of `inbound`'s read position.
     private var streamOffset: Int64 = 0
     private var frame = FrameState.header
@@ -119,8 +119,8 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// consumer); it is emptied when the next message needs it (`prepareMessageBuffer`).
     private var messageDelivered = false
     private var inputEnded = false
-    private var pending: [Event] = []
-    var outbound = OutboundBuffer()
+    @usableFromInline var pending: [Event] = []
+    @usableFromInline var outbound = OutboundBuffer()
     private var outboundEOS = OutboundEOS.none
     private var sending = OutboundMessage.none
     private var maskKeys: MaskKeySource?
@@ -132,7 +132,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// Decoded bytes of a transformed message in streaming delivery: one piece at a time.
     private var decodeBuffer: [UInt8] = []
     /// An outgoing message after the transform encoded it.
-    private var encodeBuffer: [UInt8] = []
+    @usableFromInline var encodeBuffer: [UInt8] = []
     /// Messages waiting to be encoded a slice at a time (``Configuration/encodeSliceSize``),
     /// in order; the first is in progress. Usually empty.
     private var queuedSends: [QueuedSend] = []
@@ -1683,11 +1683,66 @@ public struct WSProtocol: ~Copyable, Sendable {
         outbound.releaseIfEmpty()
         decodeBuffer = []
         encodeBuffer = []
+        if pending.isEmpty { pending = [] }
         if message == nil {
             messageBuffer = []
             messageDelivered = false
             if case .none = sending, queuedSends.isEmpty { transform?.releaseIdleMemory() }
         }
+    }
+
+    /// Buffers an adapter lends to the engines it serves one at a time, so that a connection
+    /// between messages holds no receive, send, compression or event buffer of its own (the way
+    /// uWebSockets shares one receive and one send buffer per loop). Without them every connection keeps its last message's buffers
+    /// until ``releaseIdleMemory()``, and freeing them then leaves holes in the heap that the
+    /// allocator cannot give back while live connections sit between them.
+    ///
+    /// The adapter keeps one per thread: ``borrowBuffers(from:)`` before it feeds a
+    /// connection's bytes in, ``returnBuffers(to:)`` once it has taken the events and written
+    /// what it could. Behaviour does not depend on it: an engine that borrows nothing allocates
+    /// its own, and a buffer still in use (bytes the kernel has not taken, a partial frame)
+    /// stays with its engine.
+    public struct SpareBuffers: Sendable {
+        @usableFromInline var inbound = InboundBuffer()
+        @usableFromInline var outbound = OutboundBuffer()
+        @usableFromInline var encoded: [UInt8] = []
+        @usableFromInline var events: [Event] = []
+
+        /// The most capacity a buffer may have to be kept here; a larger one stays with its
+        /// engine, which gives it back when it is idle.
+        @usableFromInline static let maxKept = 64 << 10
+
+        public init() {}
+
+        /// Bytes of memory held for the next engine.
+        public var capacity: Int {
+            inbound.storage.capacity + outbound.storage.capacity + encoded.capacity
+                + events.capacity * MemoryLayout<Event>.stride
+        }
+    }
+
+    /// Takes the spare buffers in place of those this engine lacks (see ``SpareBuffers``).
+    @inlinable @inline(__always)
+    public mutating func borrowBuffers(from spare: inout SpareBuffers) {
+        if inbound.storage.capacity == 0 { swap(&inbound, &spare.inbound) }
+        if outbound.storage.capacity == 0 { swap(&outbound, &spare.outbound) }
+        if encodeBuffer.capacity == 0 { swap(&encodeBuffer, &spare.encoded) }
+        if pending.capacity == 0 { swap(&pending, &spare.events) }
+    }
+
+    /// Gives the buffers this engine has emptied back to `spare` where it has none (see
+    /// ``SpareBuffers``); a buffer with bytes still in it stays.
+    @inlinable @inline(__always)
+    public mutating func returnBuffers(to spare: inout SpareBuffers) {
+        if inbound.readable == 0, spare.inbound.storage.capacity == 0, inbound.storage.capacity <= SpareBuffers.maxKept {
+            swap(&inbound, &spare.inbound)
+        }
+        if outbound.count == 0, spare.outbound.storage.capacity == 0, outbound.storage.capacity <= SpareBuffers.maxKept {
+            swap(&outbound, &spare.outbound)
+        }
+        // Scratch between calls: what an encode leaves in it is already framed into `outbound`.
+        if spare.encoded.capacity == 0, encodeBuffer.capacity <= SpareBuffers.maxKept { swap(&encodeBuffer, &spare.encoded) }
+        if pending.isEmpty, spare.events.capacity == 0 { swap(&pending, &spare.events) }
     }
 
     private mutating func queueEndOfStream() {

@@ -72,6 +72,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// slice: served again in the next turn, after the other connections' events.
     @exclusivity(unchecked) private var pendingWork: [WSEpollConnection] = []
     private let readBuffer: UnsafeMutableRawBufferPointer
+    /// The engine buffers lent to the connection being served, so that idle connections hold
+    /// none (`WSProtocol.SpareBuffers`): borrowed for each read's bytes, given back once its
+    /// events are handled and the replies written.
+    @exclusivity(unchecked) private var spare = WSProtocol.SpareBuffers()
     /// The connection whose events are being handed to its handler.
     @exclusivity(unchecked) private var draining: ObjectIdentifier?
     private let events: UnsafeMutablePointer<epoll_event>
@@ -483,7 +487,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Flush, read while allowed, then settle the connection's fate and timer.
     private func service(_ c: WSEpollConnection) {
         c.wasActive = true
-        flush(c)
+        // What waited for the socket to take it (every turn ends with the rest flushed).
+        if c.engine.bufferedAmount > 0 || c.stream.hasPendingOutput || c.readPaused || c.writabilityWanted { flush(c) }
         // Not while a decode or an encode waits for its next slice: what it has is enough for now.
         while c.readable && !c.readPaused && !c.applicationPaused && !c.transportDead && !c.inputEnded && !c.workPending {
             let result: Int?
@@ -507,11 +512,13 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 // with TLS: a read returns one record's plaintext.)
                 if n < readBuffer.count && !c.peerHungUp && c.stream.tls == nil { c.readable = false }
                 c.engine.tick(now: now)
+                c.engine.borrowBuffers(from: &spare)
                 c.engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<n]))
             }
             drain(c)
-            account(c)
             flush(c)
+            c.engine.returnBuffers(to: &spare)
+            account(c)
             if !c.engine.isWritable { c.readPaused = true }
         }
         // A TLS handshake that finished in these reads releases what the engine queued.
@@ -643,6 +650,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     }
 
     /// Writes what the engine has queued, as far as the kernel takes it.
+    @inline(__always)
     private func flush(_ c: WSEpollConnection) {
         while !c.kernelFull && !c.transportDead {
             if c.stream.hasPendingOutput {

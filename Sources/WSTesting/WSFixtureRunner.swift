@@ -9,15 +9,21 @@ public enum WSReplayMode: Hashable, Sendable, CustomStringConvertible {
     case byteByByte
     /// Seeded random pieces: half of them 1–16 bytes, half up to the whole step.
     case randomSplits(seed: UInt64)
+    /// Random splits as ``randomSplits(seed:)``, the engine borrowing its buffers from one
+    /// ``WSProtocol/SpareBuffers`` before each piece and giving them back after draining, as
+    /// the epoll adapter does.
+    case lentBuffers(seed: UInt64)
 
-    /// The ways every fixture is replayed: whole, byte by byte, and two seeds of random splits.
-    public static let standard: [WSReplayMode] = [.whole, .byteByByte, .randomSplits(seed: 1), .randomSplits(seed: 2)]
+    /// The ways every fixture is replayed: whole, byte by byte, two seeds of random splits, and
+    /// random splits with lent buffers.
+    public static let standard: [WSReplayMode] = [.whole, .byteByByte, .randomSplits(seed: 1), .randomSplits(seed: 2), .lentBuffers(seed: 3)]
 
     public var description: String {
         switch self {
         case .whole: "whole"
         case .byteByByte: "byte-by-byte"
         case .randomSplits(let seed): "random splits (seed \(seed))"
+        case .lentBuffers(let seed): "lent buffers (seed \(seed))"
         }
     }
 }
@@ -41,6 +47,9 @@ public enum WSFixtureRunner {
             return ["\(fixture.name): \(error)"]
         }
 
+        var spare = WSProtocol.SpareBuffers()
+        var lending = false
+        if case .lentBuffers = mode { lending = true }
         var events: [WSProtocol.Event] = []
         var written: [UInt8] = []
         var endOfStream = false
@@ -69,8 +78,10 @@ public enum WSFixtureRunner {
             switch step {
             case .receive(let bytes):
                 for chunk in split(bytes, mode: mode, salt: UInt64(n)) {
+                    if lending { engine.borrowBuffers(from: &spare) }
                     engine.receive(chunk)
                     drain(n, &engine)
+                    if lending { engine.returnBuffers(to: &spare) }
                 }
             case .receiveEOF:
                 engine.receiveEOF()
@@ -173,7 +184,7 @@ public enum WSFixtureRunner {
             return [bytes[...]]
         case .byteByByte:
             return bytes.indices.map { bytes[$0...$0] }
-        case .randomSplits(let seed):
+        case .randomSplits(let seed), .lentBuffers(let seed):
             var rng = WSSeededRandom(seed: seed &* 0x1000_0001 &+ salt)
             var pieces: [ArraySlice<UInt8>] = []
             var i = 0

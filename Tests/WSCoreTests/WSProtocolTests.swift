@@ -365,6 +365,97 @@ struct WSProtocolTests {
     }
 }
 
+/// Two servers fed interleaved pieces of their own traffic, echoing every message and writing
+/// part of their output each turn (as a loop does when the kernel takes only some), with or
+/// without one ``WSProtocol/SpareBuffers`` they take turns with. Returns each engine's events
+/// (held across turns, so lent storage that changed under them would show) and bytes written.
+private func spareBufferRun(seed: UInt64, lending: Bool) throws -> [([WSProtocol.Event], [UInt8])] {
+    var rng = WSSeededRandom(seed: seed)
+    var config = WSProtocol.Configuration()
+    config.pingInterval = nil
+    var first = try WSProtocol(role: .server, configuration: config, now: .zero)
+    var second = try WSProtocol(role: .server, configuration: config, now: .zero)
+    var spare = WSProtocol.SpareBuffers()
+    var inputs: [[UInt8]] = [[], []]
+    for which in 0..<2 {
+        for _ in 0..<40 {
+            let size = Int(rng.next() % 3 == 0 ? rng.next() % 70_000 : rng.next() % 200)
+            let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ which) }
+            inputs[which] += frame(.binary, payload, key: WSMaskKey(rawValue: UInt32(truncatingIfNeeded: rng.next())))
+        }
+    }
+    var offsets = [0, 0]
+    var results: [([WSProtocol.Event], [UInt8])] = [([], []), ([], [])]
+    func turn(_ engine: inout WSProtocol, _ which: Int) throws {
+        let n = min(inputs[which].count - offsets[which], 1 + Int(rng.next() % 9000))
+        if lending { engine.borrowBuffers(from: &spare) }
+        engine.receive(inputs[which][offsets[which]..<(offsets[which] + n)])
+        offsets[which] += n
+        while let event = engine.nextEvent() {
+            results[which].0.append(event)
+            if case .binary(let bytes) = event { try engine.send(bytes, kind: .binary) }
+        }
+        let writable = min(engine.bufferedAmount, Int(rng.next() % 100_000))
+        results[which].1 += engine.withOutboundBytes { Array($0.prefix(writable)) }
+        engine.consumeOutbound(writable)
+        if lending {
+            engine.returnBuffers(to: &spare)
+            // An emptied buffer goes to the spare unless the spare has one of that kind already or
+            // it is over 64 KiB.
+            let kept = { (capacity: Int, spareCapacity: Int) in capacity == 0 || spareCapacity > 0 || capacity > 64 << 10 }
+            if engine.inbound.readable == 0 { #expect(kept(engine.inbound.storage.capacity, spare.inbound.storage.capacity)) }
+            if engine.bufferedAmount == 0 { #expect(kept(engine.outbound.storage.capacity, spare.outbound.storage.capacity)) }
+        }
+    }
+    while offsets != [inputs[0].count, inputs[1].count] {
+        if rng.next() & 1 == 0 { try turn(&first, 0) } else { try turn(&second, 1) }
+    }
+    for which in 0..<2 {
+        results[which].1 += which == 0 ? first.withOutboundBytes { Array($0) } : second.withOutboundBytes { Array($0) }
+    }
+    return results
+}
+
+@Suite("Spare buffers lent by the adapter (WSProtocol.SpareBuffers)")
+struct SpareBufferTests {
+    @Test("engines taking turns with one set of spare buffers deliver and write exactly what engines with their own do", arguments: 0..<6)
+    func sameAsOwnBuffers(seed: UInt64) throws {
+        let own = try spareBufferRun(seed: seed, lending: false)
+        let lent = try spareBufferRun(seed: seed, lending: true)
+        for which in 0..<2 {
+            #expect(lent[which].0 == own[which].0)
+            #expect(lent[which].1 == own[which].1)
+            #expect(own[which].0.count == 40)
+        }
+    }
+
+    @Test("a partial frame stays with its engine; the spare keeps one buffer of each kind, none over 64 KiB")
+    func partialStaysAndSizeIsBounded() throws {
+        var server = try WSProtocol(role: .server, now: .zero)
+        var spare = WSProtocol.SpareBuffers()
+        let whole = frame(.text, Array("hello".utf8), key: WSMaskKey(1, 2, 3, 4))
+        server.borrowBuffers(from: &spare)
+        server.receive(whole[..<4])
+        server.returnBuffers(to: &spare)
+        #expect(server.inbound.readable == 4 && server.bufferCapacity > 0 && spare.capacity == 0)
+        server.receive(whole[4...])
+        #expect(drain(&server) == [.text("hello")])
+        server.returnBuffers(to: &spare)
+        #expect(server.bufferCapacity == 0 && spare.capacity > 0)
+
+        let big = [UInt8](repeating: 1, count: 100_000)
+        var other = try WSProtocol(role: .server, now: .zero)
+        other.borrowBuffers(from: &spare)
+        other.receive(frame(.binary, big, key: WSMaskKey(1, 2, 3, 4)))
+        #expect(drain(&other).count == 1)
+        other.returnBuffers(to: &spare)
+        // The receive buffer grew past 64 KiB: the engine keeps it (until it is idle), the spare stays small.
+        #expect(other.inbound.storage.capacity >= 100_000 && spare.capacity <= 64 << 10)
+        other.releaseIdleMemory()
+        #expect(other.bufferCapacity == 0)
+    }
+}
+
 @Suite("Unmasking on arrival: large reads, mixed frame sizes, held and dropped events")
 struct UnmaskOnArrivalTests {
     @Test("every payload comes out exactly, whatever the read sizes and frame sizes", arguments: 0..<16)

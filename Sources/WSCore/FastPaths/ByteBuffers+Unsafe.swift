@@ -11,9 +11,10 @@
 /// the buffer unmasks every payload byte already buffered at once (`scan`), so nothing is
 /// written again, and nothing copied again, before the next `append`. Holding events thus
 /// costs at most one copy per read, never one per frame.
-struct InboundBuffer {
-    private(set) var storage: [UInt8] = []
-    private(set) var readIndex = 0
+@usableFromInline
+struct InboundBuffer: Sendable {
+    @usableFromInline private(set) var storage: [UInt8] = []
+    @usableFromInline private(set) var readIndex = 0
     /// Payload bytes in `readIndex..<unmaskedEnd` are already unmasked (by `scan`).
     private var unmaskedEnd = 0
 
@@ -24,7 +25,7 @@ struct InboundBuffer {
     }
 
     /// Bytes buffered and not yet consumed.
-    var readable: Int { storage.count &- readIndex }
+    @inlinable var readable: Int { storage.count &- readIndex }
 
     /// Appends received bytes, first reclaiming consumed space.
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
@@ -179,11 +180,12 @@ struct InboundBuffer {
 }
 
 /// Encoded frames waiting for the adapter to write them.
-struct OutboundBuffer {
-    private(set) var storage: [UInt8] = []
-    private(set) var start = 0
+@usableFromInline
+struct OutboundBuffer: Sendable {
+    @usableFromInline private(set) var storage: [UInt8] = []
+    @usableFromInline private(set) var start = 0
 
-    var count: Int { storage.count &- start }
+    @inlinable var count: Int { storage.count &- start }
 
     /// Appends one frame: header, then payload, masked in place when `header.maskKey` is set.
     mutating func appendFrame(_ header: WSFrameHeader, payload: UnsafeRawBufferPointer) {
