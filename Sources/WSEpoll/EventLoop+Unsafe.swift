@@ -864,26 +864,3 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         }
     }
 }
-
-/// A value at a fixed heap address, read and changed in place. Swift checks exclusive access to
-/// a class's stored properties at run time on every access; a value behind a pointer is not
-/// tracked. Sound here because of the epoll adapter's one rule: only the owning loop's thread
-/// touches a connection's state, one call at a time.
-struct LoopOwned<Value: ~Copyable>: ~Copyable {
-    private let pointer: UnsafeMutablePointer<Value>
-
-    init(_ value: consuming Value) {
-        pointer = .allocate(capacity: 1)
-        pointer.initialize(to: value)
-    }
-
-    deinit {
-        pointer.deinitialize(count: 1)
-        pointer.deallocate()
-    }
-
-    var value: Value {
-        _read { yield pointer.pointee }
-        nonmutating _modify { yield &pointer.pointee }
-    }
-}

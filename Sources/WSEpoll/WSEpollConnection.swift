@@ -24,13 +24,10 @@ public final class WSEpollConnection: @unchecked Sendable {
     var socket: WSSocket { stream.socket }
     /// Where the owning loop keeps it (set when the loop adopts it).
     var slot = -1
-    private let engineCell: LoopOwned<WSProtocol>
-    /// The engine, changed in place without Swift's per-access exclusivity bookkeeping (a
-    /// class's stored property would pay for it on every call; it is the loop's hot path).
-    var engine: WSProtocol {
-        _read { yield engineCell.value }
-        _modify { yield &engineCell.value }
-    }
+    /// The engine, in the connection's own allocation. `@exclusivity(unchecked)` as the
+    /// loop-thread state below: a class's stored property would otherwise pay for a run-time
+    /// access check on every call (it is the loop's hot path).
+    @exclusivity(unchecked) var engine: WSProtocol
     // Loop-thread state, `@exclusivity(unchecked)` as in EventLoop (no run-time access checks on
     // the hot path; no overlapping accesses are made).
     @exclusivity(unchecked) var handler: (any WSEpollHandler)?
@@ -40,9 +37,9 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// once open: always for a client connection; for a server's, only when the server keeps
     /// it (``WSEpollServer/Configuration/keepsHandshake``, off by default: about 2 KB per
     /// connection). The handler's ``WSEpollHandler/opened(_:_:)`` gets it either way.
-    @exclusivity(unchecked) public private(set) var handshake: WSHandshakeResult?
+    public var handshake: WSHandshakeResult? { rare?.handshake }
     /// The subprotocol agreed in the opening handshake, if any (once open).
-    @exclusivity(unchecked) public private(set) var subprotocol: String?
+    public var subprotocol: String? { rare?.subprotocol }
     /// The TLS session of a `wss://` connection (version, cipher, the peer's certificate); read
     /// it on the owning loop.
     public var tls: WSTLSSession? { stream.tls }
@@ -60,8 +57,15 @@ public final class WSEpollConnection: @unchecked Sendable {
     var inputEnded = false
     var transportDead = false
     /// Why the socket (or its TLS session) failed, if it did: a reset, a certificate refused.
-    @exclusivity(unchecked) package internal(set) var transportError: WSTransportError?
-    var lingerDeadline: WSInstant?
+    package internal(set) var transportError: WSTransportError? {
+        get { rare?.transportError }
+        set { if newValue != nil || rare != nil { rareState.transportError = newValue } }
+    }
+    /// When a closed connection stops waiting for its last bytes to go out and its peer's FIN.
+    var lingerDeadline: WSInstant? {
+        get { rare?.lingerDeadline }
+        set { if newValue != nil || rare != nil { rareState.lingerDeadline = newValue } }
+    }
     var armedDeadline: WSInstant?
     var isDirty = false
     var wasActive = true
@@ -74,7 +78,28 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// Bytes charged to the server's memory budget for this connection.
     var charged = 0
     /// The remote address counted against the server's per-address limit, if it has one.
-    var countedAddress: String?
+    var countedAddress: String? {
+        get { rare?.countedAddress }
+        set { if newValue != nil || rare != nil { rareState.countedAddress = newValue } }
+    }
+
+    /// What few connections need (a kept handshake, a subprotocol, a failure, the close's
+    /// linger, a per-address count), out of line so that an idle connection's record stays
+    /// small; allocated on first use.
+    private final class Rare {
+        @exclusivity(unchecked) var handshake: WSHandshakeResult?
+        @exclusivity(unchecked) var subprotocol: String?
+        @exclusivity(unchecked) var transportError: WSTransportError?
+        @exclusivity(unchecked) var lingerDeadline: WSInstant?
+        @exclusivity(unchecked) var countedAddress: String?
+    }
+    @exclusivity(unchecked) private var rare: Rare?
+    private var rareState: Rare {
+        if let rare { return rare }
+        let made = Rare()
+        rare = made
+        return made
+    }
 
     init(id: UInt64, loop: EventLoop, stream: WSStream, remoteAddress: String, engine: consuming WSProtocol, handler: (any WSEpollHandler)? = nil) {
         self.id = id
@@ -82,12 +107,12 @@ public final class WSEpollConnection: @unchecked Sendable {
         self.stream = stream
         self.handler = handler
         self.remoteAddress = remoteAddress
-        self.engineCell = LoopOwned(engine)
+        self.engine = engine
     }
 
     func opened(_ result: WSHandshakeResult, keep: Bool) {
-        subprotocol = result.subprotocol
-        if keep { handshake = result }
+        if let subprotocol = result.subprotocol { rareState.subprotocol = subprotocol }
+        if keep { rareState.handshake = result }
     }
 
     // MARK: Observation (owning loop)
@@ -149,7 +174,7 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// another module allocates its frame on every access.
     package func withEngine<R, E: Error>(_ body: (inout WSProtocol) throws(E) -> R) throws(E) -> R {
         defer { if !isDirty { loop.markDirty(self) } }
-        return try body(&engineCell.value)
+        return try body(&engine)
     }
 
     /// Sends a text message and queues a flush: the service layer's reply path (owning loop
