@@ -95,8 +95,9 @@ public struct WSProtocol: ~Copyable, Sendable {
         case server
     }
 
-    /// This engine's role.
-    public let role: Role
+    // Stored properties: word-aligned ones first, then the odd-sized ones, then the bytes, so
+    // that padding between them does not grow every connection's record.
+
     /// The configuration, fixed for the connection's life once it is open (a server's
     /// application may set its own when it accepts the upgrade).
     public private(set) var configuration: Configuration
@@ -105,30 +106,15 @@ public struct WSProtocol: ~Copyable, Sendable {
     public private(set) var now: WSInstant
 
     private var state: State
-    /// The checks made on every frame header, copied out of `configuration` in the types the
-    /// checks use.
-    private var limits: Limits
     @usableFromInline var inbound = InboundBuffer()
     /// Offset in the inbound stream of `inbound`'s read position.
     private var streamOffset: Int64 = 0
-    private var frame = FrameState.header
-    private var message: InboundMessage?
     /// The bytes of the message being assembled (``Delivery/wholeMessages``).
     private(set) var messageBuffer: [UInt8] = []
-    /// `messageBuffer` holds a message already handed out (its bytes may still be shared by the
-    /// consumer); it is emptied when the next message needs it (`prepareMessageBuffer`).
-    private var messageDelivered = false
-    private var inputEnded = false
     @usableFromInline var pending: [Event] = []
     @usableFromInline var outbound = OutboundBuffer()
-    private var outboundEOS = OutboundEOS.none
-    private var sending = OutboundMessage.none
-    private var maskKeys: MaskKeySource?
-    private var writable = true
     /// The negotiated per-message extension (permessage-deflate), if any.
     private var transform: (any WSMessageTransform)?
-    /// The RSV bits the transform lets a message's first frame carry.
-    private var allowedRSV: UInt8 = 0
     /// Decoded bytes of a transformed message in streaming delivery: one piece at a time.
     private var decodeBuffer: [UInt8] = []
     /// An outgoing message after the transform encoded it.
@@ -138,6 +124,28 @@ public struct WSProtocol: ~Copyable, Sendable {
     private var queuedSends: [QueuedSend] = []
     /// The bytes of `queuedSends` not encoded yet.
     private var queuedBytes = 0
+    /// A client's masking keys. Its generator is an existential held inline, which also keeps
+    /// the engine address-only: a getter called on an engine stored in a class (the epoll
+    /// connection) then reads it in place. A loadable engine (the generator boxed in a class)
+    /// was 40 bytes smaller but copied whole, 328 bytes, for every such call: +800
+    /// instructions per echoed message (callgrind).
+    private var maskKeys: MaskKeySource?
+    private var frame = FrameState.header
+    private var sending = OutboundMessage.none
+    private var message: InboundMessage?
+    /// The checks made on every frame header, copied out of `configuration` in the types the
+    /// checks use.
+    private var limits: Limits
+    /// This engine's role.
+    public let role: Role
+    /// `messageBuffer` holds a message already handed out (its bytes may still be shared by the
+    /// consumer); it is emptied when the next message needs it (`prepareMessageBuffer`).
+    private var messageDelivered = false
+    private var inputEnded = false
+    private var outboundEOS = OutboundEOS.none
+    private var writable = true
+    /// The RSV bits the transform lets a message's first frame carry.
+    private var allowedRSV: UInt8 = 0
 
     // MARK: State
 
@@ -177,11 +185,11 @@ public struct WSProtocol: ~Copyable, Sendable {
         var maxTransformedMessageSize: UInt64
         var maxDecodedSize: Int
         var maxFragments: Int
-        var acceptUnmasked: Bool
-        var streaming: Bool
         /// The most bytes one decode call may produce: the decode slice (whole messages), at
         /// most a streaming piece.
         var decodePause: Int
+        var acceptUnmasked: Bool
+        var streaming: Bool
 
         init(_ c: Configuration, transform: (any WSMessageTransform)? = nil) {
             maxFrameSize = UInt64(c.maxFrameSize)
@@ -249,24 +257,24 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     private struct Payload: Sendable {
         var remaining: Int
-        var fin: Bool
-        var key: WSMaskKey?
         /// The key phase of the next payload byte.
         var phase: Int = 0
+        var key: WSMaskKey?
+        var fin: Bool
     }
 
     /// The data message being received.
     private struct InboundMessage: Sendable {
         var kind: WSMessageKind
+        /// Marked with the transform's RSV bit: its payload goes through `transform.decode`.
+        var isTransformed = false
+        /// The last decode call paused with output pending.
+        var decodePaused = false
         var utf8 = WSUTF8Validator()
         var size = 0
         var frames = 0
-        /// Marked with the transform's RSV bit: its payload goes through `transform.decode`.
-        var isTransformed = false
         /// Bytes decoded so far (transformed messages).
         var decodedSize = 0
-        /// The last decode call paused with output pending.
-        var decodePaused = false
     }
 
     /// A message sent while a large one is being encoded a slice at a time.
@@ -286,7 +294,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// A fragmented message being sent with ``sendFragment(_:kind:isFinal:compress:)``.
     private enum OutboundMessage: Sendable {
         case none
-        case inProgress(WSMessageKind, WSUTF8Validator, transformed: Bool)
+        case inProgress(WSUTF8Validator, WSMessageKind, transformed: Bool)
     }
 
     private enum OutboundEOS: Sendable {
@@ -664,11 +672,11 @@ public struct WSProtocol: ~Copyable, Sendable {
             message!.frames += 1
             message!.size += length
         } else {
-            message = InboundMessage(kind: header.opcode == .text ? .text : .binary, size: length, frames: 1,
-                                     isTransformed: header.rsv != 0)
+            message = InboundMessage(kind: header.opcode == .text ? .text : .binary, isTransformed: header.rsv != 0,
+                                     size: length, frames: 1)
         }
         // Straight on to the payload: when it is already buffered the frame completes in this step.
-        return parsePayload(Payload(remaining: length, fin: header.fin, key: header.maskKey), &progress)
+        return parsePayload(Payload(remaining: length, key: header.maskKey, fin: header.fin), &progress)
     }
 
     /// The fast path for the commonest frame: a whole message in one complete, valid frame (FIN,
@@ -1443,7 +1451,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             utf8 = WSUTF8Validator()
             opcode = kind.opcode
             transformed = compress && transform?.shouldEncode(kind: kind, size: isFinal ? bytes.count : nil) == true
-        case .inProgress(let current, let validator, let t):
+        case .inProgress(let validator, let current, let t):
             guard current == kind else { throw .fragmentedMessageInProgress }
             utf8 = validator
             opcode = .continuation
@@ -1459,7 +1467,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             try requireRoom(for: bytes.count)
             appendData(bytes, opcode: opcode, fin: isFinal)
         }
-        sending = isFinal ? .none : .inProgress(kind, utf8, transformed: transformed)
+        sending = isFinal ? .none : .inProgress(utf8, kind, transformed: transformed)
     }
 
     /// Encodes the next slice of the message being sent a slice at a time

@@ -24,10 +24,6 @@ public final class WSEpollConnection: @unchecked Sendable {
     var socket: WSSocket { stream.socket }
     /// Where the owning loop keeps it (set when the loop adopts it).
     var slot = -1
-    /// The engine, in the connection's own allocation. `@exclusivity(unchecked)` as the
-    /// loop-thread state below: a class's stored property would otherwise pay for a run-time
-    /// access check on every call (it is the loop's hot path).
-    @exclusivity(unchecked) var engine: WSProtocol
     // Loop-thread state, `@exclusivity(unchecked)` as in EventLoop (no run-time access checks on
     // the hot path; no overlapping accesses are made).
     @exclusivity(unchecked) var handler: (any WSEpollHandler)?
@@ -43,6 +39,16 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// The TLS session of a `wss://` connection (version, cipher, the peer's certificate); read
     /// it on the owning loop.
     public var tls: WSTLSSession? { stream.tls }
+
+    /// Bytes charged to the server's memory budget for this connection.
+    var charged = 0
+    @exclusivity(unchecked) private var rare: Rare?
+    /// The engine, in the connection's own allocation. `@exclusivity(unchecked)` as the
+    /// loop-thread state: a class's stored property would otherwise pay for a run-time access
+    /// check on every call (it is the loop's hot path).
+    @exclusivity(unchecked) var engine: WSProtocol
+    // Small ones together (less padding).
+    var armedDeadline: WSInstant?
 
     // Transport state (loop thread only).
     var readable = true
@@ -66,7 +72,6 @@ public final class WSEpollConnection: @unchecked Sendable {
         get { rare?.lingerDeadline }
         set { if newValue != nil || rare != nil { rareState.lingerDeadline = newValue } }
     }
-    var armedDeadline: WSInstant?
     var isDirty = false
     var wasActive = true
     /// The engine paused a decode; the loop serves it again next turn (reading waits).
@@ -75,8 +80,6 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// each time the timer is armed: unchecked, or the run-time access check costs about 70
     /// instructions per echoed message (callgrind).
     @exclusivity(unchecked) var applicationDeadline: WSInstant?
-    /// Bytes charged to the server's memory budget for this connection.
-    var charged = 0
     /// The remote address counted against the server's per-address limit, if it has one.
     var countedAddress: String? {
         get { rare?.countedAddress }
@@ -93,7 +96,6 @@ public final class WSEpollConnection: @unchecked Sendable {
         @exclusivity(unchecked) var lingerDeadline: WSInstant?
         @exclusivity(unchecked) var countedAddress: String?
     }
-    @exclusivity(unchecked) private var rare: Rare?
     private var rareState: Rare {
         if let rare { return rare }
         let made = Rare()
