@@ -208,7 +208,7 @@ extension WSProtocol {
         // connection (an engine is created per connection and keeps its configuration).
         private var storage = Storage.defaults
 
-        private struct Fields: Hashable, Sendable {
+        fileprivate struct Fields: Hashable, Sendable {
             /// ``maxFrameSize`` when set; nil follows ``maxMessageSize``.
             var frameLimit: Int? = nil
             var maxMessageSize: Int = 1 << 20
@@ -230,18 +230,51 @@ extension WSProtocol {
             var maxBufferedAmount: Int = 64 << 20
         }
 
-        /// Immutable while shared: ``modify(_:)`` copies it before a change unless this
-        /// configuration holds the only reference.
-        private final class Storage: @unchecked Sendable {
-            var fields: Fields
-            init(_ fields: Fields) { self.fields = fields }
+        /// Immutable: ``modify(_:)`` makes a new one. Its fields are constants, so an engine
+        /// reads them with no run-time exclusivity check.
+        private final class Storage: Sendable {
+            let fields: Fields
+            let limits: FrameLimits
+            init(_ fields: Fields) {
+                self.fields = fields
+                limits = FrameLimits(fields)
+            }
             static let defaults = Storage(Fields())
         }
 
         private mutating func modify(_ change: (inout Fields) -> Void) {
-            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
-            change(&storage.fields)
+            var fields = storage.fields
+            change(&fields)
+            storage = Storage(fields)
         }
+
+        /// The checks an engine makes on every frame header, in the types the checks use.
+        struct FrameLimits: Sendable {
+            var maxFrameSize: UInt64
+            var maxMessageSize: UInt64
+            var maxDecodedSize: Int
+            var maxFragments: Int
+            /// The most bytes one decode call may produce: the decode slice (whole messages), at
+            /// most a streaming piece.
+            var decodePause: Int
+            var acceptUnmasked: Bool
+            var streaming: Bool
+
+            /// Computed for every configuration, valid or not (``validate()`` refuses a negative
+            /// limit before an engine uses one).
+            fileprivate init(_ f: Fields) {
+                maxFrameSize = UInt64(clamping: f.frameLimit ?? f.maxMessageSize)
+                maxMessageSize = UInt64(clamping: f.maxMessageSize)
+                maxDecodedSize = f.maxDecompressedSize ?? f.maxMessageSize
+                maxFragments = f.maxFragmentsPerMessage
+                acceptUnmasked = f.acceptUnmaskedFrames
+                streaming = f.delivery == .streaming
+                let slice = f.decodeSliceSize ?? .max
+                decodePause = streaming ? Swift.min(WSProtocol.decodedPieceSize, slice) : slice
+            }
+        }
+
+        var frameLimits: FrameLimits { storage.limits }
 
         public static func == (a: Self, b: Self) -> Bool { a.storage === b.storage || a.storage.fields == b.storage.fields }
         public func hash(into hasher: inout Hasher) { hasher.combine(storage.fields) }

@@ -105,6 +105,10 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// The latest time passed to ``tick(now:)`` (or `init`); timers are armed relative to it.
     public private(set) var now: WSInstant
 
+    /// The checks made on every frame header: computed once per configuration and shared by
+    /// every engine with it (not 64 bytes in each).
+    private var limits: Configuration.FrameLimits { configuration.frameLimits }
+
     private var state: State
     @usableFromInline var inbound = InboundBuffer()
     /// Offset in the inbound stream of `inbound`'s read position.
@@ -133,9 +137,6 @@ public struct WSProtocol: ~Copyable, Sendable {
     private var frame = FrameState.header
     private var sending = OutboundMessage.none
     private var message: InboundMessage?
-    /// The checks made on every frame header, copied out of `configuration` in the types the
-    /// checks use.
-    private var limits: Limits
     /// This engine's role.
     public let role: Role
     /// `messageBuffer` holds a message already handed out (its bytes may still be shared by the
@@ -174,35 +175,6 @@ public struct WSProtocol: ~Copyable, Sendable {
         case readingResponse(ClientHandshakeState)
         /// Client: the answer was not 101; reading its body before reporting it.
         case readingRejection(HTTPResponse, BodyReader, deadline: WSInstant)
-    }
-
-    private struct Limits: Sendable {
-        var maxFrameSize: UInt64
-        var maxMessageSize: UInt64
-        /// The wire limits of a transformed message: the limits above plus the transform's
-        /// worst-case growth (``WSMessageTransform/maxEncodedSize(forDecodedSize:)``).
-        var maxTransformedFrameSize: UInt64
-        var maxTransformedMessageSize: UInt64
-        var maxDecodedSize: Int
-        var maxFragments: Int
-        /// The most bytes one decode call may produce: the decode slice (whole messages), at
-        /// most a streaming piece.
-        var decodePause: Int
-        var acceptUnmasked: Bool
-        var streaming: Bool
-
-        init(_ c: Configuration, transform: (any WSMessageTransform)? = nil) {
-            maxFrameSize = UInt64(c.maxFrameSize)
-            maxMessageSize = UInt64(c.maxMessageSize)
-            maxTransformedFrameSize = UInt64(transform?.maxEncodedSize(forDecodedSize: c.maxFrameSize) ?? c.maxFrameSize)
-            maxTransformedMessageSize = UInt64(transform?.maxEncodedSize(forDecodedSize: c.maxMessageSize) ?? c.maxMessageSize)
-            maxDecodedSize = c.maxDecompressedSize ?? c.maxMessageSize
-            maxFragments = c.maxFragmentsPerMessage
-            acceptUnmasked = c.acceptUnmaskedFrames
-            streaming = c.delivery == .streaming
-            let slice = c.decodeSliceSize ?? .max
-            decodePause = streaming ? Swift.min(WSProtocol.decodedPieceSize, slice) : slice
-        }
     }
 
     /// Keepalive and idle timers, meaningful only while open.
@@ -324,7 +296,6 @@ public struct WSProtocol: ~Copyable, Sendable {
         try configuration.validate()
         self.role = role
         self.configuration = configuration
-        self.limits = Limits(configuration)
         self.now = now
         self.maskKeys = role == .client ? MaskKeySource(random: randomNumberGenerator) : nil
         self.state = .open(Self.openTimers(configuration, now: now))
@@ -333,7 +304,6 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     private mutating func install(_ transform: (any WSMessageTransform)?) {
         self.transform = transform
-        limits = Limits(configuration, transform: transform)
         allowedRSV = transform?.reservedBits ?? 0
     }
 
@@ -780,10 +750,18 @@ public struct WSProtocol: ~Copyable, Sendable {
             soFar = 0
             transformed = header.rsv != 0
         }
-        // A transformed (compressed) message may take a little more room on the wire than it
-        // decodes to; what it decodes to is bounded exactly by the decoded-size limit.
-        if header.payloadLength > (transformed ? limits.maxTransformedFrameSize : limits.maxFrameSize) { return .frameTooBig }
-        if UInt64(soFar) + header.payloadLength > (transformed ? limits.maxTransformedMessageSize : limits.maxMessageSize) { return .messageTooBig }
+        if transformed, let transform {
+            // A transformed (compressed) message may take a little more room on the wire than
+            // it decodes to (the transform's worst-case growth); what it decodes to is bounded
+            // exactly by the decoded-size limit.
+            if header.payloadLength > UInt64(transform.maxEncodedSize(forDecodedSize: configuration.maxFrameSize)) { return .frameTooBig }
+            if UInt64(soFar) + header.payloadLength > UInt64(transform.maxEncodedSize(forDecodedSize: configuration.maxMessageSize)) {
+                return .messageTooBig
+            }
+            return nil
+        }
+        if header.payloadLength > limits.maxFrameSize { return .frameTooBig }
+        if UInt64(soFar) + header.payloadLength > limits.maxMessageSize { return .messageTooBig }
         return nil
     }
 
@@ -1757,6 +1735,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         if case .none = outboundEOS { outboundEOS = .queued }
     }
 
+    @inline(__always)
     private mutating func updateWritability() {
         let queued = outbound.count + queuedBytes
         if writable, queued >= configuration.outboundHighWaterMark {
