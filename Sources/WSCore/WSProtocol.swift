@@ -179,10 +179,29 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     /// Keepalive and idle timers, meaningful only while open.
     private struct Timers: Sendable {
-        var nextPing: WSInstant?
-        var pongDeadline: WSInstant?
-        var idleDeadline: WSInstant?
+        // Each deadline in nanoseconds, `Int64.min` for none (an instant no timer reaches: they
+        // are `now` plus a positive interval): three `WSInstant?` would take 48 bytes with
+        // their padding, in every open connection's engine.
+        private var ping = Int64.min, pong = Int64.min, idle = Int64.min
         var pingsSent: UInt32 = 0
+
+        init(nextPing: WSInstant?, idleDeadline: WSInstant?) {
+            self.nextPing = nextPing
+            self.idleDeadline = idleDeadline
+        }
+
+        var nextPing: WSInstant? {
+            get { ping == .min ? nil : WSInstant(nanoseconds: ping) }
+            set { ping = newValue?.nanoseconds ?? .min }
+        }
+        var pongDeadline: WSInstant? {
+            get { pong == .min ? nil : WSInstant(nanoseconds: pong) }
+            set { pong = newValue?.nanoseconds ?? .min }
+        }
+        var idleDeadline: WSInstant? {
+            get { idle == .min ? nil : WSInstant(nanoseconds: idle) }
+            set { idle = newValue?.nanoseconds ?? .min }
+        }
     }
 
     private struct Closing: Sendable {

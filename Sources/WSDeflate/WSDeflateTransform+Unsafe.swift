@@ -23,26 +23,27 @@ public import WSCore
 /// Owned by one ``WSProtocol``; it is not safe to use from two threads at once, and the engine
 /// never does.
 @safe public final class WSDeflateTransform: WSMessageTransform, @unchecked Sendable {
+    // Stored in an order that leaves little padding: one codec per compressed connection.
+
     /// What was agreed, by direction.
     public let parameters: WSDeflateParameters
-    private let level: Int32
-    private let memoryLevel: Int32
-    private let minimumSize: Int
-
-    private var deflater: UnsafeMutablePointer<z_stream>?
-    private var inflater: UnsafeMutablePointer<z_stream>?
     /// A message is being compressed across calls (fragments, slices): it keeps to `deflater`.
     private var encodingAcrossCalls = false
-    private static let scratchSize = ThreadZlib.scratchSize
-
-    /// How many bytes of the 00 00 ff ff tail the current inbound message has had.
-    private var tailFed = 0
     /// zlib's stream ended (a BFINAL block) and no input has followed yet in this message.
     private var streamEnded = false
     /// The last inflate call that used input or produced output left zlib between blocks
     /// (`data_type` bit 128). Kept from that call: a later call without progress reads as
     /// mid-stream (zlib moves its state off "between blocks" on entry).
     private var atBoundary = false
+    /// How many bytes of the 00 00 ff ff tail the current inbound message has had (0...4).
+    private var tailFed = 0 as UInt8
+    private let level: Int32
+    private let memoryLevel: Int32
+    private let minimumSize: Int
+
+    private var deflater: UnsafeMutablePointer<z_stream>?
+    private var inflater: UnsafeMutablePointer<z_stream>?
+    private static let scratchSize = ThreadZlib.scratchSize
 
     /// Whether this connection holds a compressor of its own now (with context takeover, or
     /// while a message is compressed across calls); otherwise whole messages use the thread's.
@@ -184,7 +185,7 @@ public import WSCore
                 } else if isFinal && !streamEnded && tailFed < 4 {
                     feedingTail = true
                     // §7.2.2: "Append 4 octets of 0x00 0x00 0xff 0xff to the tail end of the payload".
-                    unsafe s.pointee.next_in = (out.baseAddress! + Self.scratchSize + tailFed).assumingMemoryBound(to: UInt8.self)
+                    unsafe s.pointee.next_in = (out.baseAddress! + Self.scratchSize + Int(tailFed)).assumingMemoryBound(to: UInt8.self)
                     unsafe s.pointee.avail_in = UInt32(4 - tailFed)
                 } else {
                     unsafe s.pointee.next_in = nil
@@ -201,7 +202,7 @@ public import WSCore
                 let fed = Int(unsafe s.pointee.avail_in)
                 let rc = unsafe inflate(s, Z_SYNC_FLUSH)
                 let used = fed - Int(unsafe s.pointee.avail_in)
-                if feedingTail { tailFed += used } else { consumed += used }
+                if feedingTail { tailFed += UInt8(used) } else { consumed += used }
                 if used > 0 && !feedingTail { streamEnded = false }
                 let n = space - Int(unsafe s.pointee.avail_out)
                 if used > 0 || n > 0 { atBoundary = unsafe s.pointee.data_type & 128 != 0 }

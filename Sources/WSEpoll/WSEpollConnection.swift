@@ -47,8 +47,7 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// loop-thread state: a class's stored property would otherwise pay for a run-time access
     /// check on every call (it is the loop's hot path).
     @exclusivity(unchecked) var engine: WSProtocol
-    // Small ones together (less padding).
-    var armedDeadline: WSInstant?
+    // The small ones after the engine, together (less padding in every connection's record).
 
     // Transport state (loop thread only).
     var readable = true
@@ -76,10 +75,21 @@ public final class WSEpollConnection: @unchecked Sendable {
     var wasActive = true
     /// The engine paused a decode; the loop serves it again next turn (reading waits).
     var workPending = false
-    /// When to call ``WSEpollServiceHooks/deadlinePassed(_:)`` (a layer's own timeout). Read
-    /// each time the timer is armed: unchecked, or the run-time access check costs about 70
-    /// instructions per echoed message (callgrind).
-    @exclusivity(unchecked) var applicationDeadline: WSInstant?
+    // Two deadlines in nanoseconds, `Int64.min` for none (a `WSInstant?` takes 16 bytes with
+    // its padding). Read each time the timer is armed: unchecked, or the run-time access check
+    // costs about 70 instructions per echoed message (callgrind).
+    @exclusivity(unchecked) private var armedAt = Int64.min
+    @exclusivity(unchecked) private var applicationAt = Int64.min
+    /// The deadline the loop's timer heap holds for this connection, if any.
+    var armedDeadline: WSInstant? {
+        get { armedAt == .min ? nil : WSInstant(nanoseconds: armedAt) }
+        set { armedAt = newValue?.nanoseconds ?? .min }
+    }
+    /// When to call ``WSEpollServiceHooks/deadlinePassed(_:)`` (a layer's own timeout).
+    var applicationDeadline: WSInstant? {
+        get { applicationAt == .min ? nil : WSInstant(nanoseconds: applicationAt) }
+        set { applicationAt = newValue?.nanoseconds ?? .min }
+    }
     /// The remote address counted against the server's per-address limit, if it has one.
     var countedAddress: String? {
         get { rare?.countedAddress }
