@@ -202,6 +202,14 @@ public struct WSProtocol: ~Copyable, Sendable {
             get { idle == .min ? nil : WSInstant(nanoseconds: idle) }
             set { idle = newValue?.nanoseconds ?? .min }
         }
+
+        /// The earliest deadline: the Pong's while one is awaited, else the next Ping's; or the
+        /// idle one, if sooner.
+        var earliest: WSInstant? {
+            let keepalive = pong != .min ? pong : ping
+            let soonest = keepalive == .min ? idle : (idle == .min ? keepalive : Swift.min(keepalive, idle))
+            return soonest == .min ? nil : WSInstant(nanoseconds: soonest)
+        }
     }
 
     private struct Closing: Sendable {
@@ -412,7 +420,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             case .awaitingDecision: return nil
             }
         case .open(let t):
-            return earliest(t.pongDeadline ?? t.nextPing, t.idleDeadline)
+            return t.earliest
         case .closeSent(_, let deadline):
             return deadline
         case .closeReceived:
@@ -422,15 +430,6 @@ public struct WSProtocol: ~Copyable, Sendable {
         case .closed:
             return nil
         }
-    }
-
-    /// The earlier of two optional instants (no arrays: adapters read ``nextDeadline`` after
-    /// every read).
-    @inline(__always)
-    private func earliest(_ a: WSInstant?, _ b: WSInstant?) -> WSInstant? {
-        guard let a else { return b }
-        guard let b else { return a }
-        return Swift.min(a, b)
     }
 
     /// Outbound bytes queued and not yet taken by the adapter (ready to write: the unencoded
@@ -1131,7 +1130,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             }
         case .open(var t):
             // Nothing is due before the earliest deadline (the common case, once per drain).
-            guard let due = earliest(t.pongDeadline ?? t.nextPing, t.idleDeadline), now >= due else { return nil }
+            guard let due = t.earliest, now >= due else { return nil }
             if let deadline = t.pongDeadline, now >= deadline {
                 // The peer did not answer: queue a Close for form's sake and drop the transport.
                 let frame = WSCloseFrame(code: .internalError, reason: "keepalive ping timeout")

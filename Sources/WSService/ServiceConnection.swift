@@ -107,9 +107,13 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     @exclusivity(unchecked) var failing = false
     @exclusivity(unchecked) private var writeWaiters: [CheckedContinuation<Void, Never>] = []
     @exclusivity(unchecked) private var closeWaiters: [CheckedContinuation<WSProtocol.CloseInfo, Never>] = []
-    @exclusivity(unchecked) private var closeInfo: WSProtocol.CloseInfo?
-    /// `closeInfo != nil`, without copying the info on the hot path.
-    @exclusivity(unchecked) private var isClosed = false
+    /// How the connection closed, once it has: boxed, since it is 129 bytes inline and only
+    /// a closed connection has one.
+    @exclusivity(unchecked) private var closed: Closed?
+    private final class Closed: Sendable {
+        let info: WSProtocol.CloseInfo
+        init(_ info: WSProtocol.CloseInfo) { self.info = info }
+    }
 
     init(connection: WSEpollConnection, route: Route, request: WSUpgradeRequest, subprotocol: String?) {
         self.connection = connection
@@ -179,8 +183,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
             enqueue(.failed(WSServiceError(code, error.description, closeCode: error.closeCode, underlying: error)))
         case .closed(let info):
             phase.store(3, ordering: .releasing)
-            closeInfo = info
-            isClosed = true
+            closed = Closed(info)
             resumeWriters()
             let waiters = closeWaiters
             closeWaiters.removeAll()
@@ -218,7 +221,16 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     /// false when it should end (the connection went idle, or its last item was delivered, or
     /// it is not busy enough yet to keep a task: see `burstsSinceIdle`).
     final func park(_ runner: UnsafeContinuation<Bool, Never>) {
-        if ended || burstsSinceIdle < 3 { runner.resume(returning: false) } else { parked = runner }
+        guard ended || burstsSinceIdle < 3 else { return parked = runner }
+        if head == tail {
+            // Not busy: the queue's memory goes with the task, now, while the next
+            // connection's allocations can reuse it (at the idle sweep it would leave holes
+            // between live records, which the allocator cannot give back).
+            queue = []
+            arena = []
+            arenaUsed = 0
+        }
+        runner.resume(returning: false)
     }
 
     /// The next item after the runner was told to end: items that came after that word still
@@ -309,7 +321,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
 
     /// Whether a message may be sent now without waiting (or the connection is over, and the
     /// send will say so).
-    final var canWrite: Bool { isClosed || connection.isWritable }
+    final var canWrite: Bool { closed != nil || connection.isWritable }
 
     /// Waits until the outbound buffer is below its low-water mark again (or the connection
     /// ends). On the loop's thread only.
@@ -344,7 +356,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
     /// Starts the closing handshake and waits until the connection has closed (or the wait
     /// for the peer's Close ran out). On the loop's thread only.
     func close(code: WSCloseCode, reason: String, timeout: Duration) async throws(WSServiceError) {
-        if closeInfo == nil {
+        if closed == nil {
             do {
                 try onLoop { (engine) throws(WSUsageError) in try engine.close(code: code, reason: reason, timeout: timeout) }
                 markClosing()
@@ -357,7 +369,7 @@ class ServiceConnectionBase: WSEpollServiceHooks, @unchecked Sendable {
             }
         }
         let info: WSProtocol.CloseInfo
-        if let known = closeInfo {
+        if let known = closed?.info {
             info = known
         } else {
             info = await withCheckedContinuation { closeWaiters.append($0) }

@@ -173,8 +173,11 @@ extension WSUpgradeRequest {
         var fields = HTTPFields()
         if let host = head.authority { fields[.hostField] = host }
         fields.append(contentsOf: head.headerFields)
+        let startLine = "GET \(head.path ?? "/") HTTP/1.1"
         var out: [UInt8] = []
-        appendHead(startLine: "GET \(head.path ?? "/") HTTP/1.1", fields: fields, to: &out)
+        // Kept for the connection's lifetime: allocated to measure, not grown by doubling.
+        out.reserveCapacity(fields.reduce(startLine.utf8.count + 4) { $0 + $1.name.rawName.utf8.count + $1.value.utf8.count + 4 })
+        appendHead(startLine: startLine, fields: fields, to: &out)
         return out
     }
 
