@@ -23,7 +23,7 @@ public final class WSEpollConnection: @unchecked Sendable {
     let stream: WSStream
     var socket: WSSocket { stream.socket }
     /// Where the owning loop keeps it (set when the loop adopts it).
-    var slot = -1
+    @exclusivity(unchecked) var slot = -1
     // Loop-thread state, `@exclusivity(unchecked)` as in EventLoop (no run-time access checks on
     // the hot path; no overlapping accesses are made).
     @exclusivity(unchecked) var handler: (any WSEpollHandler)?
@@ -41,7 +41,7 @@ public final class WSEpollConnection: @unchecked Sendable {
     public var tls: WSTLSSession? { stream.tls }
 
     /// Bytes charged to the server's memory budget for this connection.
-    var charged = 0
+    @exclusivity(unchecked) var charged = 0
     @exclusivity(unchecked) private var rare: Rare?
     /// The engine, in the connection's own allocation. `@exclusivity(unchecked)` as the
     /// loop-thread state: a class's stored property would otherwise pay for a run-time access
@@ -49,18 +49,19 @@ public final class WSEpollConnection: @unchecked Sendable {
     @exclusivity(unchecked) var engine: WSProtocol
     // The small ones after the engine, together (less padding in every connection's record).
 
-    // Transport state (loop thread only).
-    var readable = true
-    var peerHungUp = false
-    var kernelFull = false
-    var readPaused = false
+    // Transport state (loop thread only), unchecked as above: `applicationPaused`, set from the
+    // service layer's module, cost a run-time access check (about 60 instructions) per echo.
+    @exclusivity(unchecked) var readable = true
+    @exclusivity(unchecked) var peerHungUp = false
+    @exclusivity(unchecked) var kernelFull = false
+    @exclusivity(unchecked) var readPaused = false
     /// Reading stopped by the application (its inbound queue is full).
-    package var applicationPaused = false
+    @exclusivity(unchecked) package var applicationPaused = false
     /// ``WSEpollServiceHooks/writable(_:)`` is owed when the engine turns writable.
-    var writabilityWanted = false
-    var writeShut = false
-    var inputEnded = false
-    var transportDead = false
+    @exclusivity(unchecked) var writabilityWanted = false
+    @exclusivity(unchecked) var writeShut = false
+    @exclusivity(unchecked) var inputEnded = false
+    @exclusivity(unchecked) var transportDead = false
     /// Why the socket (or its TLS session) failed, if it did: a reset, a certificate refused.
     package internal(set) var transportError: WSTransportError? {
         get { rare?.transportError }
@@ -71,10 +72,10 @@ public final class WSEpollConnection: @unchecked Sendable {
         get { rare?.lingerDeadline }
         set { if newValue != nil || rare != nil { rareState.lingerDeadline = newValue } }
     }
-    var isDirty = false
-    var wasActive = true
+    @exclusivity(unchecked) var isDirty = false
+    @exclusivity(unchecked) var wasActive = true
     /// The engine paused a decode; the loop serves it again next turn (reading waits).
-    var workPending = false
+    @exclusivity(unchecked) var workPending = false
     // Two deadlines in nanoseconds, `Int64.min` for none (a `WSInstant?` takes 16 bytes with
     // its padding). Read each time the timer is armed: unchecked, or the run-time access check
     // costs about 70 instructions per echoed message (callgrind).

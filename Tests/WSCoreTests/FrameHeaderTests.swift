@@ -54,7 +54,7 @@ struct FrameHeaderTests {
         #expect(WSFrameHeader.decode([0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0] as [UInt8]) == .invalid(.lengthMSBSet))
     }
 
-    @Test("property: encode∘decode is the identity for random headers")
+    @Test("property: encode∘decode is the identity for random headers; the fast encoder writes the reference's bytes")
     func roundTrip() {
         var rng = WSSeededRandom(seed: 52)
         for _ in 0..<5000 {
@@ -65,6 +65,10 @@ struct FrameHeaderTests {
                 payloadLength: lengths[Int(rng.next() % 4)])
             var bytes: [UInt8] = []
             header.encode(into: &bytes)
+            // The fast encoder (stores into a raw buffer) writes the same bytes.
+            var fast = [UInt8](repeating: 0xEE, count: WSFrameHeader.maxLength)
+            let written = unsafe fast.withUnsafeMutableBytes { unsafe header.encode(to: $0.baseAddress!) }
+            #expect(Array(fast[..<written]) == bytes)
             bytes += (0..<Int(rng.next() % 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }  // trailing payload
             #expect(WSFrameHeader.decode(bytes) == .header(header, length: header.encodedLength))
         }

@@ -1,4 +1,5 @@
-// Frame header decoding on a raw buffer: the fast path beside `WSFrameHeader.decodeReference`.
+// Frame header decoding on a raw buffer: the fast path beside `WSFrameHeader.decodeReference`;
+// and encoding into one: the fast path beside `WSFrameHeader.encode(into:)`.
 //
 // With 14 or more bytes buffered (the longest header) every field is read in one step with
 // unaligned loads and no further length checks; with fewer, the same loads run after the total
@@ -39,5 +40,33 @@ extension WSFrameHeader {
     public static func decode(_ bytes: some Collection<UInt8>) -> Decoded {
         if let r = bytes.withContiguousStorageIfAvailable({ unsafe decode(UnsafeRawBufferPointer($0)) }) { return r }
         return unsafe Array(bytes).withUnsafeBytes { unsafe decode($0) }
+    }
+
+    /// Writes the header at `p` (which must have room for ``maxLength`` bytes) and returns its
+    /// length: the same bytes as ``encode(into:)``, with stores instead of array appends (the
+    /// send path frames every message into the outbound buffer with it).
+    @unsafe @inline(__always)
+    public func encode(to p: UnsafeMutableRawPointer) -> Int {
+        let b0 = (fin ? 0x80 : 0) | (rsv & 0b111) << 4 | opcode.rawValue
+        let m: UInt8 = maskKey == nil ? 0 : 0x80
+        unsafe p.storeBytes(of: b0, as: UInt8.self)
+        var n: Int
+        if payloadLength < 126 {
+            unsafe p.storeBytes(of: m | UInt8(payloadLength), toByteOffset: 1, as: UInt8.self)
+            n = 2
+        } else if payloadLength <= 0xFFFF {
+            unsafe p.storeBytes(of: m | 126, toByteOffset: 1, as: UInt8.self)
+            unsafe p.storeBytes(of: UInt16(payloadLength).bigEndian, toByteOffset: 2, as: UInt16.self)
+            n = 4
+        } else {
+            unsafe p.storeBytes(of: m | 127, toByteOffset: 1, as: UInt8.self)
+            unsafe p.storeBytes(of: payloadLength.bigEndian, toByteOffset: 2, as: UInt64.self)
+            n = 10
+        }
+        if let maskKey {
+            unsafe p.storeBytes(of: maskKey.rawValue.littleEndian, toByteOffset: n, as: UInt32.self)
+            n &+= 4
+        }
+        return n
     }
 }
