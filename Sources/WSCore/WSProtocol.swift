@@ -126,8 +126,15 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// Messages waiting to be encoded a slice at a time (``Configuration/encodeSliceSize``),
     /// in order; the first is in progress. Usually empty.
     private var queuedSends: [QueuedSend] = []
-    /// The bytes of `queuedSends` not encoded yet.
-    private var queuedBytes = 0
+    /// The bytes of `queuedSends` not encoded yet (counted when asked: the queue is usually
+    /// empty, and a stored count would take 8 bytes in every engine).
+    private var queuedBytes: Int {
+        @inline(__always) get { queuedSends.isEmpty ? 0 : Self.pendingBytes(queuedSends) }
+    }
+
+    private static func pendingBytes(_ queue: [QueuedSend]) -> Int {
+        queue.reduce(0) { $0 + $1.bytes.count - $1.offset }
+    }
     /// A client's masking keys. Its generator is an existential held inline, which also keeps
     /// the engine address-only: a getter called on an engine stored in a class (the epoll
     /// connection) then reads it in place. A loadable engine (the generator boxed in a class)
@@ -1183,7 +1190,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// `processTimers` after it.
     private mutating func stepHandshake() -> Event? {
         while case .handshaking(let h) = state {
-            let buffered = inbound.storage[inbound.readIndex...]
+            let buffered = inbound.storage[inbound.readIndex..<inbound.end]
             switch h {
             case .readingRequest(var scanner, let options, let deadline, let handshakeDeadline):
                 switch scanner.scan(buffered) {
@@ -1411,7 +1418,6 @@ public struct WSProtocol: ~Copyable, Sendable {
             // Behind (or as) a message encoded a slice at a time.
             try requireRoom(for: transformed ? Self.encodedSizeBound(bytes.count) : bytes.count)
             queuedSends.append(QueuedSend(bytes: Array(bytes), kind: kind, transformed: transformed))
-            queuedBytes += bytes.count
             noteDataActivity()
             if queuedSends.count == 1 { continueEncoding() } else { updateWritability() }
             return
@@ -1475,7 +1481,6 @@ public struct WSProtocol: ~Copyable, Sendable {
         while let first = queuedSends.first {
             guard first.transformed, let transform else {
                 queuedSends.removeFirst()
-                queuedBytes -= first.bytes.count
                 appendData(first.bytes, opcode: first.kind.opcode, fin: true)
                 continue
             }
@@ -1487,7 +1492,6 @@ public struct WSProtocol: ~Copyable, Sendable {
     private mutating func dropQueuedSends() {
         guard !queuedSends.isEmpty else { return }
         queuedSends = []
-        queuedBytes = 0
         updateWritability()
     }
 
@@ -1509,7 +1513,6 @@ public struct WSProtocol: ~Copyable, Sendable {
             if last { transform.encode(span, isFinal: true, into: &held) } else { transform.encodeContinuing(span, into: &held) }
         }
         queuedSends[0].offset = end
-        queuedBytes -= end - start
         let fragment = configuration.outboundFragmentSize
         let kind = queuedSends[0].kind
         var started = queuedSends[0].started

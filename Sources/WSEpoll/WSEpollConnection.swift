@@ -22,8 +22,6 @@ public final class WSEpollConnection: @unchecked Sendable {
     unowned(unsafe) let loop: EventLoop
     let stream: WSStream
     var socket: WSSocket { stream.socket }
-    /// Where the owning loop keeps it (set when the loop adopts it).
-    @exclusivity(unchecked) var slot = -1
     // Loop-thread state, `@exclusivity(unchecked)` as in EventLoop (no run-time access checks on
     // the hot path; no overlapping accesses are made).
     @exclusivity(unchecked) var handler: (any WSEpollHandler)?
@@ -79,6 +77,13 @@ public final class WSEpollConnection: @unchecked Sendable {
     // Two deadlines in nanoseconds, `Int64.min` for none (a `WSInstant?` takes 16 bytes with
     // its padding). Read each time the timer is armed: unchecked, or the run-time access check
     // costs about 70 instructions per echoed message (callgrind).
+    /// Where the owning loop keeps it (set when the loop adopts it); 32 bits, stored beside the
+    /// flags.
+    @exclusivity(unchecked) private var slotIndex: Int32 = -1
+    var slot: Int {
+        get { Int(slotIndex) }
+        set { slotIndex = Int32(newValue) }
+    }
     @exclusivity(unchecked) private var armedAt = Int64.min
     @exclusivity(unchecked) private var applicationAt = Int64.min
     /// The deadline the loop's timer heap holds for this connection, if any.
