@@ -114,13 +114,13 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// Offset in the inbound stream of `inbound`'s read position.
     private var streamOffset: Int64 = 0
     /// The bytes of the message being assembled (``Delivery/wholeMessages``).
-    private(set) var messageBuffer: [UInt8] = []
+    @usableFromInline private(set) var messageBuffer: [UInt8] = []
     @usableFromInline var pending: [Event] = []
     @usableFromInline var outbound = OutboundBuffer()
     /// The negotiated per-message extension (permessage-deflate), if any.
     private var transform: (any WSMessageTransform)?
     /// Decoded bytes of a transformed message in streaming delivery: one piece at a time.
-    private var decodeBuffer: [UInt8] = []
+    @usableFromInline var decodeBuffer: [UInt8] = []
     /// An outgoing message after the transform encoded it.
     @usableFromInline var encodeBuffer: [UInt8] = []
     /// Messages waiting to be encoded a slice at a time (``Configuration/encodeSliceSize``),
@@ -456,7 +456,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// and encoding), in use or kept for the next message, not counting the message transform's
     /// state (zlib). A buffer keeps its memory while messages fill a quarter of it or more;
     /// ``releaseIdleMemory()`` brings this down to what is in use.
-    public var bufferCapacity: Int {
+    @inlinable public var bufferCapacity: Int {
         inbound.storage.capacity + outbound.storage.capacity + messageBuffer.capacity
             + decodeBuffer.capacity + encodeBuffer.capacity
     }
@@ -610,8 +610,10 @@ public struct WSProtocol: ~Copyable, Sendable {
     private mutating func pull() -> Pulled? {
         if !pending.isEmpty { return .event(pending.removeFirst()) }
         if acceptsStepping {
-            if case .header = frame, message == nil, let pulled = singleFrameMessage() { return pulled }
-            var progress = true
+            if case .header = frame {
+                if message == nil, let pulled = singleFrameMessage() { return pulled }
+            }
+            var progress = inbound.readable > 0 || !isBetweenFrames
             while progress {
                 progress = false
                 let pulled: Pulled?
@@ -626,6 +628,12 @@ public struct WSProtocol: ~Copyable, Sendable {
         }
         if inputEnded, let event = processEndOfInput() { return .event(event) }
         return processTimers().map { .event($0) }
+    }
+
+    /// At a frame boundary (the parser has nothing to do without more input then).
+    private var isBetweenFrames: Bool {
+        if case .header = frame { return true }
+        return false
     }
 
     private var acceptsStepping: Bool {
