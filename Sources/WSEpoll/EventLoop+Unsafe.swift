@@ -427,7 +427,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
             return
         }
         let c = WSEpollConnection(id: context.nextID(), loop: self, stream: stream,
-                                  remoteAddress: s.peerAddress?.description ?? "local", engine: engine)
+                                  peer: s.peerAddress, engine: engine)
         c.countedAddress = countedAddress
         adopt(c)
         if owns(c) && c.engine.lifecycle == .connecting { trackUnfinished(c) }
@@ -755,6 +755,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         if let l = c.lingerDeadline, deadline == nil || l < deadline! { deadline = l }
         if let a = c.applicationDeadline, deadline == nil || a < deadline! { deadline = a }
         guard deadline != c.armedDeadline else { return }
+        // A later deadline (or none) waits for the armed one to fire, which re-arms it: an entry
+        // pushed at every change would stay in the heap, stale, until popped or compacted (the
+        // handshake's deadline, then the keepalive's: twice the heap for idle connections).
+        if let armed = c.armedDeadline, deadline.map({ armed < $0 }) ?? true { return }
         c.armedDeadline = deadline
         if let deadline {
             timers.push(deadline, token: token(c))

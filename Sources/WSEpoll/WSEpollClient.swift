@@ -129,7 +129,7 @@ public final class WSEpollClient: Sendable {
             throw error
         }
         let connection = WSEpollConnection(id: context.nextID(), loop: loop, stream: WSStream(socket: socket, tls: session),
-                                           remoteAddress: socket.peerAddress?.description ?? "?", engine: engine, handler: handler)
+                                           peer: socket.peerAddress, engine: engine, handler: handler)
         connection.serviceHooks = hooks
         loop.execute { loop.adopt(connection) }
         return connection

@@ -15,8 +15,14 @@ public import WSTransport
 public final class WSEpollConnection: @unchecked Sendable {
     /// A number unique within the server for its lifetime.
     public let id: UInt64
-    /// The peer's address.
-    public let remoteAddress: String
+    /// The peer's address: `host:port` (IPv6 hosts in brackets), or `local`.
+    public var remoteAddress: String {
+        peer != 0 ? WSSocketAddress.describe(packedIPv4: peer & ~Self.ipv4Tag) : rare?.remoteAddress ?? "local"
+    }
+    /// An IPv4 peer's address and port (``WSSocketAddress/packedIPv4``) with `ipv4Tag` set;
+    /// 0 when the text is in `rare` (IPv6, Unix sockets): one word instead of a string.
+    private let peer: UInt64
+    private static let ipv4Tag: UInt64 = 1 << 63
 
     // The loop outlives its connections: it releases each one before it ends.
     unowned(unsafe) let loop: EventLoop
@@ -74,9 +80,6 @@ public final class WSEpollConnection: @unchecked Sendable {
     @exclusivity(unchecked) var wasActive = true
     /// The engine paused a decode; the loop serves it again next turn (reading waits).
     @exclusivity(unchecked) var workPending = false
-    // Two deadlines in nanoseconds, `Int64.min` for none (a `WSInstant?` takes 16 bytes with
-    // its padding). Read each time the timer is armed: unchecked, or the run-time access check
-    // costs about 70 instructions per echoed message (callgrind).
     /// Where the owning loop keeps it (set when the loop adopts it); 32 bits, stored beside the
     /// flags.
     @exclusivity(unchecked) private var slotIndex: Int32 = -1
@@ -84,17 +87,20 @@ public final class WSEpollConnection: @unchecked Sendable {
         get { Int(slotIndex) }
         set { slotIndex = Int32(newValue) }
     }
+    // The armed deadline in nanoseconds, `Int64.min` for none (a `WSInstant?` takes 16 bytes
+    // with its padding). Read each time the timer is armed: unchecked, or the run-time access
+    // check costs about 70 instructions per echoed message (callgrind).
     @exclusivity(unchecked) private var armedAt = Int64.min
-    @exclusivity(unchecked) private var applicationAt = Int64.min
     /// The deadline the loop's timer heap holds for this connection, if any.
     var armedDeadline: WSInstant? {
         get { armedAt == .min ? nil : WSInstant(nanoseconds: armedAt) }
         set { armedAt = newValue?.nanoseconds ?? .min }
     }
-    /// When to call ``WSEpollServiceHooks/deadlinePassed(_:)`` (a layer's own timeout).
+    /// When to call ``WSEpollServiceHooks/deadlinePassed(_:)`` (a layer's own timeout: the
+    /// client's reads and writes), kept in `rare`.
     var applicationDeadline: WSInstant? {
-        get { applicationAt == .min ? nil : WSInstant(nanoseconds: applicationAt) }
-        set { applicationAt = newValue?.nanoseconds ?? .min }
+        get { rare.flatMap { $0.applicationAt == .min ? nil : WSInstant(nanoseconds: $0.applicationAt) } }
+        set { if newValue != nil || rare != nil { rareState.applicationAt = newValue?.nanoseconds ?? .min } }
     }
     /// The remote address counted against the server's per-address limit, if it has one.
     var countedAddress: String? {
@@ -103,14 +109,18 @@ public final class WSEpollConnection: @unchecked Sendable {
     }
 
     /// What few connections need (a kept handshake, a subprotocol, a failure, the close's
-    /// linger, a per-address count), out of line so that an idle connection's record stays
-    /// small; allocated on first use.
+    /// linger, a per-address count, a peer that is not IPv4, a layer's deadline), out of line
+    /// so that an idle connection's record stays small; allocated on first use.
     private final class Rare {
         @exclusivity(unchecked) var handshake: WSHandshakeResult?
         @exclusivity(unchecked) var subprotocol: String?
         @exclusivity(unchecked) var transportError: WSTransportError?
         @exclusivity(unchecked) var lingerDeadline: WSInstant?
         @exclusivity(unchecked) var countedAddress: String?
+        /// The peer's address when it is not IPv4.
+        @exclusivity(unchecked) var remoteAddress: String?
+        /// When to call ``WSEpollServiceHooks/deadlinePassed(_:)`` (the client layer's timeouts).
+        @exclusivity(unchecked) var applicationAt = Int64.min
     }
     private var rareState: Rare {
         if let rare { return rare }
@@ -119,13 +129,16 @@ public final class WSEpollConnection: @unchecked Sendable {
         return made
     }
 
-    init(id: UInt64, loop: EventLoop, stream: WSStream, remoteAddress: String, engine: consuming WSProtocol, handler: (any WSEpollHandler)? = nil) {
+    /// `peer`: the socket's peer, nil for none (`local`).
+    init(id: UInt64, loop: EventLoop, stream: WSStream, peer: WSSocketAddress?, engine: consuming WSProtocol, handler: (any WSEpollHandler)? = nil) {
         self.id = id
         self.loop = loop
         self.stream = stream
         self.handler = handler
-        self.remoteAddress = remoteAddress
         self.engine = engine
+        let v4 = peer?.packedIPv4
+        self.peer = v4.map { $0 | Self.ipv4Tag } ?? 0
+        if v4 == nil, let peer { rareState.remoteAddress = peer.description }
     }
 
     func opened(_ result: WSHandshakeResult, keep: Bool) {

@@ -191,7 +191,7 @@ public final class WSEpollServer: Sendable {
             throw error
         }
         let connection = WSEpollConnection(id: context.nextID(), loop: loop, stream: WSStream(socket: socket, tls: nil),
-                                           remoteAddress: "local", engine: engine, handler: handler)
+                                           peer: nil, engine: engine, handler: handler)
         loop.execute { loop.adopt(connection) }
         return connection
     }

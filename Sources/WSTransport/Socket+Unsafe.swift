@@ -35,6 +35,25 @@ public struct WSSocketAddress: Sendable, CustomStringConvertible {
     /// `host:port`, with IPv6 hosts in brackets.
     public var description: String { family == AF_INET6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
+    /// An IPv4 address and its port in one word (`address << 16 | port`), for records kept per
+    /// connection; nil for any other family. ``describe(packedIPv4:)`` gives ``description``'s
+    /// text back.
+    public var packedIPv4: UInt64? {
+        guard family == AF_INET else { return nil }
+        return withUnsafeBytes(of: storage) { raw in
+            // sin_port at offset 2, sin_addr at 4, both in network order.
+            let port = UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+            let address = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+            return UInt64(address) << 16 | UInt64(port)
+        }
+    }
+
+    /// `a.b.c.d:port` for a ``packedIPv4`` value.
+    public static func describe(packedIPv4 packed: UInt64) -> String {
+        let a = packed >> 16
+        return "\(a >> 24 & 0xFF).\(a >> 16 & 0xFF).\(a >> 8 & 0xFF).\(a & 0xFF):\(packed & 0xFFFF)"
+    }
+
     func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         withUnsafePointer(to: storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
     }

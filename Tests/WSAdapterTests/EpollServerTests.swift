@@ -393,6 +393,51 @@ struct EpollServerTests {
         #expect(ws.negotiatedSubprotocol == "v2")
         _ = try ws.close()
     }
+
+    @Test("an idle timeout that each message moves later fires only after the last one: the deadline armed first fires early and re-arms, never reports early")
+    func idleTimeoutMovesLater() throws {
+        let echo = RecordingEcho()
+        let server = try startServer({ $0.connection.idleTimeout = .milliseconds(600); $0.connection.pingInterval = nil }) { _ in .accept(echo) }
+        defer { server.immediateStop() }
+        let ws = try WSBlockingConnection.connect(to: "ws://127.0.0.1:\(server.port)/")
+        func idleEvents() -> Int { echo.events.withLock { $0.filter { $0 == .idleTimeout }.count } }
+        for i in 0..<8 {  // 1.2 s of traffic, a message every 150 ms: past the first deadline
+            usleep(150_000)
+            try ws.send(text: "\(i)")
+            _ = try ws.receive(timeout: .seconds(5))
+        }
+        #expect(idleEvents() == 0)
+        #expect(eventually(3) { idleEvents() >= 1 })
+        _ = try ws.close()
+    }
+
+    @Test("remoteAddress is the peer's host:port: an IPv4 peer kept in one word, an IPv6 one as text")
+    func remoteAddress() throws {
+        let echo = RecordingEcho()
+        let server = try startServer { _ in .accept(echo) }
+        defer { server.immediateStop() }
+        let raw = try RawClient(port: server.port)
+        defer { raw.close() }
+        _ = try raw.upgrade()
+        let port = try #require(raw.socket.localAddress?.port)
+        #expect(eventually { echo.connections.withLock { $0.count } == 1 })
+        #expect(echo.connections.withLock { $0.first?.remoteAddress } == "127.0.0.1:\(port)")
+        #expect(WSSocketAddress.describe(packedIPv4: 0xC0A8_0102 << 16 | 65535) == "192.168.1.2:65535")
+
+        let echo6 = RecordingEcho()
+        let server6: WSEpollServer
+        do {
+            server6 = try startServer({ $0.host = "::1" }) { _ in .accept(echo6) }
+        } catch let error as WSTransportError where error.errno == EADDRNOTAVAIL || error.errno == EAFNOSUPPORT {
+            return  // no IPv6 on this machine
+        }
+        defer { server6.immediateStop() }
+        let ws = try WSBlockingConnection.connect(to: "ws://[::1]:\(server6.port)/")
+        #expect(eventually { echo6.connections.withLock { $0.count } == 1 })
+        let text = try #require(echo6.connections.withLock { $0.first?.remoteAddress })
+        #expect(text.hasPrefix("[::1]:") && Int(text.dropFirst(6)) != nil)
+        _ = try ws.close()
+    }
 }
 
 /// The rejection a connect attempt ended with, or nil if it did not end with one.
