@@ -27,6 +27,13 @@ public final class WSEpollConnection: @unchecked Sendable {
     // The loop outlives its connections: it releases each one before it ends.
     unowned(unsafe) let loop: EventLoop
     let stream: WSStream
+    /// Where the owning loop keeps it (set when the loop adopts it); 32 bits, stored in the
+    /// 4 bytes after the stream.
+    @exclusivity(unchecked) private var slotIndex: Int32 = -1
+    var slot: Int {
+        get { Int(slotIndex) }
+        set { slotIndex = Int32(newValue) }
+    }
     var socket: WSSocket { stream.socket }
     // Loop-thread state, `@exclusivity(unchecked)` as in EventLoop (no run-time access checks on
     // the hot path; no overlapping accesses are made).
@@ -47,25 +54,77 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// Bytes charged to the server's memory budget for this connection.
     @exclusivity(unchecked) var charged = 0
     @exclusivity(unchecked) private var rare: Rare?
+    // The armed deadline in nanoseconds, `Int64.min` for none (a `WSInstant?` takes 16 bytes
+    // with its padding). Read each time the timer is armed: unchecked, or the run-time access
+    // check costs about 70 instructions per echoed message (callgrind).
+    @exclusivity(unchecked) private var armedAt = Int64.min
     /// The engine, in the connection's own allocation. `@exclusivity(unchecked)` as the
     /// loop-thread state: a class's stored property would otherwise pay for a run-time access
     /// check on every call (it is the loop's hot path).
     @exclusivity(unchecked) var engine: WSProtocol
-    // The small ones after the engine, together (less padding in every connection's record).
+    // The transport's and the loop's flags (loop thread only), one bit each in one word after
+    // the engine: twelve `Bool`s took 12 bytes, and with the padding after them a connection's
+    // record went past an allocator size class (440 -> 424 bytes, 448 -> 432 allocated).
+    // Unchecked, as above: `applicationPaused`, set from the service layer's module, cost a
+    // run-time access check (about 60 instructions) per echo.
+    @exclusivity(unchecked) private var flags: UInt16 = 1 << 0 | 1 << 10
 
-    // Transport state (loop thread only), unchecked as above: `applicationPaused`, set from the
-    // service layer's module, cost a run-time access check (about 60 instructions) per echo.
-    @exclusivity(unchecked) var readable = true
-    @exclusivity(unchecked) var peerHungUp = false
-    @exclusivity(unchecked) var kernelFull = false
-    @exclusivity(unchecked) var readPaused = false
+    @inline(__always) private func flag(_ bit: Int) -> Bool { flags & (1 << bit) != 0 }
+    @inline(__always) private func setFlag(_ bit: Int, _ on: Bool) {
+        if on { flags |= 1 << bit } else { flags &= ~(1 << bit) }
+    }
+    var readable: Bool {
+        get { flag(0) }
+        set { setFlag(0, newValue) }
+    }
+    var peerHungUp: Bool {
+        get { flag(1) }
+        set { setFlag(1, newValue) }
+    }
+    var kernelFull: Bool {
+        get { flag(2) }
+        set { setFlag(2, newValue) }
+    }
+    var readPaused: Bool {
+        get { flag(3) }
+        set { setFlag(3, newValue) }
+    }
     /// Reading stopped by the application (its inbound queue is full).
-    @exclusivity(unchecked) package var applicationPaused = false
+    package var applicationPaused: Bool {
+        get { flag(4) }
+        set { setFlag(4, newValue) }
+    }
     /// ``WSEpollServiceHooks/writable(_:)`` is owed when the engine turns writable.
-    @exclusivity(unchecked) var writabilityWanted = false
-    @exclusivity(unchecked) var writeShut = false
-    @exclusivity(unchecked) var inputEnded = false
-    @exclusivity(unchecked) var transportDead = false
+    var writabilityWanted: Bool {
+        get { flag(5) }
+        set { setFlag(5, newValue) }
+    }
+    var writeShut: Bool {
+        get { flag(6) }
+        set { setFlag(6, newValue) }
+    }
+    var inputEnded: Bool {
+        get { flag(7) }
+        set { setFlag(7, newValue) }
+    }
+    var transportDead: Bool {
+        get { flag(8) }
+        set { setFlag(8, newValue) }
+    }
+    var isDirty: Bool {
+        get { flag(9) }
+        set { setFlag(9, newValue) }
+    }
+    var wasActive: Bool {
+        get { flag(10) }
+        set { setFlag(10, newValue) }
+    }
+    /// The engine paused a decode; the loop serves it again next turn (reading waits).
+    var workPending: Bool {
+        get { flag(11) }
+        set { setFlag(11, newValue) }
+    }
+
     /// Why the socket (or its TLS session) failed, if it did: a reset, a certificate refused.
     package internal(set) var transportError: WSTransportError? {
         get { rare?.transportError }
@@ -76,21 +135,6 @@ public final class WSEpollConnection: @unchecked Sendable {
         get { rare?.lingerDeadline }
         set { if newValue != nil || rare != nil { rareState.lingerDeadline = newValue } }
     }
-    @exclusivity(unchecked) var isDirty = false
-    @exclusivity(unchecked) var wasActive = true
-    /// The engine paused a decode; the loop serves it again next turn (reading waits).
-    @exclusivity(unchecked) var workPending = false
-    /// Where the owning loop keeps it (set when the loop adopts it); 32 bits, stored beside the
-    /// flags.
-    @exclusivity(unchecked) private var slotIndex: Int32 = -1
-    var slot: Int {
-        get { Int(slotIndex) }
-        set { slotIndex = Int32(newValue) }
-    }
-    // The armed deadline in nanoseconds, `Int64.min` for none (a `WSInstant?` takes 16 bytes
-    // with its padding). Read each time the timer is armed: unchecked, or the run-time access
-    // check costs about 70 instructions per echoed message (callgrind).
-    @exclusivity(unchecked) private var armedAt = Int64.min
     /// The deadline the loop's timer heap holds for this connection, if any.
     var armedDeadline: WSInstant? {
         get { armedAt == .min ? nil : WSInstant(nanoseconds: armedAt) }

@@ -10,10 +10,12 @@ import WSCore
 /// Reads and writes never wait, on blocking sockets too; the blocking helpers wait with `poll`.
 /// Not thread-safe (its TLS session is not): one owner at a time.
 public struct WSStream {
-    /// The socket underneath.
-    public let socket: WSSocket
+    // The session first: the 4-byte socket then ends the value (12 bytes, not 16), and a
+    // record holding a stream can put a 4-byte field right after it.
     /// The TLS session, for `wss://`.
     public let tls: WSTLSSession?
+    /// The socket underneath.
+    public let socket: WSSocket
 
     /// A stream over `socket`, encrypted by `tls` when given.
     public init(socket: WSSocket, tls: WSTLSSession? = nil) {
