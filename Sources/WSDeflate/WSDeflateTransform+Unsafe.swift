@@ -23,10 +23,21 @@ public import WSCore
 /// Owned by one ``WSProtocol``; it is not safe to use from two threads at once, and the engine
 /// never does.
 @safe public final class WSDeflateTransform: WSMessageTransform, @unchecked Sendable {
-    // Stored in an order that leaves little padding: one codec per compressed connection.
+    // One codec per compressed connection, kept while it is open: its fields are stored in few
+    // bytes (80 -> 50, one allocator size class down from 96 bytes to 64).
 
-    /// What was agreed, by direction.
-    public let parameters: WSDeflateParameters
+    private var deflater: UnsafeMutablePointer<z_stream>?
+    private var inflater: UnsafeMutablePointer<z_stream>?
+    private let minimumSize: Int
+    // What was agreed, by direction (``parameters``): window bits 8–15 and the no-context-
+    // takeover flags.
+    private let sendWindowBits: UInt8
+    private let receiveWindowBits: UInt8
+    private let sendNoContextTakeover: Bool
+    private let receiveNoContextTakeover: Bool
+    /// zlib's compression level (0–9) and memory level (1–9).
+    private let level: Int8
+    private let memoryLevel: Int8
     /// A message is being compressed across calls (fragments, slices): it keeps to `deflater`.
     private var encodingAcrossCalls = false
     /// zlib's stream ended (a BFINAL block) and no input has followed yet in this message.
@@ -37,12 +48,12 @@ public import WSCore
     private var atBoundary = false
     /// How many bytes of the 00 00 ff ff tail the current inbound message has had (0...4).
     private var tailFed = 0 as UInt8
-    private let level: Int32
-    private let memoryLevel: Int32
-    private let minimumSize: Int
 
-    private var deflater: UnsafeMutablePointer<z_stream>?
-    private var inflater: UnsafeMutablePointer<z_stream>?
+    /// What was agreed, by direction.
+    public var parameters: WSDeflateParameters {
+        WSDeflateParameters(send: .init(maxWindowBits: Int(sendWindowBits), noContextTakeover: sendNoContextTakeover),
+                            receive: .init(maxWindowBits: Int(receiveWindowBits), noContextTakeover: receiveNoContextTakeover))
+    }
     private static let scratchSize = ThreadZlib.scratchSize
 
     /// Whether this connection holds a compressor of its own now (with context takeover, or
@@ -58,9 +69,12 @@ public import WSCore
     /// A codec for `parameters`, compressing with `configuration`'s level, memory level and
     /// minimum size.
     public init(parameters: WSDeflateParameters, configuration: WSPerMessageDeflate.Configuration = .init()) {
-        self.parameters = parameters
-        level = Int32(configuration.compressionLevel)
-        memoryLevel = Int32(configuration.memoryLevel)
+        sendWindowBits = UInt8(clamping: parameters.send.maxWindowBits)
+        receiveWindowBits = UInt8(clamping: parameters.receive.maxWindowBits)
+        sendNoContextTakeover = parameters.send.noContextTakeover
+        receiveNoContextTakeover = parameters.receive.noContextTakeover
+        level = Int8(clamping: configuration.compressionLevel)
+        memoryLevel = Int8(clamping: configuration.memoryLevel)
         minimumSize = configuration.minimumSize
     }
 
@@ -78,8 +92,8 @@ public import WSCore
     public func encode(_ input: Span<UInt8>, isFinal: Bool, into output: inout [UInt8]) {
         let start = output.count
         // A whole message without context takeover: the thread's compressor, reset after it.
-        let shared = isFinal && !encodingAcrossCalls && parameters.send.noContextTakeover
-        let s = unsafe shared ? ThreadZlib.current.deflater(windowBits: deflateWindowBits, level: level, memoryLevel: memoryLevel, strategy: deflateStrategy)
+        let shared = isFinal && !encodingAcrossCalls && sendNoContextTakeover
+        let s = unsafe shared ? ThreadZlib.current.deflater(windowBits: deflateWindowBits, level: Int32(level), memoryLevel: Int32(memoryLevel), strategy: deflateStrategy)
                               : deflateStream()
         unsafe compress(input, flushing: true, with: s, into: &output)
         encodingAcrossCalls = !isFinal
@@ -93,7 +107,7 @@ public import WSCore
             precondition(output.count == start, "a sync flush ends with 00 00 ff ff")
             output.append(0)
         }
-        if parameters.send.noContextTakeover { _ = unsafe deflateReset(s) }
+        if sendNoContextTakeover { _ = unsafe deflateReset(s) }
     }
 
     /// Compresses a slice of a message without a flush (zlib keeps what it has not emitted
@@ -131,7 +145,7 @@ public import WSCore
 
     private func deflateStream() -> UnsafeMutablePointer<z_stream> {
         if let s = unsafe deflater { return unsafe s }
-        let s = unsafe Self.allocateStream { unsafe cws_deflateInit2($0, level, deflateWindowBits, memoryLevel, deflateStrategy) }
+        let s = unsafe Self.allocateStream { unsafe cws_deflateInit2($0, Int32(level), deflateWindowBits, Int32(memoryLevel), deflateStrategy) }
         unsafe deflater = s
         return unsafe s
     }
@@ -140,8 +154,8 @@ public import WSCore
     // the run-length strategy: its matches all have distance 1, which an 8-bit window
     // decompresses.
     /// The raw (negative) window bits we compress with.
-    private var deflateWindowBits: Int32 { -Int32(Swift.max(parameters.send.maxWindowBits, 9)) }
-    private var deflateStrategy: Int32 { parameters.send.maxWindowBits == 8 ? Z_RLE : Z_DEFAULT_STRATEGY }
+    private var deflateWindowBits: Int32 { -Int32(Swift.max(Int(sendWindowBits), 9)) }
+    private var deflateStrategy: Int32 { Int(sendWindowBits) == 8 ? Z_RLE : Z_DEFAULT_STRATEGY }
 
     private func endDeflater() {
         unsafe Self.free(deflater) { unsafe deflateEnd($0) }
@@ -247,7 +261,7 @@ public import WSCore
                 }
                 tailFed = 0
                 streamEnded = false
-                if parameters.receive.noContextTakeover { _ = unsafe inflateReset(s) }
+                if receiveNoContextTakeover { _ = unsafe inflateReset(s) }
                 return WSDecodeProgress(consumed: consumed, status: .finished)
             }
         }
@@ -292,8 +306,8 @@ public import WSCore
     }
 
     public func releaseIdleMemory() {
-        if parameters.send.noContextTakeover && !encodingAcrossCalls { endDeflater() }
-        if parameters.receive.noContextTakeover { endInflater() }
+        if sendNoContextTakeover && !encodingAcrossCalls { endDeflater() }
+        if receiveNoContextTakeover { endInflater() }
     }
 }
 

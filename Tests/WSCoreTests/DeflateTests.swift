@@ -171,6 +171,19 @@ extension Result where Failure == WSTransformError {
 
 @Suite("RFC 7692 §7.2: the codec against zlib")
 struct DeflateCodecTests {
+    @Test("a codec gives back the parameters it was made with (it stores them in a few bytes)")
+    func parametersRoundTrip() {
+        for send in 8...15 {
+            for receive in [8, 9, 12, 15] {
+                for flags in 0..<4 {
+                    let p = WSDeflateParameters(send: .init(maxWindowBits: send, noContextTakeover: flags & 1 != 0),
+                                                receive: .init(maxWindowBits: receive, noContextTakeover: flags & 2 != 0))
+                    #expect(WSDeflateTransform(parameters: p).parameters == p)
+                }
+            }
+        }
+    }
+
     /// JSON-like text of `count` bytes (compressible, not trivially).
     static func json(_ count: Int, seed: UInt64 = 1) -> [UInt8] {
         var rng = WSSeededRandom(seed: seed)
