@@ -22,6 +22,31 @@ struct ReadmeExamplesTests {
         #expect(server.contains(.closeReceived(WSCloseFrame(code: .goingAway, reason: "shutting down"))))
     }
 
+    @Test("lending buffers: an engine fed and drained with the spare buffers holds none afterwards")
+    func spareBuffers() throws {
+        var engine = try WSProtocol(role: .server, now: .zero)
+        var bytes: [UInt8] = []
+        WSFrameHeader(fin: true, opcode: .text, maskKey: WSMaskKey(1, 2, 3, 4), payloadLength: 2).encode(into: &bytes)
+        var payload = Array("hi".utf8)
+        WSMaskKey(1, 2, 3, 4).apply(to: &payload)
+        bytes += payload
+
+        var spare = WSProtocol.SpareBuffers()          // one per thread
+        engine.borrowBuffers(from: &spare)
+        engine.receive(bytes)
+        var events: [WSProtocol.Event] = []
+        while let event = engine.nextEvent() {
+            events.append(event)
+            if case .text(let text) = event { try engine.sendText(text) }
+        }
+        let written = engine.withOutboundBytes { Array($0) }
+        engine.consumeOutbound(written.count)
+        engine.returnBuffers(to: &spare)
+        #expect(events == [.text("hi")])
+        #expect(written == [0x81, 2] + Array("hi".utf8))
+        #expect(engine.bufferCapacity == 0 && spare.capacity > 0)
+    }
+
     @Test("time: keepalive deadlines as the README describes")
     func time() throws {
         var config = WSProtocol.Configuration()
