@@ -231,6 +231,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     /// Queues `c` for a flush at the end of this loop iteration (a command changed its engine),
     /// unless `c` is being drained: its drain's caller flushes and settles it right after.
+    @inline(__always)
     func markDirty(_ c: WSEpollConnection) {
         if !c.isDirty && draining != ObjectIdentifier(c) {
             c.isDirty = true
@@ -560,10 +561,11 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// the server's memory budget; a connection that grew while the total is over the budget
     /// is failed with 1013 and its buffers freed.
     private func account(_ c: WSEpollConnection) {
-        guard let budget = context.memoryBudget else { return }
+        // The change first: usually none (the lent buffers are back), and then the budget
+        // object is not even loaded (a retain and a release per read).
         let held = c.engine.bufferCapacity + (c.serviceHooks?.heldBytes ?? 0)
         let delta = held - c.charged
-        guard delta != 0 else { return }
+        guard delta != 0, let budget = context.memoryBudget else { return }
         c.charged = held
         guard !budget.charge(delta) else { return }
         let detail = "the server's memory budget of \(budget.limit) bytes is used up (\(budget.inUse) held)"
