@@ -492,5 +492,38 @@ struct CompactRequestTests {
         #expect(WSUpgradeRequest(compactHead: Array("GET / HTTP/1.1\r\n\r\n".utf8)) == nil)
         #expect(WSUpgradeRequest(compactHead: Array("nonsense".utf8)) == nil)
         #expect(WSUpgradeRequest(compactHead: Array((validHead).utf8)) == nil)   // no final empty line
+        #expect(WSUpgradeRequest(compactHead: Array("GET / HTTP/1.1\r\n".utf8) + [0xBF, 13, 10]) == nil)  // no such line code
+    }
+
+    @Test("the lines every client sends take a byte each: a python-websockets request of 218 bytes is kept in 61")
+    func compactSize() throws {
+        let head = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            + "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+        let (events, _, _) = try serve(head)
+        guard case .upgradeRequested(let request)? = events.first else { Issue.record("\(events)"); return }
+        #expect(head.utf8.count == 218)
+        #expect(request.compactHead.count == 61)
+        #expect(WSUpgradeRequest(compactHead: request.compactHead) == request)
+    }
+
+    @Test("property: random changes to a compact head read back as nil or as a request, never a crash")
+    func mutatedCompactHeads() throws {
+        let (events, _, _) = try serve(validHead + Self.variants[1] + Self.variants[4] + "\r\n")
+        guard case .upgradeRequested(let request)? = events.first else { Issue.record("\(events)"); return }
+        let compact = request.compactHead
+        var rng = WSSeededRandom(seed: 18)
+        for _ in 0..<3000 {
+            var bytes = compact
+            for _ in 0..<(1 + Int(rng.next() % 4)) {
+                let at = Int(rng.next() % UInt64(bytes.count))
+                switch rng.next() % 3 {
+                case 0: bytes[at] = UInt8(truncatingIfNeeded: rng.next())
+                case 1: bytes.remove(at: at)
+                default: bytes.insert(UInt8(truncatingIfNeeded: rng.next()), at: at)
+                }
+            }
+            _ = WSUpgradeRequest(compactHead: bytes)
+        }
     }
 }

@@ -165,30 +165,135 @@ private func parseCookies(_ value: String) -> [WSCookie] {
 }
 
 extension WSUpgradeRequest {
-    /// The request as an HTTP/1.1 head (request line, `Host`, the other fields), about the size
-    /// the client sent: a compact form to keep for a connection's lifetime, where the parsed
-    /// request costs several separate allocations (about 1.4 KB for a browser's request).
-    /// ``init(compactHead:)`` reads it back.
+    /// The request in a compact form to keep for a connection's lifetime (the parsed request
+    /// costs several separate allocations: about 1.4 KB for a browser's request). It is the
+    /// request's HTTP/1.1 head (request line, `Host`, the other fields) with the lines every
+    /// WebSocket client sends, and the common field names, each written as one byte ≥ 0x80
+    /// (no header line starts with such a byte): a python-websockets request head of 218
+    /// bytes keeps 61. ``init(compactHead:)`` reads it back.
     package var compactHead: [UInt8] {
-        var fields = HTTPFields()
-        if let host = head.authority { fields[.hostField] = host }
-        fields.append(contentsOf: head.headerFields)
-        let startLine = "GET \(head.path ?? "/") HTTP/1.1"
         var out: [UInt8] = []
         // Kept for the connection's lifetime: allocated to measure, not grown by doubling.
-        out.reserveCapacity(fields.reduce(startLine.utf8.count + 4) { $0 + $1.name.rawName.utf8.count + $1.value.utf8.count + 4 })
-        appendHead(startLine: startLine, fields: fields, to: &out)
+        out.reserveCapacity(Self.compactSize(self))
+        Self.writeCompact(self, into: &out)
         return out
     }
 
-    /// The request that ``compactHead`` wrote: parsed and checked again as a server reads it,
-    /// so it equals the original. Nil for bytes that are not such a head.
+    /// The request that ``compactHead`` wrote: expanded to its HTTP head, then parsed and
+    /// checked again as a server reads it, so it equals the original. Nil for bytes that are
+    /// not such a head.
     package init?(compactHead bytes: [UInt8]) {
+        var head: [UInt8] = []
+        head.reserveCapacity(bytes.count * 2)
+        var atLineStart = false
+        var index = 0
+        // The request line, then the fields.
+        while index < bytes.count {
+            let byte = bytes[index]
+            index += 1
+            if atLineStart && byte >= 0x80 {
+                let code = Int(byte & 0x3F)
+                if byte & 0x40 == 0 {
+                    guard code < Self.compactLines.count else { return nil }
+                    head += Self.compactLines[code].utf8
+                    head += [13, 10]
+                    continue
+                }
+                guard code < Self.compactNames.count else { return nil }
+                head += Self.compactNames[code].utf8
+                head += ": ".utf8
+                atLineStart = false
+                continue
+            }
+            head.append(byte)
+            atLineStart = byte == 10
+        }
+        // Scanned as the engine scans what it receives (every line ends in CRLF, the empty one
+        // last), then parsed and checked.
+        var scanner = HTTPHeadScanner(maxStartLine: head.count, maxFieldSection: head.count)
+        guard case .complete(let length) = scanner.scan(head[...]), length == head.count else { return nil }
         var reader = WSServerHandshake()
-        reader.maxURILength = bytes.count
-        reader.maxHeaderSize = bytes.count
-        guard bytes.count >= 4, bytes.suffix(4).elementsEqual([13, 10, 13, 10]),
-              case .success(let request) = reader.evaluate(bytes[...]) else { return nil }
+        reader.maxURILength = head.count
+        reader.maxHeaderSize = head.count
+        guard case .success(let request) = reader.evaluate(head[...]) else { return nil }
         self = request
+    }
+
+    /// Whole header lines written as the byte `0x80 | index`.
+    private static let compactLines = [
+        "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13", "Connection: keep-alive, Upgrade",
+        "Upgrade: WebSocket", "Connection: upgrade", "Pragma: no-cache", "Cache-Control: no-cache",
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+        "Sec-WebSocket-Extensions: permessage-deflate",
+        "Accept-Encoding: gzip, deflate, br, zstd", "Accept-Encoding: gzip, deflate, br", "Accept-Encoding: gzip, deflate",
+    ]
+    /// Field names written as the byte `0xC0 | index` (the value follows as it is).
+    private static let compactNames = [
+        "Host", "Sec-WebSocket-Key", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol", "Origin", "User-Agent",
+        "Cookie", "Accept-Language", "Accept-Encoding", "Authorization", "Cache-Control", "Pragma", "Accept",
+        "X-Forwarded-For", "Sec-WebSocket-Version", "Upgrade", "Connection",
+    ]
+
+    /// The request's fields in the order the compact form keeps them: `Host` first.
+    private static func fields(of request: WSUpgradeRequest) -> HTTPFields {
+        var fields = HTTPFields()
+        if let host = request.head.authority { fields[.hostField] = host }
+        fields.append(contentsOf: request.head.headerFields)
+        return fields
+    }
+
+    private static func startLine(of request: WSUpgradeRequest) -> String {
+        "GET \(request.head.path ?? "/") HTTP/1.1"
+    }
+
+    /// How one field is written: a whole-line code, a name code and the value, or as it is.
+    private enum CompactField {
+        case line(UInt8)
+        case name(UInt8, String)
+        case raw(String, String)
+
+        init(_ field: HTTPField) {
+            let name = field.name.rawName
+            if let i = WSUpgradeRequest.compactLines.firstIndex(of: "\(name): \(field.value)") {
+                self = .line(0x80 | UInt8(i))
+            } else if let i = WSUpgradeRequest.compactNames.firstIndex(of: name) {
+                self = .name(0xC0 | UInt8(i), field.value)
+            } else {
+                self = .raw(name, field.value)
+            }
+        }
+
+        var size: Int {
+            switch self {
+            case .line: 1
+            case .name(_, let value): 1 + value.utf8.count + 2
+            case .raw(let name, let value): name.utf8.count + 2 + value.utf8.count + 2
+            }
+        }
+    }
+
+    private static func compactSize(_ request: WSUpgradeRequest) -> Int {
+        fields(of: request).reduce(startLine(of: request).utf8.count + 4) { $0 + CompactField($1).size }
+    }
+
+    private static func writeCompact(_ request: WSUpgradeRequest, into out: inout [UInt8]) {
+        out += startLine(of: request).utf8
+        out += [13, 10]
+        for field in fields(of: request) {
+            switch CompactField(field) {
+            case .line(let code):
+                out.append(code)
+            case .name(let code, let value):
+                out.append(code)
+                out += value.utf8
+                out += [13, 10]
+            case .raw(let name, let value):
+                out += name.utf8
+                out += ": ".utf8
+                out += value.utf8
+                out += [13, 10]
+            }
+        }
+        out += [13, 10]
     }
 }
