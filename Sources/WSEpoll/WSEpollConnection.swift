@@ -73,57 +73,21 @@ public final class WSEpollConnection: @unchecked Sendable {
     @inline(__always) private func setFlag(_ bit: Int, _ on: Bool) {
         if on { flags |= 1 << bit } else { flags &= ~(1 << bit) }
     }
-    var readable: Bool {
-        get { flag(0) }
-        set { setFlag(0, newValue) }
-    }
-    var peerHungUp: Bool {
-        get { flag(1) }
-        set { setFlag(1, newValue) }
-    }
-    var kernelFull: Bool {
-        get { flag(2) }
-        set { setFlag(2, newValue) }
-    }
-    var readPaused: Bool {
-        get { flag(3) }
-        set { setFlag(3, newValue) }
-    }
+    var readable: Bool { get { flag(0) } set { setFlag(0, newValue) } }
+    var peerHungUp: Bool { get { flag(1) } set { setFlag(1, newValue) } }
+    var kernelFull: Bool { get { flag(2) } set { setFlag(2, newValue) } }
+    var readPaused: Bool { get { flag(3) } set { setFlag(3, newValue) } }
     /// Reading stopped by the application (its inbound queue is full).
-    package var applicationPaused: Bool {
-        get { flag(4) }
-        set { setFlag(4, newValue) }
-    }
+    package var applicationPaused: Bool { get { flag(4) } set { setFlag(4, newValue) } }
     /// ``WSEpollServiceHooks/writable(_:)`` is owed when the engine turns writable.
-    var writabilityWanted: Bool {
-        get { flag(5) }
-        set { setFlag(5, newValue) }
-    }
-    var writeShut: Bool {
-        get { flag(6) }
-        set { setFlag(6, newValue) }
-    }
-    var inputEnded: Bool {
-        get { flag(7) }
-        set { setFlag(7, newValue) }
-    }
-    var transportDead: Bool {
-        get { flag(8) }
-        set { setFlag(8, newValue) }
-    }
-    var isDirty: Bool {
-        get { flag(9) }
-        set { setFlag(9, newValue) }
-    }
-    var wasActive: Bool {
-        get { flag(10) }
-        set { setFlag(10, newValue) }
-    }
+    var writabilityWanted: Bool { get { flag(5) } set { setFlag(5, newValue) } }
+    var writeShut: Bool { get { flag(6) } set { setFlag(6, newValue) } }
+    var inputEnded: Bool { get { flag(7) } set { setFlag(7, newValue) } }
+    var transportDead: Bool { get { flag(8) } set { setFlag(8, newValue) } }
+    var isDirty: Bool { get { flag(9) } set { setFlag(9, newValue) } }
+    var wasActive: Bool { get { flag(10) } set { setFlag(10, newValue) } }
     /// The engine paused a decode; the loop serves it again next turn (reading waits).
-    var workPending: Bool {
-        get { flag(11) }
-        set { setFlag(11, newValue) }
-    }
+    var workPending: Bool { get { flag(11) } set { setFlag(11, newValue) } }
 
     /// Why the socket (or its TLS session) failed, if it did: a reset, a certificate refused.
     package internal(set) var transportError: WSTransportError? {

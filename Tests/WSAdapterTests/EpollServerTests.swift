@@ -380,14 +380,9 @@ struct EpollServerTests {
 
     @Test("the handshake timeout, subprotocol choice and IPv6 loopback")
     func subprotocolOverIPv6() throws {
-        let server: WSEpollServer
-        do {
-            server = try startServer({ $0.host = "::1" }) { request in
-                .accept(RecordingEcho(), subprotocol: request.selectSubprotocol(preferring: ["v2", "v1"]))
-            }
-        } catch let error as WSTransportError where error.errno == EADDRNOTAVAIL || error.errno == EAFNOSUPPORT {
-            return  // no IPv6 on this machine
-        }
+        guard let server = try startServerOnIPv6(upgrade: { request in
+            .accept(RecordingEcho(), subprotocol: request.selectSubprotocol(preferring: ["v2", "v1"]))
+        }) else { return }  // no IPv6 on this machine
         defer { server.immediateStop() }
         let ws = try WSBlockingConnection.connect(to: "ws://[::1]:\(server.port)/", subprotocols: ["v1", "v2"])
         #expect(ws.negotiatedSubprotocol == "v2")
@@ -425,12 +420,7 @@ struct EpollServerTests {
         #expect(WSSocketAddress.describe(packedIPv4: 0xC0A8_0102 << 16 | 65535) == "192.168.1.2:65535")
 
         let echo6 = RecordingEcho()
-        let server6: WSEpollServer
-        do {
-            server6 = try startServer({ $0.host = "::1" }) { _ in .accept(echo6) }
-        } catch let error as WSTransportError where error.errno == EADDRNOTAVAIL || error.errno == EAFNOSUPPORT {
-            return  // no IPv6 on this machine
-        }
+        guard let server6 = try startServerOnIPv6(upgrade: { _ in .accept(echo6) }) else { return }  // no IPv6 here
         defer { server6.immediateStop() }
         let ws = try WSBlockingConnection.connect(to: "ws://[::1]:\(server6.port)/")
         #expect(eventually { echo6.connections.withLock { $0.count } == 1 })

@@ -45,6 +45,15 @@ func startServer(
     return server
 }
 
+/// Starts an epoll server on the IPv6 loopback (`::1`); nil when this machine has no IPv6.
+func startServerOnIPv6(upgrade: @escaping @Sendable (WSUpgradeRequest) -> WSUpgradeDecision) throws -> WSEpollServer? {
+    do {
+        return try startServer({ $0.host = "::1" }, upgrade: upgrade)
+    } catch let error as WSTransportError where error.errno == EADDRNOTAVAIL || error.errno == EAFNOSUPPORT {
+        return nil
+    }
+}
+
 /// Small water marks (256 KiB high, 64 KiB low), a 64 KiB read buffer and no compression: a
 /// server whose backpressure shows after a few MiB.
 func smallBuffers(_ config: inout WSEpollServer.Configuration) {
