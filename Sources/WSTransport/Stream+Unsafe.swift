@@ -78,7 +78,11 @@ public struct WSStream {
     }
 
     /// Ciphertext waiting for the kernel.
-    public var hasPendingOutput: Bool { (tls?.pendingCiphertextCount ?? 0) > 0 }
+    @inlinable public var hasPendingOutput: Bool {
+        // Inlined: the epoll loop asks several times per message, almost always without TLS.
+        guard let tls else { return false }
+        return tls.pendingCiphertextCount > 0
+    }
 
     /// Whether a read can produce bytes without anything new from the network.
     public var hasBufferedInput: Bool { tls?.hasBufferedInput ?? false }
