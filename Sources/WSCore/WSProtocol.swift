@@ -1634,7 +1634,8 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     private func requireRoom(for payloadCount: Int) throws(WSUsageError) {
-        let frames = payloadCount / configuration.outboundFragmentSize + 1
+        let fragment = configuration.outboundFragmentSize
+        let frames = payloadCount < fragment ? 1 : payloadCount / fragment + 1
         let total = outbound.count + queuedBytes + payloadCount + frames * WSFrameHeader.maxLength
         if total > configuration.maxBufferedAmount {
             throw .outboundBufferFull(bufferedAmount: outbound.count, limit: configuration.maxBufferedAmount)

@@ -231,6 +231,7 @@ struct OutboundBuffer: Sendable {
     }
 
     /// Appends one frame: header, then payload, masked in place when `header.maskKey` is set.
+    @inline(__always)
     mutating func appendFrame(_ header: WSFrameHeader, payload: UnsafeRawBufferPointer) {
         compact()
         reserve(WSFrameHeader.maxLength &+ payload.count)
@@ -262,6 +263,11 @@ struct OutboundBuffer: Sendable {
         keys: inout MaskKeySource?, rsv: UInt8 = 0
     ) {
         unsafe withContiguousBytes(payload) { raw in
+            if raw.count <= fragmentSize {
+                // One frame (nearly every message): no loop.
+                let header = WSFrameHeader(fin: fin, rsv: rsv, opcode: opcode, maskKey: keys?.next(), payloadLength: UInt64(raw.count))
+                return unsafe appendFrame(header, payload: raw)
+            }
             var offset = 0
             var op = opcode
             var bits = rsv
