@@ -36,6 +36,23 @@ public struct WSInstant: Comparable, Hashable, Sendable, CustomStringConvertible
     public var description: String { "\(sinceOrigin)" }
 }
 
+/// An optional ``WSInstant`` in 8 bytes, for records kept per connection (a `WSInstant?`
+/// takes 16 with its padding): `Int64.min` stands for none, an instant no deadline reaches
+/// (deadlines are a time plus a positive interval).
+public struct WSOptionalInstant: Equatable, Sendable {
+    /// The instant's nanoseconds, `Int64.min` for none.
+    public var nanoseconds = Int64.min
+
+    /// `instant`, or none.
+    @inlinable public init(_ instant: WSInstant? = nil) { self.value = instant }
+
+    /// The instant, or nil for none.
+    @inlinable public var value: WSInstant? {
+        @inline(__always) get { nanoseconds == .min ? nil : WSInstant(nanoseconds: nanoseconds) }
+        @inline(__always) set { nanoseconds = newValue?.nanoseconds ?? .min }
+    }
+}
+
 extension Duration {
     /// Whole nanoseconds, saturating at the ends of `Int64`.
     var nanoseconds: Int64 {

@@ -186,33 +186,16 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     /// Keepalive and idle timers, meaningful only while open.
     private struct Timers: Sendable {
-        // Each deadline in nanoseconds, `Int64.min` for none (an instant no timer reaches: they
-        // are `now` plus a positive interval): three `WSInstant?` would take 48 bytes with
-        // their padding, in every open connection's engine.
-        private var ping = Int64.min, pong = Int64.min, idle = Int64.min
+        // Compact optionals (8 bytes each, not 16): in every open connection's engine.
+        var nextPing = WSOptionalInstant()
+        var pongDeadline = WSOptionalInstant()
+        var idleDeadline = WSOptionalInstant()
         var pingsSent: UInt32 = 0
-
-        init(nextPing: WSInstant?, idleDeadline: WSInstant?) {
-            self.nextPing = nextPing
-            self.idleDeadline = idleDeadline
-        }
-
-        var nextPing: WSInstant? {
-            get { ping == .min ? nil : WSInstant(nanoseconds: ping) }
-            set { ping = newValue?.nanoseconds ?? .min }
-        }
-        var pongDeadline: WSInstant? {
-            get { pong == .min ? nil : WSInstant(nanoseconds: pong) }
-            set { pong = newValue?.nanoseconds ?? .min }
-        }
-        var idleDeadline: WSInstant? {
-            get { idle == .min ? nil : WSInstant(nanoseconds: idle) }
-            set { idle = newValue?.nanoseconds ?? .min }
-        }
 
         /// The earliest deadline: the Pong's while one is awaited, else the next Ping's; or the
         /// idle one, if sooner.
         var earliest: WSInstant? {
+            let (ping, pong, idle) = (nextPing.nanoseconds, pongDeadline.nanoseconds, idleDeadline.nanoseconds)
             let keepalive = pong != .min ? pong : ping
             let soonest = keepalive == .min ? idle : (idle == .min ? keepalive : Swift.min(keepalive, idle))
             return soonest == .min ? nil : WSInstant(nanoseconds: soonest)
@@ -391,7 +374,8 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     private static func openTimers(_ configuration: Configuration, now: WSInstant) -> Timers {
-        Timers(nextPing: configuration.pingInterval.map { now + $0 }, idleDeadline: configuration.idleTimeout.map { now + $0 })
+        Timers(nextPing: WSOptionalInstant(configuration.pingInterval.map { now + $0 }),
+               idleDeadline: WSOptionalInstant(configuration.idleTimeout.map { now + $0 }))
     }
 
     // MARK: Observation
@@ -610,10 +594,9 @@ public struct WSProtocol: ~Copyable, Sendable {
     private mutating func pull() -> Pulled? {
         if !pending.isEmpty { return .event(pending.removeFirst()) }
         if acceptsStepping {
-            if case .header = frame {
-                if message == nil, let pulled = singleFrameMessage() { return pulled }
-            }
-            var progress = inbound.readable > 0 || !isBetweenFrames
+            let betweenFrames = isBetweenFrames
+            if betweenFrames, message == nil, let pulled = singleFrameMessage() { return pulled }
+            var progress = inbound.readable > 0 || !betweenFrames
             while progress {
                 progress = false
                 let pulled: Pulled?
@@ -991,8 +974,8 @@ public struct WSProtocol: ~Copyable, Sendable {
             }
             return .ping(payload)
         case .pong:
-            if case .open(var t) = state, t.pongDeadline != nil {
-                t.pongDeadline = nil
+            if case .open(var t) = state, t.pongDeadline.value != nil {
+                t.pongDeadline.value = nil
                 state = .open(t)
             }
             return .pong(payload)
@@ -1146,7 +1129,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         case .open(var t):
             // Nothing is due before the earliest deadline (the common case, once per drain).
             guard let due = t.earliest, now >= due else { return nil }
-            if let deadline = t.pongDeadline, now >= deadline {
+            if let deadline = t.pongDeadline.value, now >= deadline {
                 // The peer did not answer: queue a Close for form's sake and drop the transport.
                 let frame = WSCloseFrame(code: .internalError, reason: "keepalive ping timeout")
                 enqueueClose(frame)
@@ -1154,17 +1137,17 @@ public struct WSProtocol: ~Copyable, Sendable {
                 enterClosed(CloseInfo(sent: frame, received: nil, initiator: .local, cause: .keepaliveTimeout))
                 return pending.removeFirst()
             }
-            if t.pongDeadline == nil, let due = t.nextPing, now >= due, let interval = configuration.pingInterval {
+            if t.pongDeadline.value == nil, let due = t.nextPing.value, now >= due, let interval = configuration.pingInterval {
                 t.pingsSent &+= 1
                 let n = t.pingsSent
                 enqueueControl(.ping, [UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16),
                                        UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n)])
-                t.pongDeadline = now + configuration.pingTimeout
-                t.nextPing = max(due + interval, now)
+                t.pongDeadline.value = now + configuration.pingTimeout
+                t.nextPing.value = max(due + interval, now)
             }
             var event: Event?
-            if let deadline = t.idleDeadline, now >= deadline, let idle = configuration.idleTimeout {
-                t.idleDeadline = now + idle
+            if let deadline = t.idleDeadline.value, now >= deadline, let idle = configuration.idleTimeout {
+                t.idleDeadline.value = now + idle
                 event = .idleTimeout
             }
             state = .open(t)
@@ -1186,7 +1169,7 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     private mutating func noteDataActivity() {
         guard let idle = configuration.idleTimeout, case .open(var t) = state else { return }
-        t.idleDeadline = now + idle
+        t.idleDeadline.value = now + idle
         state = .open(t)
     }
 
@@ -1709,9 +1692,10 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     /// Buffers an adapter lends to the engines it serves one at a time, so that a connection
     /// between messages holds no receive, send, compression or event buffer of its own (the way
-    /// uWebSockets shares one receive and one send buffer per loop). Without them every connection keeps its last message's buffers
-    /// until ``releaseIdleMemory()``, and freeing them then leaves holes in the heap that the
-    /// allocator cannot give back while live connections sit between them.
+    /// uWebSockets shares one receive and one send buffer per loop). Without them every
+    /// connection keeps its last message's buffers until ``releaseIdleMemory()``, and freeing
+    /// them then leaves holes in the heap that the allocator cannot give back while live
+    /// connections sit between them.
     ///
     /// The adapter keeps one per thread: ``borrowBuffers(from:)`` before it feeds a
     /// connection's bytes in, ``returnBuffers(to:)`` once it has taken the events and written

@@ -54,10 +54,10 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// Bytes charged to the server's memory budget for this connection.
     @exclusivity(unchecked) var charged = 0
     @exclusivity(unchecked) private var rare: Rare?
-    // The armed deadline in nanoseconds, `Int64.min` for none (a `WSInstant?` takes 16 bytes
-    // with its padding). Read each time the timer is armed: unchecked, or the run-time access
-    // check costs about 70 instructions per echoed message (callgrind).
-    @exclusivity(unchecked) private var armedAt = Int64.min
+    // The armed deadline, a compact optional (8 bytes, not 16). Read each time the timer is
+    // armed: unchecked, or the run-time access check costs about 70 instructions per echoed
+    // message (callgrind).
+    @exclusivity(unchecked) private var armed = WSOptionalInstant()
     /// The engine, in the connection's own allocation. `@exclusivity(unchecked)` as the
     /// loop-thread state: a class's stored property would otherwise pay for a run-time access
     /// check on every call (it is the loop's hot path).
@@ -101,14 +101,14 @@ public final class WSEpollConnection: @unchecked Sendable {
     }
     /// The deadline the loop's timer heap holds for this connection, if any.
     var armedDeadline: WSInstant? {
-        get { armedAt == .min ? nil : WSInstant(nanoseconds: armedAt) }
-        set { armedAt = newValue?.nanoseconds ?? .min }
+        get { armed.value }
+        set { armed.value = newValue }
     }
     /// When to call ``WSEpollServiceHooks/deadlinePassed(_:)`` (a layer's own timeout: the
     /// client's reads and writes), kept in `rare`.
     var applicationDeadline: WSInstant? {
-        get { rare.flatMap { $0.applicationAt == .min ? nil : WSInstant(nanoseconds: $0.applicationAt) } }
-        set { if newValue != nil || rare != nil { rareState.applicationAt = newValue?.nanoseconds ?? .min } }
+        get { rare?.applicationDeadline }
+        set { if newValue != nil || rare != nil { rareState.applicationDeadline = newValue } }
     }
     /// The remote address counted against the server's per-address limit, if it has one.
     var countedAddress: String? {
@@ -128,7 +128,7 @@ public final class WSEpollConnection: @unchecked Sendable {
         /// The peer's address when it is not IPv4.
         @exclusivity(unchecked) var remoteAddress: String?
         /// When to call ``WSEpollServiceHooks/deadlinePassed(_:)`` (the client layer's timeouts).
-        @exclusivity(unchecked) var applicationAt = Int64.min
+        @exclusivity(unchecked) var applicationDeadline: WSInstant?
     }
     private var rareState: Rare {
         if let rare { return rare }

@@ -429,6 +429,17 @@ struct SpareBufferTests {
         }
     }
 
+    @Test("WSOptionalInstant holds an optional instant in 8 bytes: none, the origin and any other instant read back")
+    func optionalInstant() {
+        #expect(MemoryLayout<WSOptionalInstant>.size == 8)
+        for instant: WSInstant? in [nil, .zero, .seconds(-3), .seconds(1e9), WSInstant(nanoseconds: .max)] {
+            var compact = WSOptionalInstant(instant)
+            #expect(compact.value == instant)
+            compact.value = nil
+            #expect(compact.value == nil && compact == WSOptionalInstant())
+        }
+    }
+
     @Test("an engine is at most 312 bytes: it is in every connection's record (issue 18)")
     func engineSize() {
         #expect(MemoryLayout<WSProtocol>.size <= 312)
