@@ -7,7 +7,8 @@
 /// and decodes incoming ones marked with its RSV bit.
 ///
 /// A transform belongs to exactly one ``WSProtocol`` (a reference type because it owns state
-/// such as a compression context; the engine is its only user). It is created after the opening
+/// such as a compression context; the engine is its only user), except for an idle form that
+/// connections share between messages (``idleForm()``). It is created after the opening
 /// handshake by ``WSExtensionNegotiator/makeTransform(agreed:role:)``, or passed to
 /// ``WSProtocol/init(role:configuration:now:randomNumberGenerator:transform:)`` when the
 /// handshake happened elsewhere.
@@ -65,10 +66,28 @@ public protocol WSMessageTransform: AnyObject, Sendable {
     /// so a message that decodes to exactly the limit is accepted however it was encoded; what
     /// it decodes to stays bounded exactly by the decoded-size limit. Default: `decodedSize`.
     func maxEncodedSize(forDecodedSize decodedSize: Int) -> Int
+
+    /// A transform that holds no state the connection's next message needs may stand aside,
+    /// while the connection is idle, for one that many connections share: an idle connection
+    /// then keeps no object of its own (as with permessage-deflate without context takeover,
+    /// or before any message was compressed). The engine asks when it installs the transform
+    /// and after each ``releaseIdleMemory()``, and holds the answer in this one's place.
+    /// Default: nil (this transform stays).
+    func idleForm() -> (any WSMessageTransform)?
+
+    /// For a shared idle form (see ``idleForm()``): the transform this connection uses from
+    /// now on, made for the message about to be encoded (`encoding`) or decoded, or nil when
+    /// this one can do that without keeping state for the connection: a whole message passed
+    /// in one call (`wholeMessage`), for example, under no context takeover. The engine asks
+    /// before each `encode`, `encodeContinuing` and `decode` call; a connection's own
+    /// transform answers nil. Default: nil.
+    func connectionTransform(encoding: Bool, wholeMessage: Bool) -> (any WSMessageTransform)?
 }
 
 extension WSMessageTransform {
     public func maxEncodedSize(forDecodedSize decodedSize: Int) -> Int { decodedSize }
+    public func idleForm() -> (any WSMessageTransform)? { nil }
+    public func connectionTransform(encoding: Bool, wholeMessage: Bool) -> (any WSMessageTransform)? { nil }
     public func encodeContinuing(_ input: Span<UInt8>, into output: inout [UInt8]) { encode(input, isFinal: false, into: &output) }
 }
 

@@ -320,8 +320,21 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     private mutating func install(_ transform: (any WSMessageTransform)?) {
-        self.transform = transform
+        self.transform = transform.map { $0.idleForm() ?? $0 }
         allowedRSV = transform?.reservedBits ?? 0
+    }
+
+    /// The message transform held now: the connection's own, or its idle form (for tests).
+    package var currentTransform: (any WSMessageTransform)? { transform }
+
+    /// The transform for the next encode or decode call: a shared idle form gives way to the
+    /// connection's own when it cannot make the call alone
+    /// (``WSMessageTransform/connectionTransform(encoding:wholeMessage:)``).
+    private mutating func activeTransform(encoding: Bool, wholeMessage: Bool) -> any WSMessageTransform {
+        let current = transform!
+        guard let own = current.connectionTransform(encoding: encoding, wholeMessage: wholeMessage) else { return current }
+        transform = own
+        return own
     }
 
     /// Creates a client engine that starts with the opening handshake (RFC 6455 §4.1): the
@@ -858,9 +871,10 @@ public struct WSProtocol: ~Copyable, Sendable {
         var output: [UInt8]
         if streaming { output = decodeBuffer; decodeBuffer = [] } else { output = messageBuffer; messageBuffer = [] }
         let outcome: Result<WSDecodeProgress, WSTransformError>
+        let decoder = activeTransform(encoding: false, wholeMessage: false)
         do throws(WSTransformError) {
             let input = inbound.storage.span.extracting(inbound.readIndex..<(inbound.readIndex &+ available))
-            outcome = .success(try transform!.decode(input, isFinal: lastInput, into: &output,
+            outcome = .success(try decoder.decode(input, isFinal: lastInput, into: &output,
                                                      pauseAfter: limits.decodePause, limit: limit))
         } catch {
             outcome = .failure(error)
@@ -1413,9 +1427,9 @@ public struct WSProtocol: ~Copyable, Sendable {
             if queuedSends.count == 1 { continueEncoding() } else { updateWritability() }
             return
         }
-        if transformed, let transform {
+        if transformed {
             try requireRoom(for: Self.encodedSizeBound(bytes.count))
-            appendEncoded(bytes, transform, opcode: kind.opcode, isFirst: true, fin: true)
+            appendEncoded(bytes, activeTransform(encoding: true, wholeMessage: true), opcode: kind.opcode, isFirst: true, fin: true)
         } else {
             try requireRoom(for: bytes.count)
             appendData(bytes, opcode: kind.opcode, fin: true)
@@ -1453,9 +1467,10 @@ public struct WSProtocol: ~Copyable, Sendable {
         if kind == .text {
             guard utf8.validate(bytes) == nil, !isFinal || utf8.isComplete else { throw .invalidUTF8 }
         }
-        if transformed, let transform {
+        if transformed {
             try requireRoom(for: Self.encodedSizeBound(bytes.count))
-            appendEncoded(bytes, transform, opcode: opcode, isFirst: opcode != .continuation, fin: isFinal)
+            let first = opcode != .continuation
+            appendEncoded(bytes, activeTransform(encoding: true, wholeMessage: first && isFinal), opcode: opcode, isFirst: first, fin: isFinal)
         } else {
             try requireRoom(for: bytes.count)
             appendData(bytes, opcode: opcode, fin: isFinal)
@@ -1470,12 +1485,12 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// ``hasPendingWork`` is true, a slice per turn.
     public mutating func continueEncoding() {
         while let first = queuedSends.first {
-            guard first.transformed, let transform else {
+            guard first.transformed, transform != nil else {
                 queuedSends.removeFirst()
                 appendData(first.bytes, opcode: first.kind.opcode, fin: true)
                 continue
             }
-            encodeSlice(transform)
+            encodeSlice()
             return
         }
     }
@@ -1492,12 +1507,13 @@ public struct WSProtocol: ~Copyable, Sendable {
         while !queuedSends.isEmpty { continueEncoding() }
     }
 
-    /// One slice of the first queued message through `transform`; its frames.
-    private mutating func encodeSlice(_ transform: any WSMessageTransform) {
+    /// One slice of the first queued message through the transform; its frames.
+    private mutating func encodeSlice() {
         let slice = configuration.encodeSliceSize ?? .max
         let start = queuedSends[0].offset
         let end = start + Swift.min(slice, queuedSends[0].bytes.count - start)
         let last = end == queuedSends[0].bytes.count
+        let transform = activeTransform(encoding: true, wholeMessage: start == 0 && last)
         var held = queuedSends[0].held
         queuedSends[0].held = []
         withContiguousSpan(queuedSends[0].bytes[start..<end]) { span in
@@ -1686,7 +1702,10 @@ public struct WSProtocol: ~Copyable, Sendable {
         if message == nil {
             messageBuffer = []
             messageDelivered = false
-            if case .none = sending, queuedSends.isEmpty { transform?.releaseIdleMemory() }
+            if case .none = sending, queuedSends.isEmpty, let current = transform {
+                current.releaseIdleMemory()
+                if let idle = current.idleForm() { transform = idle }
+            }
         }
     }
 

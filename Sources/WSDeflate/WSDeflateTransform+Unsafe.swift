@@ -17,58 +17,26 @@ internal import CWSZlib
 internal import Glibc
 public import WSCore
 
-/// permessage-deflate's compressor and decompressor for one connection, made by
-/// ``WSPerMessageDeflate/makeTransform(agreed:role:)``.
-///
-/// Owned by one ``WSProtocol``; it is not safe to use from two threads at once, and the engine
-/// never does.
-@safe public final class WSDeflateTransform: WSMessageTransform, @unchecked Sendable {
-    // One codec per compressed connection, kept while it is open: its fields are stored in few
-    // bytes (80 -> 50, one allocator size class down from 96 bytes to 64).
-
-    private var deflater: UnsafeMutablePointer<z_stream>?
-    private var inflater: UnsafeMutablePointer<z_stream>?
-    private let minimumSize: Int
-    // What was agreed, by direction (``parameters``): window bits 8–15 and the no-context-
-    // takeover flags.
-    private let sendWindowBits: UInt8
-    private let receiveWindowBits: UInt8
-    private let sendNoContextTakeover: Bool
-    private let receiveNoContextTakeover: Bool
+/// What one agreement means for the connections that share it (the negotiated parameters by
+/// direction, and the compression level, memory level and minimum size), and the transform a
+/// connection holds while idle. It keeps no connection's state, so the connections that agreed
+/// on the same parameters with one ``WSPerMessageDeflate`` share one. It compresses a whole
+/// message under no context takeover itself, with the thread's compressor; anything else is
+/// done by a ``WSDeflateTransform`` of the connection's own, made when a message needs it
+/// (``connectionTransform(encoding:wholeMessage:)``) and given up once the connection is idle
+/// (``WSDeflateTransform/idleForm()``).
+@safe final class DeflateProfile: WSMessageTransform, Sendable {
+    let minimumSize: Int
+    // Window bits 8–15 and the no-context-takeover flags, by direction.
+    let sendWindowBits: UInt8
+    let receiveWindowBits: UInt8
+    let sendNoContextTakeover: Bool
+    let receiveNoContextTakeover: Bool
     /// zlib's compression level (0–9) and memory level (1–9).
-    private let level: Int8
-    private let memoryLevel: Int8
-    /// A message is being compressed across calls (fragments, slices): it keeps to `deflater`.
-    private var encodingAcrossCalls = false
-    /// zlib's stream ended (a BFINAL block) and no input has followed yet in this message.
-    private var streamEnded = false
-    /// The last inflate call that used input or produced output left zlib between blocks
-    /// (`data_type` bit 128). Kept from that call: a later call without progress reads as
-    /// mid-stream (zlib moves its state off "between blocks" on entry).
-    private var atBoundary = false
-    /// How many bytes of the 00 00 ff ff tail the current inbound message has had (0...4).
-    private var tailFed = 0 as UInt8
+    let level: Int8
+    let memoryLevel: Int8
 
-    /// What was agreed, by direction.
-    public var parameters: WSDeflateParameters {
-        WSDeflateParameters(send: .init(maxWindowBits: Int(sendWindowBits), noContextTakeover: sendNoContextTakeover),
-                            receive: .init(maxWindowBits: Int(receiveWindowBits), noContextTakeover: receiveNoContextTakeover))
-    }
-    private static let scratchSize = ThreadZlib.scratchSize
-
-    /// Whether this connection holds a compressor of its own now (with context takeover, or
-    /// while a message is compressed across calls); otherwise whole messages use the thread's.
-    package var ownsCompressor: Bool { unsafe deflater != nil }
-    /// Whether this connection holds a decompressor now (from its first compressed message
-    /// received; without context takeover, until it goes idle).
-    package var ownsDecompressor: Bool { unsafe inflater != nil }
-
-    /// The RSV1 bit: "Per-Message Compressed" (RFC 7692 §6).
-    public var reservedBits: UInt8 { WSFrameHeader.rsv1 }
-
-    /// A codec for `parameters`, compressing with `configuration`'s level, memory level and
-    /// minimum size.
-    public init(parameters: WSDeflateParameters, configuration: WSPerMessageDeflate.Configuration = .init()) {
+    init(parameters: WSDeflateParameters, configuration: WSPerMessageDeflate.Configuration) {
         sendWindowBits = UInt8(clamping: parameters.send.maxWindowBits)
         receiveWindowBits = UInt8(clamping: parameters.receive.maxWindowBits)
         sendNoContextTakeover = parameters.send.noContextTakeover
@@ -78,49 +46,63 @@ public import WSCore
         minimumSize = configuration.minimumSize
     }
 
-    deinit {
-        endDeflater()
-        endInflater()
+    var parameters: WSDeflateParameters {
+        WSDeflateParameters(send: .init(maxWindowBits: Int(sendWindowBits), noContextTakeover: sendNoContextTakeover),
+                            receive: .init(maxWindowBits: Int(receiveWindowBits), noContextTakeover: receiveNoContextTakeover))
     }
 
-    public func shouldEncode(kind: WSMessageKind, size: Int?) -> Bool {
+    // zlib refuses a raw 8-bit window for compression. When the peer holds us to 8, use 9 with
+    // the run-length strategy: its matches all have distance 1, which an 8-bit window
+    // decompresses.
+    /// The raw (negative) window bits we compress with.
+    var deflateWindowBits: Int32 { -Int32(Swift.max(Int(sendWindowBits), 9)) }
+    var deflateStrategy: Int32 { Int(sendWindowBits) == 8 ? Z_RLE : Z_DEFAULT_STRATEGY }
+
+    /// The RSV1 bit: "Per-Message Compressed" (RFC 7692 §6).
+    var reservedBits: UInt8 { WSFrameHeader.rsv1 }
+
+    func shouldEncode(kind: WSMessageKind, size: Int?) -> Bool {
         size.map { $0 >= minimumSize } ?? true
     }
 
-    // MARK: Compression
-
-    public func encode(_ input: Span<UInt8>, isFinal: Bool, into output: inout [UInt8]) {
-        let start = output.count
-        // A whole message without context takeover: the thread's compressor, reset after it.
-        let shared = isFinal && !encodingAcrossCalls && sendNoContextTakeover
-        let s = unsafe shared ? ThreadZlib.current.deflater(windowBits: deflateWindowBits, level: Int32(level), memoryLevel: Int32(memoryLevel), strategy: deflateStrategy)
-                              : deflateStream()
-        unsafe compress(input, flushing: true, with: s, into: &output)
-        encodingAcrossCalls = !isFinal
-        guard isFinal else { return }
-        // §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end." When zlib
-        // had nothing to flush (an empty message right after another), the message is the one
-        // octet 0x00: with the receiver's 00 00 ff ff it is an empty stored block (§7.2.3.6).
-        if output.count - start >= 4, output[(output.count - 4)...].elementsEqual([0, 0, 0xFF, 0xFF]) {
-            output.removeLast(4)
-        } else {
-            precondition(output.count == start, "a sync flush ends with 00 00 ff ff")
-            output.append(0)
-        }
-        if sendNoContextTakeover { _ = unsafe deflateReset(s) }
+    /// Deflate's worst case from any encoder: zlib's `deflateBound` for arbitrary settings
+    /// (fixed-Huffman blocks can grow data by an eighth; small stored blocks, as with
+    /// python-websockets' `memLevel=5`, by 5 bytes each) plus the empty block of a sync flush.
+    /// python-websockets compresses every message, random bytes too. Only the wire limit
+    /// grows: compressed frames stream through inflate, and what they inflate to is bounded
+    /// exactly by the decompressed-size limit.
+    func maxEncodedSize(forDecodedSize n: Int) -> Int {
+        n + ((n + 7) >> 3) + ((n + 63) >> 6) + 5 + 5
     }
 
-    /// Compresses a slice of a message without a flush (zlib keeps what it has not emitted
-    /// yet); the message's last ``encode(_:isFinal:into:)`` flushes. The output is the one
-    /// call's: zlib's deflate does not depend on how its input arrives.
-    public func encodeContinuing(_ input: Span<UInt8>, into output: inout [UInt8]) {
-        encodingAcrossCalls = true
-        unsafe compress(input, flushing: false, with: deflateStream(), into: &output)
+    /// Only a whole message to compress under no context takeover needs no connection state.
+    func connectionTransform(encoding: Bool, wholeMessage: Bool) -> (any WSMessageTransform)? {
+        encoding && wholeMessage && sendNoContextTakeover ? nil : WSDeflateTransform(profile: self)
+    }
+
+    func encode(_ input: Span<UInt8>, isFinal: Bool, into output: inout [UInt8]) {
+        precondition(isFinal && sendNoContextTakeover, "a shared permessage-deflate profile compresses only whole messages under no context takeover: ask connectionTransform(encoding:wholeMessage:) first")
+        encodeWhole(input, into: &output)
+    }
+
+    func decode(_ input: Span<UInt8>, isFinal: Bool, into output: inout [UInt8], pauseAfter: Int, limit: Int) throws(WSTransformError) -> WSDecodeProgress {
+        preconditionFailure("a shared permessage-deflate profile does not decompress: ask connectionTransform(encoding:wholeMessage:) first")
+    }
+
+    func releaseIdleMemory() {}
+
+    /// A whole message under no context takeover: the thread's compressor, reset after it.
+    func encodeWhole(_ input: Span<UInt8>, into output: inout [UInt8]) {
+        let start = output.count
+        let s = unsafe ThreadZlib.current.deflater(windowBits: deflateWindowBits, level: Int32(level), memoryLevel: Int32(memoryLevel), strategy: deflateStrategy)
+        unsafe Self.compress(input, flushing: true, with: s, into: &output)
+        Self.endMessage(&output, from: start)
+        _ = unsafe deflateReset(s)
     }
 
     /// Feeds `input` to compressor `s`, with a sync flush after it when `flushing`.
-    private func compress(_ input: Span<UInt8>, flushing: Bool, with s: UnsafeMutablePointer<z_stream>, into output: inout [UInt8]) {
-        let out = unsafe scratchBuffer()
+    static func compress(_ input: Span<UInt8>, flushing: Bool, with s: UnsafeMutablePointer<z_stream>, into output: inout [UInt8]) {
+        let out = unsafe ThreadZlib.current.scratch
         unsafe input.withUnsafeBufferPointer { buffer in
             var offset = 0
             repeat {
@@ -143,19 +125,114 @@ public import WSCore
         }
     }
 
+    /// Ends a compressed message that starts at `start` in `output`, after its sync flush.
+    /// §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end." When zlib
+    /// had nothing to flush (an empty message right after another), the message is the one
+    /// octet 0x00: with the receiver's 00 00 ff ff it is an empty stored block (§7.2.3.6).
+    static func endMessage(_ output: inout [UInt8], from start: Int) {
+        if output.count - start >= 4, output[(output.count - 4)...].elementsEqual([0, 0, 0xFF, 0xFF]) {
+            output.removeLast(4)
+        } else {
+            precondition(output.count == start, "a sync flush ends with 00 00 ff ff")
+            output.append(0)
+        }
+    }
+}
+
+/// permessage-deflate's compressor and decompressor for one connection, made by
+/// ``WSPerMessageDeflate/makeTransform(agreed:role:)``.
+///
+/// Owned by one ``WSProtocol``; it is not safe to use from two threads at once, and the engine
+/// never does. While its connection is idle and it holds no zlib state, the engine keeps the
+/// parameters' shared profile in its place (``idleForm()``) and makes a new codec when a
+/// message needs one, so an idle connection owns no deflate object.
+@safe public final class WSDeflateTransform: WSMessageTransform, @unchecked Sendable {
+    // 44 bytes with the object header (an allocator chunk of 48): the parameters are the
+    // shared profile's.
+
+    private let profile: DeflateProfile
+    private var deflater: UnsafeMutablePointer<z_stream>?
+    private var inflater: UnsafeMutablePointer<z_stream>?
+    /// A message is being compressed across calls (fragments, slices): it keeps to `deflater`.
+    private var encodingAcrossCalls = false
+    /// zlib's stream ended (a BFINAL block) and no input has followed yet in this message.
+    private var streamEnded = false
+    /// The last inflate call that used input or produced output left zlib between blocks
+    /// (`data_type` bit 128). Kept from that call: a later call without progress reads as
+    /// mid-stream (zlib moves its state off "between blocks" on entry).
+    private var atBoundary = false
+    /// How many bytes of the 00 00 ff ff tail the current inbound message has had (0...4).
+    private var tailFed = 0 as UInt8
+
+    /// What was agreed, by direction.
+    public var parameters: WSDeflateParameters { profile.parameters }
+    private static let scratchSize = ThreadZlib.scratchSize
+
+    /// Whether this connection holds a compressor of its own now (with context takeover, or
+    /// while a message is compressed across calls); otherwise whole messages use the thread's.
+    package var ownsCompressor: Bool { unsafe deflater != nil }
+    /// Whether this connection holds a decompressor now (from its first compressed message
+    /// received; without context takeover, until it goes idle).
+    package var ownsDecompressor: Bool { unsafe inflater != nil }
+
+    /// The RSV1 bit: "Per-Message Compressed" (RFC 7692 §6).
+    public var reservedBits: UInt8 { WSFrameHeader.rsv1 }
+
+    /// A codec for `parameters`, compressing with `configuration`'s level, memory level and
+    /// minimum size.
+    public convenience init(parameters: WSDeflateParameters, configuration: WSPerMessageDeflate.Configuration = .init()) {
+        self.init(profile: DeflateProfile(parameters: parameters, configuration: configuration))
+    }
+
+    init(profile: DeflateProfile) {
+        self.profile = profile
+    }
+
+    deinit {
+        endDeflater()
+        endInflater()
+    }
+
+    public func shouldEncode(kind: WSMessageKind, size: Int?) -> Bool {
+        profile.shouldEncode(kind: kind, size: size)
+    }
+
+    /// The shared profile of these parameters when this codec holds no zlib state and no
+    /// message is under way; nil otherwise.
+    public func idleForm() -> (any WSMessageTransform)? {
+        unsafe deflater == nil && inflater == nil && !encodingAcrossCalls && tailFed == 0 && !streamEnded ? profile : nil
+    }
+
+    // MARK: Compression
+
+    public func encode(_ input: Span<UInt8>, isFinal: Bool, into output: inout [UInt8]) {
+        // A whole message without context takeover: the thread's compressor, reset after it.
+        if isFinal && !encodingAcrossCalls && profile.sendNoContextTakeover {
+            return profile.encodeWhole(input, into: &output)
+        }
+        let start = output.count
+        let s = unsafe deflateStream()
+        unsafe DeflateProfile.compress(input, flushing: true, with: s, into: &output)
+        encodingAcrossCalls = !isFinal
+        guard isFinal else { return }
+        DeflateProfile.endMessage(&output, from: start)
+        if profile.sendNoContextTakeover { _ = unsafe deflateReset(s) }
+    }
+
+    /// Compresses a slice of a message without a flush (zlib keeps what it has not emitted
+    /// yet); the message's last ``encode(_:isFinal:into:)`` flushes. The output is the one
+    /// call's: zlib's deflate does not depend on how its input arrives.
+    public func encodeContinuing(_ input: Span<UInt8>, into output: inout [UInt8]) {
+        encodingAcrossCalls = true
+        unsafe DeflateProfile.compress(input, flushing: false, with: deflateStream(), into: &output)
+    }
+
     private func deflateStream() -> UnsafeMutablePointer<z_stream> {
         if let s = unsafe deflater { return unsafe s }
-        let s = unsafe Self.allocateStream { unsafe cws_deflateInit2($0, Int32(level), deflateWindowBits, Int32(memoryLevel), deflateStrategy) }
+        let s = unsafe Self.allocateStream { unsafe cws_deflateInit2($0, Int32(profile.level), profile.deflateWindowBits, Int32(profile.memoryLevel), profile.deflateStrategy) }
         unsafe deflater = s
         return unsafe s
     }
-
-    // zlib refuses a raw 8-bit window for compression. When the peer holds us to 8, use 9 with
-    // the run-length strategy: its matches all have distance 1, which an 8-bit window
-    // decompresses.
-    /// The raw (negative) window bits we compress with.
-    private var deflateWindowBits: Int32 { -Int32(Swift.max(Int(sendWindowBits), 9)) }
-    private var deflateStrategy: Int32 { Int(sendWindowBits) == 8 ? Z_RLE : Z_DEFAULT_STRATEGY }
 
     private func endDeflater() {
         unsafe Self.free(deflater) { unsafe deflateEnd($0) }
@@ -261,7 +338,7 @@ public import WSCore
                 }
                 tailFed = 0
                 streamEnded = false
-                if receiveNoContextTakeover { _ = unsafe inflateReset(s) }
+                if profile.receiveNoContextTakeover { _ = unsafe inflateReset(s) }
                 return WSDecodeProgress(consumed: consumed, status: .finished)
             }
         }
@@ -294,20 +371,14 @@ public import WSCore
 
     // MARK: Memory
 
-    /// Frees each context that is reset after every message anyway.
-    /// Deflate's worst case from any encoder: zlib's `deflateBound` for arbitrary settings
-    /// (fixed-Huffman blocks can grow data by an eighth; small stored blocks, as with
-    /// python-websockets' `memLevel=5`, by 5 bytes each) plus the empty block of a sync flush.
-    /// python-websockets compresses every message, random bytes too. Only the wire limit
-    /// grows: compressed frames stream through inflate, and what they inflate to is bounded
-    /// exactly by the decompressed-size limit.
     public func maxEncodedSize(forDecodedSize n: Int) -> Int {
-        n + ((n + 7) >> 3) + ((n + 63) >> 6) + 5 + 5
+        profile.maxEncodedSize(forDecodedSize: n)
     }
 
+    /// Frees each context that is reset after every message anyway.
     public func releaseIdleMemory() {
-        if sendNoContextTakeover && !encodingAcrossCalls { endDeflater() }
-        if receiveNoContextTakeover { endInflater() }
+        if profile.sendNoContextTakeover && !encodingAcrossCalls { endDeflater() }
+        if profile.receiveNoContextTakeover { endInflater() }
     }
 }
 

@@ -2,6 +2,7 @@
 // The compression itself is in WSDeflateTransform+Unsafe.swift.
 
 public import WSCore
+internal import Synchronization
 
 /// The permessage-deflate extension (RFC 7692): compresses each data message with DEFLATE.
 ///
@@ -24,6 +25,9 @@ public struct WSPerMessageDeflate: WSExtensionNegotiator {
 
     /// What this endpoint offers, accepts and compresses with.
     public let configuration: Configuration
+    /// The shared profile of each set of parameters agreed so far (the idle form of the
+    /// connections' codecs), shared by copies of this negotiator.
+    private let profiles = Profiles()
 
     /// Negotiation preferences and compression settings.
     ///
@@ -206,9 +210,28 @@ public struct WSPerMessageDeflate: WSExtensionNegotiator {
         }
     }
 
-    /// The compressor and decompressor for one connection.
+    /// The compressor and decompressor for one connection. The connections that agree on the
+    /// same parameters with this negotiator (or a copy of it) share one profile of them, which
+    /// each connection's engine holds instead of the codec while the connection is idle
+    /// (``WSDeflateTransform/idleForm()``).
     public func makeTransform(agreed: WSExtensionElement, role: WSProtocol.Role) -> (any WSMessageTransform)? {
-        parameters(agreed: agreed, role: role).map { WSDeflateTransform(parameters: $0, configuration: configuration) }
+        parameters(agreed: agreed, role: role).map { WSDeflateTransform(profile: profiles.profile($0, configuration)) }
+    }
+
+    /// At most 256 profiles: 8 window sizes and 2 flags in each direction.
+    private final class Profiles: Sendable {
+        private let byKey = Mutex<[UInt16: DeflateProfile]>([:])
+
+        func profile(_ parameters: WSDeflateParameters, _ configuration: Configuration) -> DeflateProfile {
+            func bits(_ d: WSDeflateParameters.Direction) -> UInt16 { UInt16(d.maxWindowBits & 0xF) << 1 | (d.noContextTakeover ? 1 : 0) }
+            let key = bits(parameters.send) << 5 | bits(parameters.receive)
+            return byKey.withLock { profiles in
+                if let p = profiles[key] { return p }
+                let p = DeflateProfile(parameters: parameters, configuration: configuration)
+                profiles[key] = p
+                return p
+            }
+        }
     }
 }
 

@@ -11,7 +11,9 @@ public enum WSReplayMode: Hashable, Sendable, CustomStringConvertible {
     case randomSplits(seed: UInt64)
     /// Random splits as ``randomSplits(seed:)``, the engine borrowing its buffers from one
     /// ``WSProtocol/SpareBuffers`` before each piece and giving them back after draining, as
-    /// the epoll adapter does.
+    /// the epoll adapter does, then releasing its idle memory (``WSProtocol/releaseIdleMemory()``,
+    /// which the adapter's sweep calls: a message transform may stand aside for its idle
+    /// form), as after every command.
     case lentBuffers(seed: UInt64)
 
     /// The ways every fixture is replayed: whole, byte by byte, two seeds of random splits, and
@@ -81,7 +83,10 @@ public enum WSFixtureRunner {
                     if lending { engine.borrowBuffers(from: &spare) }
                     engine.receive(chunk)
                     drain(n, &engine)
-                    if lending { engine.returnBuffers(to: &spare) }
+                    if lending {
+                        engine.returnBuffers(to: &spare)
+                        engine.releaseIdleMemory()
+                    }
                 }
             case .receiveEOF:
                 engine.receiveEOF()
@@ -98,6 +103,7 @@ public enum WSFixtureRunner {
                     if name != expectError { fail(n, "command threw \(name) (\(error)), expected \(expectError ?? "success")") }
                 }
                 drain(n, &engine)
+                if lending { engine.releaseIdleMemory() }
             case .expectEvents(let expected):
                 let got = mergeFragments(events)
                 if got != mergeFragments(expected) {

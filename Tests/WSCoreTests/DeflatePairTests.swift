@@ -151,4 +151,76 @@ struct DeflatePairTests {
             }
         }
     }
+
+    /// Whether an engine's transform is a codec of its own (else the negotiator's shared profile).
+    static func ownsCodec(_ transform: (any WSMessageTransform)?) -> Bool { transform is WSDeflateTransform }
+
+    @Test("An idle connection holds the shared profile, not a codec: whole messages under no context takeover need none; received ones get one until idle (issue 18)")
+    func idleConnectionsShareTheProfile() throws {
+        var c = WSPerMessageDeflate.Configuration()
+        c.minimumSize = 0
+        let deflate = try WSPerMessageDeflate(c)
+        func pair(_ agreed: String) throws -> WSConnectionPair {
+            let element = WSExtensionElement.parse([agreed])![0]
+            return WSConnectionPair(
+                client: try WSProtocol(role: .client, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 1), transform: deflate.makeTransform(agreed: element, role: .client)),
+                server: try WSProtocol(role: .server, now: .zero, transform: deflate.makeTransform(agreed: element, role: .server)))
+        }
+        let message = DeflateCodecTests.json(3000, seed: 5)
+
+        // The server resets its context: whole messages it sends never make it a codec.
+        var p = try pair("permessage-deflate; server_no_context_takeover")
+        let other = try pair("permessage-deflate; server_no_context_takeover")
+        #expect(!Self.ownsCodec(p.server.currentTransform) && !Self.ownsCodec(p.client.currentTransform))
+        #expect(p.server.currentTransform === other.server.currentTransform, "one profile for the same parameters")
+        #expect(p.server.currentTransform !== p.client.currentTransform, "the roles' parameters differ")
+        for _ in 0..<3 { try p.server.sendBinary(message) }
+        #expect(!Self.ownsCodec(p.server.currentTransform))
+        #expect(Self.payloads(p.exchange().client) == [message, message, message])
+        // The client decompressed them with a codec of its own, given up once idle.
+        #expect(Self.ownsCodec(p.client.currentTransform))
+        p.client.releaseIdleMemory()
+        #expect(!Self.ownsCodec(p.client.currentTransform))
+
+        // With context takeover the context is the (de)compressor, kept when idle: the client's
+        // compressor and the server's decompressor.
+        try p.client.sendBinary(message)
+        #expect(Self.payloads(p.exchange().server) == [message])
+        p.client.releaseIdleMemory()
+        p.server.releaseIdleMemory()
+        #expect(Self.ownsCodec(p.client.currentTransform) && Self.ownsCodec(p.server.currentTransform))
+
+        // Without it, the codec is given up once idle, and made again for the next message.
+        var q = try pair("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+        let profile = q.server.currentTransform
+        for round in 0..<3 {
+            try q.client.sendBinary(message)
+            #expect(Self.payloads(q.exchange().server) == [message], "round \(round)")
+            #expect(Self.ownsCodec(q.server.currentTransform))
+            q.server.releaseIdleMemory()
+            q.client.releaseIdleMemory()
+            #expect(!Self.ownsCodec(q.server.currentTransform) && !Self.ownsCodec(q.client.currentTransform))
+        }
+        #expect(q.server.currentTransform === profile)
+
+        // Mid-message (a fragmented send, a message half received) the codec stays.
+        try q.server.sendFragment(message[..<1000], kind: .binary, isFinal: false)
+        #expect(Self.ownsCodec(q.server.currentTransform))
+        q.server.releaseIdleMemory()
+        #expect(Self.ownsCodec(q.server.currentTransform))
+        try q.server.sendFragment(message[1000...], kind: .binary, isFinal: true)
+        try q.client.sendFragment(message[..<1000], kind: .binary, isFinal: false)
+        while let out = q.client.nextOutbound() {
+            if case .bytes(let b) = out { q.server.receive(b) }
+        }
+        while let event = q.server.nextEvent() { Issue.record("unexpected \(event)") }
+        q.server.releaseIdleMemory()
+        #expect(Self.ownsCodec(q.server.currentTransform))
+        try q.client.sendFragment(message[1000...], kind: .binary, isFinal: true)
+        let events = q.exchange()
+        #expect(Self.payloads(events.server) == [message])
+        #expect(Self.payloads(events.client) == [message])
+        q.server.releaseIdleMemory()
+        #expect(!Self.ownsCodec(q.server.currentTransform))
+    }
 }

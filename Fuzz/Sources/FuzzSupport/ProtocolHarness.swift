@@ -2,7 +2,8 @@
 //
 // Input layout: see WSTesting's WSProtocolFuzzInput (configuration byte, split byte, peer bytes).
 // The engine runs on the whole input, on pieces, on pieces taking data each of the other two ways
-// (lent spans, shared slices), and on pieces with ticks between them. The oracle checks: no trap;
+// (lent spans, shared slices; the first also releases idle memory after each read, as the epoll
+// adapter's sweep does), and on pieces with ticks between them. The oracle checks: no trap;
 // the same events (streaming fragments merged) and the same outbound bytes whether whole or
 // split and whichever way data is taken; at most one failure, with a legal close code that our
 // Close frame carries; a closed event at the end; bounded output.
@@ -82,6 +83,7 @@ func run(_ role: WSProtocol.Role, _ fuzz: WSProtocolFuzzInput, _ pieces: [ArrayS
     for (n, piece) in pieces.enumerated() {
         p.receive(piece)
         drain(&p)
+        if take == .lending { p.releaseIdleMemory() }
         if tickEvery > 0, n % tickEvery == 0 {
             seconds += 0.75
             p.tick(now: .seconds(seconds))
