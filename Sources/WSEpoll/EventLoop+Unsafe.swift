@@ -54,9 +54,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private var generations: [UInt32] = []
     @exclusivity(unchecked) private var freeSlots: [Int] = []
     @exclusivity(unchecked) private(set) var liveCount = 0
-    /// Connections released since the allocator was last trimmed (see `sweep`).
+    /// Connections released, or gone idle after activity, since the allocator was last trimmed
+    /// (see `sweep`).
     @exclusivity(unchecked) private var releasedSinceTrim = 0
-    /// Departures after which a sweep trims the allocator.
+    /// Departures, or connections gone idle, after which a sweep trims the allocator.
     static let trimAfterReleases = 1024
     @exclusivity(unchecked) private var timers = TimerHeap()
     @exclusivity(unchecked) private var dirty: [WSEpollConnection] = []
@@ -812,9 +813,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// the decompressor under no-context-takeover, TLS ciphertext).
     private func sweep() {
         nextSweep = now + .seconds(1)
-        // Many connections ended since the last look: give the allocator's free pages back
-        // (glibc keeps them at their peak otherwise, so a burst of 10,000 connections would
-        // hold its memory for good). At most once a second per loop, only after departures.
+        // Many connections ended, or went idle and gave back what they held (a decompressor
+        // each, about 40 KiB), since the last look: give the allocator's free pages back (glibc
+        // keeps them at their peak otherwise, so a burst of 10,000 connections would hold its
+        // memory for good). At most once a second per loop, only after such a burst.
         if releasedSinceTrim >= Self.trimAfterReleases {
             releasedSinceTrim = 0
             _ = cws_trim_heap()
@@ -826,7 +828,12 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 c.stream.tls?.releaseIdleMemory()
                 c.serviceHooks?.idle(c)
                 account(c)
+                if c.activeSinceRelease {
+                    c.activeSinceRelease = false
+                    releasedSinceTrim += 1
+                }
             }
+            if c.wasActive { c.activeSinceRelease = true }
             c.wasActive = false
         }
     }

@@ -63,8 +63,8 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// check on every call (it is the loop's hot path).
     @exclusivity(unchecked) var engine: WSProtocol
     // The transport's and the loop's flags (loop thread only), one bit each in one word after
-    // the engine: twelve `Bool`s took 12 bytes, and with the padding after them a connection's
-    // record went past an allocator size class (440 -> 424 bytes, 448 -> 432 allocated).
+    // the engine: as twelve `Bool`s they took 12 bytes, and with the padding after them a
+    // connection's record went past an allocator size class (440 -> 424 bytes, 448 -> 432 allocated).
     // Unchecked, as above: `applicationPaused`, set from the service layer's module, cost a
     // run-time access check (about 60 instructions) per echo.
     @exclusivity(unchecked) private var flags: UInt16 = 1 << 0 | 1 << 10
@@ -86,6 +86,9 @@ public final class WSEpollConnection: @unchecked Sendable {
     var transportDead: Bool { get { flag(8) } set { setFlag(8, newValue) } }
     var isDirty: Bool { get { flag(9) } set { setFlag(9, newValue) } }
     var wasActive: Bool { get { flag(10) } set { setFlag(10, newValue) } }
+    /// A sweep saw activity since the connection's memory was last released (read and written
+    /// by the sweep only).
+    var activeSinceRelease: Bool { get { flag(12) } set { setFlag(12, newValue) } }
     /// The engine paused a decode; the loop serves it again next turn (reading waits).
     var workPending: Bool { get { flag(11) } set { setFlag(11, newValue) } }
 

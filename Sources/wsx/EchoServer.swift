@@ -90,6 +90,9 @@ struct EchoServer: ParsableCommand {
     @Flag(help: "Keep our compression context across messages (better ratio for similar messages; zlib's compressor, about 256 KiB, kept per connection). Default: server_no_context_takeover.")
     var contextTakeover = false
 
+    @Flag(help: "Ask clients to reset their compression context after each message (client_no_context_takeover in the answer): our decompressor is then freed when a connection goes idle, instead of kept (about 40 KiB) for each client that sent a compressed message.")
+    var clientNoContextTakeover = false
+
     @Flag(help: "Autobahn TestSuite settings: 64 MiB messages and frames, any number of fragments, no keepalive pings.")
     var testee = false
 
@@ -157,7 +160,7 @@ struct EchoServer: ParsableCommand {
         var config = WSEpollServer.Configuration(host: host, port: port)
         if let loops { config.loops = loops }
         config.compression = try WSPerMessageDeflate.commandLine(off: noCompression, threshold: compressionThreshold?.bytes ?? 0,
-                                                                 serverContextTakeover: contextTakeover)
+                                                                 serverContextTakeover: contextTakeover, clientNoContextTakeover: clientNoContextTakeover)
         if testee { config.connection = .echoTestee }
         if let maxMessageSize { config.connection.maxMessageSize = maxMessageSize.bytes }
         if let maxFrameSize { config.connection.maxFrameSize = maxFrameSize.bytes }
@@ -241,10 +244,11 @@ extension WSPerMessageDeflate {
     /// The commands' compression: nil when `off`, else the defaults (the server's, without
     /// context takeover, unless `serverContextTakeover`) with messages shorter than `threshold`
     /// sent uncompressed.
-    static func commandLine(off: Bool, threshold: Int, serverContextTakeover: Bool = true) throws -> WSPerMessageDeflate? {
+    static func commandLine(off: Bool, threshold: Int, serverContextTakeover: Bool = true, clientNoContextTakeover: Bool = false) throws -> WSPerMessageDeflate? {
         guard !off else { return nil }
         var deflate = serverContextTakeover ? WSPerMessageDeflate.Configuration() : WSPerMessageDeflate.server.configuration
         deflate.minimumSize = threshold
+        deflate.clientNoContextTakeover = clientNoContextTakeover
         return try WSPerMessageDeflate(deflate)
     }
 }

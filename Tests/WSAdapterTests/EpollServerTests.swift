@@ -64,6 +64,28 @@ struct EpollServerTests {
         #expect(server.heapTrims == 1)
     }
 
+    @Test("after 1,024 connections have gone idle after activity, the next sweep gives the allocator's free pages back",
+          .enabled(if: raiseDescriptorLimit(to: 4096), "needs 2,400 descriptors"))
+    func trimsAfterConnectionsGoIdle() throws {
+        let server = try startServer(loops: 1) { _ in .accept(RecordingEcho()) }
+        defer { server.immediateStop() }
+        // 1,100 connections at once, each exchanging a message, then all idle: each gives back
+        // what it held at a sweep (a decompressor, with permessage-deflate), and the sweep after
+        // those trims once.
+        let clients = try (0..<1100).map { _ in try RawClient(port: server.port) }
+        defer { for c in clients { c.close() } }
+        for c in clients {
+            _ = try c.upgrade()
+            try c.send(maskedFrame(opcode: 0x1, Array("hi".utf8)))
+        }
+        for c in clients {
+            guard try c.socket.wait(timeout: .seconds(5)) else { Issue.record("no echo"); return }
+        }
+        #expect(eventually(4) { server.heapTrims == 1 })
+        usleep(1_500_000)
+        #expect(server.heapTrims == 1, "idle connections released again are not counted again")
+    }
+
     @Test("an application rejection is written whole and the socket closed cleanly")
     func applicationRejection() throws {
         let server = try startServer { request in

@@ -73,6 +73,17 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
     return condition()
 }
 
+/// Raises this process's soft limit on open descriptors to `count` if it is lower and the hard
+/// limit allows; whether `count` descriptors may now be open.
+func raiseDescriptorLimit(to count: Int) -> Bool {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return false }
+    if limit.rlim_cur >= rlim_t(count) { return true }
+    guard limit.rlim_max >= rlim_t(count) else { return false }
+    limit.rlim_cur = rlim_t(count)
+    return setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0
+}
+
 /// A plain TCP client for raw bytes.
 struct RawClient {
     let socket: WSSocket
