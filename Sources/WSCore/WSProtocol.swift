@@ -575,17 +575,73 @@ public struct WSProtocol: ~Copyable, Sendable {
         case .event(let event)?:
             return .event(event)
         case .piece(let piece)?:
-            switch piece.source {
-            case .receiveBuffer:
-                return .data(piece.kind, inbound.storage[piece.range], isFinal: piece.isFinal)
-            case .messageBuffer:
-                messageDelivered = true
-                return .data(piece.kind, messageBuffer[...], isFinal: true)
-            case .decodeBuffer:
-                return .data(piece.kind, decodeBuffer[...], isFinal: piece.isFinal)
-            }
+            let (bytes, isFinal) = sharedData(piece)
+            return .data(piece.kind, bytes, isFinal: isFinal)
         case nil:
             return nil
+        }
+    }
+
+    /// What ``nextSharedData()`` found next: a piece of data, another event, or nothing.
+    public struct SharedStep {
+        /// What came next.
+        public enum Found: UInt8 {
+            /// A piece of data, as ``Shared/data(_:_:isFinal:)``: ``kind``, ``bytes``, ``isFinal``.
+            case data
+            /// Another event: ``nextEventSharingData()`` (or ``nextEvent()``) returns it.
+            case event
+            /// Nothing until more input or time.
+            case none
+        }
+        public var found: Found
+        /// The kind of the piece's message (data only).
+        public var kind: WSMessageKind
+        /// Whether the piece ends its message (data only).
+        public var isFinal: Bool
+        /// The buffer that holds the piece, shared with the engine (data only; empty otherwise).
+        public var storage: [UInt8]
+        /// Where the piece is in ``storage``.
+        public var range: Range<Int>
+        /// The piece's bytes.
+        public var bytes: ArraySlice<UInt8> { storage[range] }
+    }
+
+    /// ``nextEventSharingData()`` for an adapter's data path: a piece of data the same way, but
+    /// for any other event only ``SharedStep/Found/event``, leaving the event to the next
+    /// ``nextEventSharingData()`` or ``nextEvent()``. A `Shared?` holds an ``Event``, and the
+    /// compiler destroys it through the runtime's value witnesses (about 90 instructions per
+    /// message in the epoll loop); a `SharedStep` is released as its one slice.
+    public mutating func nextSharedData() -> SharedStep {
+        switch pull() {
+        case .piece(let piece)?:
+            switch piece.source {
+            case .receiveBuffer:
+                return SharedStep(found: .data, kind: piece.kind, isFinal: piece.isFinal, storage: inbound.storage, range: piece.range)
+            case .messageBuffer:
+                messageDelivered = true
+                return SharedStep(found: .data, kind: piece.kind, isFinal: true, storage: messageBuffer, range: 0..<messageBuffer.count)
+            case .decodeBuffer:
+                return SharedStep(found: .data, kind: piece.kind, isFinal: piece.isFinal, storage: decodeBuffer, range: 0..<decodeBuffer.count)
+            }
+        case .event(let event)?:
+            pending.insert(event, at: 0)
+            return SharedStep(found: .event, kind: .binary, isFinal: true, storage: [], range: 0..<0)
+        case nil:
+            return SharedStep(found: .none, kind: .binary, isFinal: true, storage: [], range: 0..<0)
+        }
+    }
+
+    /// A piece's bytes as a slice of the buffer that holds them, and whether they end the message.
+    @inline(__always)
+    private mutating func sharedData(_ piece: Piece) -> (ArraySlice<UInt8>, isFinal: Bool) {
+        switch piece.source {
+        case .receiveBuffer:
+            return (inbound.storage[piece.range], piece.isFinal)
+        case .messageBuffer:
+            messageDelivered = true
+            return (messageBuffer[...], true)
+        case .decodeBuffer:
+            return (decodeBuffer[...], piece.isFinal)
         }
     }
 

@@ -536,14 +536,18 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         let outer = draining
         draining = ObjectIdentifier(c)
         defer { draining = outer }
-        events: while let shared = c.engine.nextEventSharingData() {
-            switch shared {
-            case .data(let kind, let bytes, let isFinal):
-                c.handler?.received(c, kind: kind, data: bytes.span, isFinal: isFinal)
+        events: while true {
+            let step = c.engine.nextSharedData()
+            switch step.found {
+            case .none:
+                break events
+            case .data:
+                c.handler?.received(c, kind: step.kind, data: step.storage.span.extracting(step.range), isFinal: step.isFinal)
                 // A streaming piece of a compressed message, or a reply being compressed in
                 // slices: the rest of the events next turn.
                 if c.engine.hasPendingWork { break events }
-            case .event(let event):
+            case .event:
+                guard case .event(let event)? = c.engine.nextEventSharingData() else { preconditionFailure("an event is next") }
                 switch event {
                 case .upgradeRequested(let request):
                     decide(c, request)

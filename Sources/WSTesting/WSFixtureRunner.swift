@@ -13,7 +13,8 @@ public enum WSReplayMode: Hashable, Sendable, CustomStringConvertible {
     /// ``WSProtocol/SpareBuffers`` before each piece and giving them back after draining, as
     /// the epoll adapter does, then releasing its idle memory (``WSProtocol/releaseIdleMemory()``,
     /// which the adapter's sweep calls: a message transform may stand aside for its idle
-    /// form), as after every command.
+    /// form), as after every command; events are taken as the adapter takes them
+    /// (``drainStepping(_:)``).
     case lentBuffers(seed: UInt64)
 
     /// The ways every fixture is replayed: whole, byte by byte, two seeds of random splits, and
@@ -57,10 +58,14 @@ public enum WSFixtureRunner {
         var endOfStream = false
         func drain(_ step: Int, _ engine: inout WSProtocol) {
             // Decoding and encoding paused after a slice go on, as an adapter's next turns would.
-            repeat {
-                while let e = engine.nextEvent() { events.append(e) }
-                engine.continueEncoding()
-            } while engine.hasPendingWork
+            if lending {
+                events += Self.drainStepping(&engine)
+            } else {
+                repeat {
+                    while let e = engine.nextEvent() { events.append(e) }
+                    engine.continueEncoding()
+                } while engine.hasPendingWork
+            }
             while let out = engine.nextOutbound() {
                 switch out {
                 case .bytes(let b):
@@ -247,6 +252,37 @@ public enum WSFixtureRunner {
                         events.append(kind == .text ? .text(String(decoding: bytes, as: UTF8.self)) : .binary(bytes))
                     }
                 case .event(let event):
+                    events.append(event)
+                }
+            }
+            engine.continueEncoding()
+        } while engine.hasPendingWork
+        return events
+    }
+
+    /// Drains `engine` as the epoll adapter does, with ``WSProtocol/nextSharedData()`` (taking
+    /// each other event with ``WSProtocol/nextEventSharingData()``), and rebuilds from the
+    /// pieces the events ``WSProtocol/nextEvent()`` would have returned, sharing the engine's
+    /// buffers as ``drainSharing(_:)`` does.
+    public static func drainStepping(_ engine: inout WSProtocol) -> [WSProtocol.Event] {
+        let streaming = engine.configuration.delivery == .streaming
+        var events: [WSProtocol.Event] = []
+        repeat {
+            steps: while true {
+                let step = engine.nextSharedData()
+                switch step.found {
+                case .none:
+                    break steps
+                case .data:
+                    if streaming {
+                        events.append(.fragment(WSFragment(kind: step.kind, data: step.bytes, isFinal: step.isFinal)))
+                    } else {
+                        events.append(step.kind == .text ? .text(String(decoding: step.bytes, as: UTF8.self)) : .binary(step.bytes))
+                    }
+                case .event:
+                    guard case .event(let event)? = engine.nextEventSharingData() else {
+                        preconditionFailure("nextSharedData() found an event that nextEventSharingData() does not return")
+                    }
                     events.append(event)
                 }
             }

@@ -1,9 +1,9 @@
 // The WSProtocol harness shared by the server and client targets.
 //
 // Input layout: see WSTesting's WSProtocolFuzzInput (configuration byte, split byte, peer bytes).
-// The engine runs on the whole input, on pieces, on pieces taking data each of the other two ways
-// (lent spans, shared slices; the first also releases idle memory after each read, as the epoll
-// adapter's sweep does), and on pieces with ticks between them. The oracle checks: no trap;
+// The engine runs on the whole input, on pieces, on pieces taking data each of the other three
+// ways (lent spans, shared slices, shared steps; the first also releases idle memory after each
+// read, as the epoll adapter's sweep does), and on pieces with ticks between them. The oracle checks: no trap;
 // the same events (streaming fragments merged) and the same outbound bytes whether whole or
 // split and whichever way data is taken; at most one failure, with a legal close code that our
 // Close frame carries; a closed event at the end; bounded output.
@@ -31,6 +31,9 @@ public func fuzzProtocol(role: WSProtocol.Role, _ data: UnsafePointer<UInt8>, _ 
     let shared = run(fuzz.pieces, 0, .sharing)
     precondition(shared.events == split.events, "nextEventSharingData() delivers other data than nextEvent()")
     precondition(shared.written == split.written, "nextEventSharingData() writes other bytes than nextEvent()")
+    let stepped = run(fuzz.pieces, 0, .stepping)
+    precondition(stepped.events == split.events, "nextSharedData() delivers other data than nextEvent()")
+    precondition(stepped.written == split.written, "nextSharedData() writes other bytes than nextEvent()")
     // With time passing between reads the transcript may differ (timers fire), but the oracle
     // on failures, closing and memory still holds.
     _ = run(fuzz.pieces, fuzz.tickEvery, .events)
@@ -42,9 +45,10 @@ struct Run {
     var written: [UInt8] = []
 }
 
-/// How a run takes events: `nextEvent()`, `nextEvent(lendingData:)`, or `nextEventSharingData()`
-/// (whose slices stay in the events while more input is fed).
-enum Take { case events, lending, sharing }
+/// How a run takes events: `nextEvent()`, `nextEvent(lendingData:)`, `nextEventSharingData()`
+/// (whose slices stay in the events while more input is fed), or `nextSharedData()` (the epoll
+/// adapter's way).
+enum Take { case events, lending, sharing, stepping }
 
 func run(_ role: WSProtocol.Role, _ fuzz: WSProtocolFuzzInput, _ pieces: [ArraySlice<UInt8>], tickEvery: Int,
          take: Take, handshake: Bool) -> Run {
@@ -65,6 +69,7 @@ func run(_ role: WSProtocol.Role, _ fuzz: WSProtocolFuzzInput, _ pieces: [ArrayS
             } while p.hasPendingWork
         case .lending: r.events += WSFixtureRunner.drainLending(&p)
         case .sharing: r.events += WSFixtureRunner.drainSharing(&p)
+        case .stepping: r.events += WSFixtureRunner.drainStepping(&p)
         }
         if p.pendingUpgrade != nil {
             do {
