@@ -77,8 +77,6 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// none (`WSProtocol.SpareBuffers`): borrowed for each read's bytes, given back once its
     /// events are handled and the replies written.
     @exclusivity(unchecked) private var spare = WSProtocol.SpareBuffers()
-    /// The connection whose events are being handed to its handler.
-    @exclusivity(unchecked) private var draining: ObjectIdentifier?
     private let events: UnsafeMutablePointer<epoll_event>
     private let maxEvents = 512
     @exclusivity(unchecked) private(set) var now: WSInstant
@@ -232,9 +230,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     /// Queues `c` for a flush at the end of this loop iteration (a command changed its engine),
     /// unless `c` is being drained: its drain's caller flushes and settles it right after.
+    /// (Connections call it through `scheduleFlush()`, which tests the same first.)
     @inline(__always)
     func markDirty(_ c: WSEpollConnection) {
-        if !c.isDirty && draining != ObjectIdentifier(c) {
+        if !c.isDirty && !c.isBeingDrained {
             c.isDirty = true
             dirty.append(c)
         }
@@ -533,9 +532,9 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// sends on the connection.
     /// Every caller flushes and settles `c` afterwards (or releases it).
     private func drain(_ c: WSEpollConnection) {
-        let outer = draining
-        draining = ObjectIdentifier(c)
-        defer { draining = outer }
+        let outer = c.isBeingDrained
+        c.isBeingDrained = true
+        defer { c.isBeingDrained = outer }
         events: while true {
             let step = c.engine.nextSharedData()
             switch step.found {
@@ -651,7 +650,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         }
         // Inside this connection's own drain (a decision made at once), that drain hands out
         // the events; otherwise hand them out here, then read on.
-        guard draining != ObjectIdentifier(c) else { return }
+        guard !c.isBeingDrained else { return }
         drain(c)
         service(c)
     }

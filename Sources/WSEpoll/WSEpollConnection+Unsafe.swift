@@ -10,7 +10,7 @@ extension WSEpollConnection {
     public func send(_ data: Span<UInt8>, kind: WSMessageKind, compress: Bool = true) throws(WSUsageError) {
         if loop.isCurrent {
             try data.withUnsafeBytes { (b) throws(WSUsageError) in try engine.send(b, kind: kind, compress: compress) }
-            loop.markDirty(self)
+            scheduleFlush()
         } else {
             let copy = data.withUnsafeBufferPointer { Array($0) }
             try perform { (c) throws(WSUsageError) in try c.engine.send(copy, kind: kind, compress: compress) }
@@ -21,7 +21,7 @@ extension WSEpollConnection {
     /// queues a flush: the service layer's reply path (owning loop only; no generic
     /// specialization is needed across modules).
     package func sendOnLoop(_ bytes: [UInt8], kind: WSMessageKind) throws(WSUsageError) {
-        defer { if !isDirty { loop.markDirty(self) } }
+        defer { scheduleFlush() }
         let failure: WSUsageError? = bytes.withUnsafeBytes { raw in
             do throws(WSUsageError) { try engine.send(raw, kind: kind) } catch { return error }
             return nil

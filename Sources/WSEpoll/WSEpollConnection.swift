@@ -89,6 +89,9 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// A sweep saw activity since the connection's memory was last released (read and written
     /// by the sweep only).
     var activeSinceRelease: Bool { get { flag(12) } set { setFlag(12, newValue) } }
+    /// The loop is handing this connection's events to its handler: that drain's caller
+    /// flushes and settles it right after, so a send from the handler need not queue a flush.
+    var isBeingDrained: Bool { get { flag(13) } set { setFlag(13, newValue) } }
     /// The engine paused a decode; the loop serves it again next turn (reading waits).
     var workPending: Bool { get { flag(11) } set { setFlag(11, newValue) } }
 
@@ -196,7 +199,7 @@ public final class WSEpollConnection: @unchecked Sendable {
     package func resumeReading() {
         guard applicationPaused else { return }
         applicationPaused = false
-        loop.markDirty(self)
+        scheduleFlush()
     }
 
     /// Asks for ``WSEpollServiceHooks/writable(_:)`` once ``isWritable`` is true again (owning
@@ -207,7 +210,7 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// loop's timer (owning loop only). One deadline per connection; a new one replaces it.
     package func setApplicationDeadline(_ deadline: WSInstant?) {
         applicationDeadline = deadline
-        if !isDirty { loop.markDirty(self) }
+        scheduleFlush()
     }
 
 
@@ -215,14 +218,14 @@ public final class WSEpollConnection: @unchecked Sendable {
     /// loop only). A function rather than an accessor: a `_modify` coroutine called from
     /// another module allocates its frame on every access.
     package func withEngine<R, E: Error>(_ body: (inout WSProtocol) throws(E) -> R) throws(E) -> R {
-        defer { if !isDirty { loop.markDirty(self) } }
+        defer { scheduleFlush() }
         return try body(&engine)
     }
 
     /// Sends a text message and queues a flush: the service layer's reply path (owning loop
     /// only).
     package func sendOnLoop(text: String) throws(WSUsageError) {
-        defer { if !isDirty { loop.markDirty(self) } }
+        defer { scheduleFlush() }
         try engine.sendText(text)
     }
 
@@ -231,14 +234,22 @@ public final class WSEpollConnection: @unchecked Sendable {
     func perform(_ body: @escaping @Sendable (WSEpollConnection) throws(WSUsageError) -> Void) throws(WSUsageError) {
         if loop.isCurrent {
             try body(self)
-            loop.markDirty(self)
+            scheduleFlush()
         } else {
             loop.execute { [self] in
                 guard !self.transportDead else { return }
                 try? body(self)
-                self.loop.markDirty(self)
+                self.scheduleFlush()
             }
         }
+    }
+
+    /// Queues a flush at the end of the loop's turn (owning loop only), unless one is queued or
+    /// the connection's events are being handed out: that drain's caller flushes it. Tested
+    /// here, so that the loop is not even loaded (a retain and a release) in either case.
+    @inline(__always)
+    func scheduleFlush() {
+        if !isDirty && !isBeingDrained { loop.markDirty(self) }
     }
 
     /// Sends a text message.
