@@ -118,7 +118,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     @usableFromInline var pending: [Event] = []
     @usableFromInline var outbound = OutboundBuffer()
     /// The negotiated per-message extension (permessage-deflate), if any.
-    private var transform: (any WSMessageTransform)?
+    @usableFromInline var transform: (any WSMessageTransform)?
     /// Decoded bytes of a transformed message in streaming delivery: one piece at a time.
     @usableFromInline var decodeBuffer: [UInt8] = []
     /// An outgoing message after the transform encoded it.
@@ -1801,7 +1801,8 @@ public struct WSProtocol: ~Copyable, Sendable {
     public mutating func borrowBuffers(from spare: inout SpareBuffers) {
         if inbound.storage.capacity == 0 { swap(&inbound, &spare.inbound) }
         if outbound.storage.capacity == 0 { swap(&outbound, &spare.outbound) }
-        if encodeBuffer.capacity == 0 { swap(&encodeBuffer, &spare.encoded) }
+        // Only a message transform encodes into a buffer of its own.
+        if transform != nil, encodeBuffer.capacity == 0 { swap(&encodeBuffer, &spare.encoded) }
         if pending.capacity == 0 { swap(&pending, &spare.events) }
     }
 
@@ -1816,7 +1817,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             swap(&outbound, &spare.outbound)
         }
         // Scratch between calls: what an encode leaves in it is already framed into `outbound`.
-        if spare.encoded.capacity == 0, encodeBuffer.capacity <= SpareBuffers.maxKept { swap(&encodeBuffer, &spare.encoded) }
+        if transform != nil, spare.encoded.capacity == 0, encodeBuffer.capacity <= SpareBuffers.maxKept { swap(&encodeBuffer, &spare.encoded) }
         if pending.isEmpty, spare.events.capacity == 0 { swap(&pending, &spare.events) }
     }
 

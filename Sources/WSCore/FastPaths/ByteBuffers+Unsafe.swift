@@ -250,6 +250,7 @@ struct OutboundBuffer: Sendable {
     }
 
     /// Calls `body` with the pending bytes; the bytes stay queued until ``consume(_:)``.
+    @inlinable
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
         let s = start, e = end
         return unsafe storage.withUnsafeBytes { all in unsafe body(UnsafeRawBufferPointer(rebasing: all[s..<e])) }

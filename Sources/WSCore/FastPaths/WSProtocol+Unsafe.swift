@@ -35,6 +35,8 @@ extension WSProtocol {
 
     /// Calls `body` with the queued outbound bytes without taking them; report what was written
     /// with ``consumeOutbound(_:)``. When ``isOutboundFinished`` turns true, half-close.
+    /// Inlinable: the adapter's write then needs no closure context.
+    @inlinable
     public func withOutboundBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
         unsafe outbound.withBytes(body)
     }
