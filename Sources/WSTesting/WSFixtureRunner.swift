@@ -260,6 +260,9 @@ public enum WSFixtureRunner {
         return events
     }
 
+    /// The ways ``drainLending(_:)``, ``drainSharing(_:)`` and ``drainStepping(_:)`` take data.
+    public enum Take: Sendable { case lending, sharing, stepping }
+
     /// Drains `engine` as the epoll adapter does, with ``WSProtocol/nextSharedData()`` (taking
     /// each other event with ``WSProtocol/nextEventSharingData()``), and rebuilds from the
     /// pieces the events ``WSProtocol/nextEvent()`` would have returned, sharing the engine's

@@ -146,16 +146,20 @@ struct RandomInputPropertyTests {
     }
 }
 
-@Suite("nextEvent(lendingData:) and nextEventSharingData() deliver exactly what nextEvent() does")
+@Suite("nextEvent(lendingData:), nextEventSharingData() and nextSharedData() deliver exactly what nextEvent() does")
 struct LendingDataTests {
     /// Runs `input` through an engine, taking data with the lending API (events rebuilt from
     /// lent bytes) or the sharing API (shared slices held while more input is fed).
     func lendingRun(_ input: [UInt8], role: WSProtocol.Role, config: WSProtocol.Configuration, pieces: [ArraySlice<UInt8>],
-                    transform: (any WSMessageTransform)?, sharing: Bool = false) throws -> Run {
+                    transform: (any WSMessageTransform)?, take: WSFixtureRunner.Take = .lending) throws -> Run {
         var p = try WSProtocol(role: role, configuration: config, now: .zero, randomNumberGenerator: WSSeededRandom(seed: 5), transform: transform)
         var run = Run(events: [], written: [], endOfStream: false)
         func drain(_ p: inout WSProtocol) {
-            run.events += sharing ? WSFixtureRunner.drainSharing(&p) : WSFixtureRunner.drainLending(&p)
+            switch take {
+            case .lending: run.events += WSFixtureRunner.drainLending(&p)
+            case .sharing: run.events += WSFixtureRunner.drainSharing(&p)
+            case .stepping: run.events += WSFixtureRunner.drainStepping(&p)
+            }
             let o = outbound(&p)
             run.written += o.bytes
             run.endOfStream = run.endOfStream || o.endOfStream
@@ -189,7 +193,9 @@ struct LendingDataTests {
         let expected = try replay(input, role: role, config: config, pieces: pieces, transform: transform())
         let lent = try lendingRun(input, role: role, config: config, pieces: pieces, transform: transform())
         #expect(lent == expected)
-        let shared = try lendingRun(input, role: role, config: config, pieces: pieces, transform: transform(), sharing: true)
+        let shared = try lendingRun(input, role: role, config: config, pieces: pieces, transform: transform(), take: .sharing)
         #expect(shared == expected)
+        let stepped = try lendingRun(input, role: role, config: config, pieces: pieces, transform: transform(), take: .stepping)
+        #expect(stepped == expected)
     }
 }

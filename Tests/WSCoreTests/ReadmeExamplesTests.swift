@@ -104,6 +104,27 @@ struct ReadmeExamplesTests {
         #expect(pair.exchange().client == [.text("héllo"), .pong([9])])
     }
 
+    @Test("an adapter's loop: data as shared steps, other events after them")
+    func stepping() throws {
+        var pair = try WSConnectionPair()
+        try pair.client.sendText("héllo")
+        try pair.client.ping([9])
+        var toServer: [UInt8] = []
+        while case .bytes(let b)? = pair.client.nextOutbound() { toServer += b }
+        pair.server.receive(toServer)
+        var others: [WSProtocol.Event] = []
+        loop: while true {
+            let step = pair.server.nextSharedData()
+            switch step.found {
+            case .data: try pair.server.send(step.bytes, kind: step.kind)
+            case .event: if case .event(let event)? = pair.server.nextEventSharingData() { others.append(event) }
+            case .none: break loop
+            }
+        }
+        #expect(others == [.ping([9])])
+        #expect(pair.exchange().client == [.text("héllo"), .pong([9])])
+    }
+
     @Test("testing your code with WSConnectionPair")
     func echo() throws {
         var pair = try WSConnectionPair()
