@@ -575,17 +575,17 @@ public struct WSProtocol: ~Copyable, Sendable {
         case .event(let event)?:
             return .event(event)
         case .piece(let piece)?:
-            let (bytes, isFinal) = sharedData(piece)
-            return .data(piece.kind, bytes, isFinal: isFinal)
+            let (storage, range, isFinal) = sharedPiece(piece)
+            return .data(piece.kind, storage[range], isFinal: isFinal)
         case nil:
             return nil
         }
     }
 
     /// What ``nextSharedData()`` found next: a piece of data, another event, or nothing.
-    public struct SharedStep {
+    public struct SharedStep: Sendable {
         /// What came next.
-        public enum Found: UInt8 {
+        public enum Found: UInt8, Sendable {
             /// A piece of data, as ``Shared/data(_:_:isFinal:)``: ``kind``, ``bytes``, ``isFinal``.
             case data
             /// Another event: ``nextEventSharingData()`` (or ``nextEvent()``) returns it.
@@ -610,19 +610,13 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// for any other event only ``SharedStep/Found/event``, leaving the event to the next
     /// ``nextEventSharingData()`` or ``nextEvent()``. A `Shared?` holds an ``Event``, and the
     /// compiler destroys it through the runtime's value witnesses (about 90 instructions per
-    /// message in the epoll loop); a `SharedStep` is released as its one slice.
+    /// message in the epoll loop); a `SharedStep` is released as the one buffer reference it
+    /// holds.
     public mutating func nextSharedData() -> SharedStep {
         switch pull() {
         case .piece(let piece)?:
-            switch piece.source {
-            case .receiveBuffer:
-                return SharedStep(found: .data, kind: piece.kind, isFinal: piece.isFinal, storage: inbound.storage, range: piece.range)
-            case .messageBuffer:
-                messageDelivered = true
-                return SharedStep(found: .data, kind: piece.kind, isFinal: true, storage: messageBuffer, range: 0..<messageBuffer.count)
-            case .decodeBuffer:
-                return SharedStep(found: .data, kind: piece.kind, isFinal: piece.isFinal, storage: decodeBuffer, range: 0..<decodeBuffer.count)
-            }
+            let (storage, range, isFinal) = sharedPiece(piece)
+            return SharedStep(found: .data, kind: piece.kind, isFinal: isFinal, storage: storage, range: range)
         case .event(let event)?:
             pending.insert(event, at: 0)
             return SharedStep(found: .event, kind: .binary, isFinal: true, storage: [], range: 0..<0)
@@ -631,17 +625,17 @@ public struct WSProtocol: ~Copyable, Sendable {
         }
     }
 
-    /// A piece's bytes as a slice of the buffer that holds them, and whether they end the message.
+    /// The buffer that holds a piece, where the piece is in it, and whether it ends its message.
     @inline(__always)
-    private mutating func sharedData(_ piece: Piece) -> (ArraySlice<UInt8>, isFinal: Bool) {
+    private mutating func sharedPiece(_ piece: Piece) -> (storage: [UInt8], range: Range<Int>, isFinal: Bool) {
         switch piece.source {
         case .receiveBuffer:
-            return (inbound.storage[piece.range], piece.isFinal)
+            return (inbound.storage, piece.range, piece.isFinal)
         case .messageBuffer:
             messageDelivered = true
-            return (messageBuffer[...], true)
+            return (messageBuffer, 0..<messageBuffer.count, true)
         case .decodeBuffer:
-            return (decodeBuffer[...], piece.isFinal)
+            return (decodeBuffer, 0..<decodeBuffer.count, piece.isFinal)
         }
     }
 

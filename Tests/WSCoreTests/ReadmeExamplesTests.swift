@@ -82,14 +82,20 @@ struct ReadmeExamplesTests {
         #expect(others == [.ping([9])])
     }
 
-    @Test("sharing data: an echo sent straight from the shared bytes")
-    func sharing() throws {
+    /// A pair whose server has received a text message and a Ping, not yet drained.
+    static func helloAndPingReceived() throws -> WSConnectionPair {
         var pair = try WSConnectionPair()
         try pair.client.sendText("héllo")
         try pair.client.ping([9])
         var toServer: [UInt8] = []
         while case .bytes(let b)? = pair.client.nextOutbound() { toServer += b }
         pair.server.receive(toServer)
+        return pair
+    }
+
+    @Test("sharing data: an echo sent straight from the shared bytes")
+    func sharing() throws {
+        var pair = try Self.helloAndPingReceived()
         var others: [WSProtocol.Event] = []
         while let shared = pair.server.nextEventSharingData() {
             switch shared {
@@ -106,12 +112,7 @@ struct ReadmeExamplesTests {
 
     @Test("an adapter's loop: data as shared steps, other events after them")
     func stepping() throws {
-        var pair = try WSConnectionPair()
-        try pair.client.sendText("héllo")
-        try pair.client.ping([9])
-        var toServer: [UInt8] = []
-        while case .bytes(let b)? = pair.client.nextOutbound() { toServer += b }
-        pair.server.receive(toServer)
+        var pair = try Self.helloAndPingReceived()
         var others: [WSProtocol.Event] = []
         loop: while true {
             let step = pair.server.nextSharedData()
