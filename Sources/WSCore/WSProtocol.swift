@@ -446,8 +446,11 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// with more to decode from what was received, for ``nextEvent()``; or a message being
     /// encoded a slice at a time (``Configuration/encodeSliceSize``), for
     /// ``continueEncoding()``. An adapter that stopped to serve other connections comes back
-    /// while this is true.
-    public var hasPendingWork: Bool { (message?.decodePaused ?? false) || !queuedSends.isEmpty }
+    /// while this is true. Both need a message transform: without one this is false, which the
+    /// inlined part answers (the loop asks after every message).
+    @inlinable public var hasPendingWork: Bool { transform != nil && hasPendingTransformWork }
+
+    @usableFromInline var hasPendingTransformWork: Bool { (message?.decodePaused ?? false) || !queuedSends.isEmpty }
 
     /// Bytes of memory the engine's own buffers hold (receive, send, message assembly, decoding
     /// and encoding), in use or kept for the next message, not counting the message transform's
