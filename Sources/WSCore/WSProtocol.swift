@@ -676,6 +676,9 @@ public struct WSProtocol: ~Copyable, Sendable {
             return .event(event)
         }
         if inputEnded, let event = processEndOfInput() { return .event(event) }
+        // An open connection's timers are checked here first: nothing is due before the
+        // earliest, and then the large `processTimers` is not even entered (once per drain).
+        if case .open(let t) = state, t.earliest.map({ now < $0 }) ?? true { return nil }
         return processTimers().map { .event($0) }
     }
 
