@@ -150,7 +150,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// consumer); it is emptied when the next message needs it (`prepareMessageBuffer`).
     private var messageDelivered = false
     private var inputEnded = false
-    private var outboundEOS = OutboundEOS.none
+    @usableFromInline var outboundEOS = OutboundEOS.none
     private var writable = true
     /// The RSV bits the transform lets a message's first frame carry.
     private var allowedRSV: UInt8 = 0
@@ -286,7 +286,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         case inProgress(WSUTF8Validator, WSMessageKind, transformed: Bool)
     }
 
-    private enum OutboundEOS: Sendable {
+    @usableFromInline enum OutboundEOS: Sendable {
         case none, queued, delivered
     }
 
@@ -439,7 +439,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// Outbound bytes queued and not yet taken by the adapter (ready to write: the unencoded
     /// part of a message compressed a slice at a time is not counted here, but toward
     /// ``isWritable``).
-    public var bufferedAmount: Int { outbound.count }
+    @inlinable public var bufferedAmount: Int { outbound.count }
 
     /// Whether the engine has work it can do without new input: the decoding of a transformed
     /// message paused (after a ``Configuration/decodeSliceSize`` slice, or a streaming piece)
@@ -1612,6 +1612,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         noteDataActivity()
     }
 
+    @inline(__always)
     private mutating func appendData(_ bytes: some Collection<UInt8>, opcode: WSOpcode, fin: Bool) {
         outbound.appendMessage(bytes, opcode: opcode, fin: fin, fragmentSize: configuration.outboundFragmentSize, keys: &maskKeys)
         updateWritability()
@@ -1688,13 +1689,19 @@ public struct WSProtocol: ~Copyable, Sendable {
         }
     }
 
+    @inline(__always)
     private func requireRoom(for payloadCount: Int) throws(WSUsageError) {
         let fragment = configuration.outboundFragmentSize
         let frames = payloadCount < fragment ? 1 : payloadCount / fragment + 1
         let total = outbound.count + queuedBytes + payloadCount + frames * WSFrameHeader.maxLength
-        if total > configuration.maxBufferedAmount {
-            throw .outboundBufferFull(bufferedAmount: outbound.count, limit: configuration.maxBufferedAmount)
-        }
+        if total > configuration.maxBufferedAmount { throw outboundBufferFull() }
+    }
+
+    /// The error of a send that would pass ``Configuration/maxBufferedAmount`` (out of line:
+    /// the room check is inlined into every send).
+    @inline(never)
+    private func outboundBufferFull() -> WSUsageError {
+        .outboundBufferFull(bufferedAmount: outbound.count, limit: configuration.maxBufferedAmount)
     }
 
     private mutating func enqueueControl(_ opcode: WSOpcode, _ payload: some Collection<UInt8>) {
@@ -1735,7 +1742,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// Whether end of stream is queued and everything before it has been taken: the adapter
     /// should now half-close the transport (the zero-copy counterpart of ``WSOutbound/endOfStream``,
     /// for adapters that drain with `withOutboundBytes`).
-    public var isOutboundFinished: Bool {
+    @inlinable public var isOutboundFinished: Bool {
         if case .none = outboundEOS { return false }
         return outbound.count == 0
     }

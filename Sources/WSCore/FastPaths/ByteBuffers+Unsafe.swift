@@ -34,6 +34,7 @@ struct InboundBuffer: Sendable {
     @inlinable var readable: Int { end &- readIndex }
 
     /// Appends received bytes, first reclaiming consumed space.
+    @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         reclaim()
         unsafe write(bytes)
@@ -285,6 +286,7 @@ struct OutboundBuffer: Sendable {
     }
 
     /// Removes the first `n` pending bytes (they were written).
+    @inline(__always)
     mutating func consume(_ n: Int) {
         precondition(n >= 0 && n <= count, "consumed more outbound bytes than were pending")
         start &+= n
