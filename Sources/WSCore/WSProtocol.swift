@@ -1197,7 +1197,7 @@ public struct WSProtocol: ~Copyable, Sendable {
             case .awaitingDecision: return nil
             }
         case .open(var t):
-            // Nothing is due before the earliest deadline (the common case, once per drain).
+            // `pull` enters only when the earliest deadline is due (or for another state).
             guard let due = t.earliest, now >= due else { return nil }
             if let deadline = t.pongDeadline.value, now >= deadline {
                 // The peer did not answer: queue a Close for form's sake and drop the transport.

@@ -86,14 +86,14 @@ public final class WSEpollConnection: @unchecked Sendable {
     var transportDead: Bool { get { flag(8) } set { setFlag(8, newValue) } }
     var isDirty: Bool { get { flag(9) } set { setFlag(9, newValue) } }
     var wasActive: Bool { get { flag(10) } set { setFlag(10, newValue) } }
+    /// The engine paused a decode; the loop serves it again next turn (reading waits).
+    var workPending: Bool { get { flag(11) } set { setFlag(11, newValue) } }
     /// A sweep saw activity since the connection's memory was last released (read and written
     /// by the sweep only).
     var activeSinceRelease: Bool { get { flag(12) } set { setFlag(12, newValue) } }
     /// The loop is handing this connection's events to its handler: that drain's caller
     /// flushes and settles it right after, so a send from the handler need not queue a flush.
     var isBeingDrained: Bool { get { flag(13) } set { setFlag(13, newValue) } }
-    /// The engine paused a decode; the loop serves it again next turn (reading waits).
-    var workPending: Bool { get { flag(11) } set { setFlag(11, newValue) } }
 
     /// Why the socket (or its TLS session) failed, if it did: a reset, a certificate refused.
     package internal(set) var transportError: WSTransportError? {

@@ -290,17 +290,13 @@ struct EpollServerTests {
 
     @Test("a protocol violation is answered with Close 1002 and FIN (RFC 6455 §7.1.7)")
     func violationClosesWith1002() throws {
-        let echo = RecordingEcho()
-        let server = try startServer { _ in .accept(echo) }
-        defer { server.immediateStop() }
-        let raw = try RawClient(port: server.port)
-        defer { raw.close() }
-        _ = try raw.upgrade()
-        try raw.send([0x81, 0x02, 0x68, 0x69])  // unmasked text from a client
-        let (bytes, eof) = try raw.readToEnd()
-        #expect(bytes.count >= 4 && bytes[0] == 0x88 && bytes[2] == 0x03 && bytes[3] == 0xEA)
-        #expect(eof)
-        #expect(eventually { echo.events.withLock { $0.contains { if case .failed(let e) = $0 { e.closeCode == .protocolError } else { false } } } })
+        try withUpgradedRawClient { echo, raw in
+            try raw.send([0x81, 0x02, 0x68, 0x69])  // unmasked text from a client
+            let (bytes, eof) = try raw.readToEnd()
+            #expect(bytes.count >= 4 && bytes[0] == 0x88 && bytes[2] == 0x03 && bytes[3] == 0xEA)
+            #expect(eof)
+            #expect(eventually { echo.events.withLock { $0.contains { if case .failed(let e) = $0 { e.closeCode == .protocolError } else { false } } } })
+        }
     }
 
     @Test("a peer that does not read: the server stops reading it at the high-water mark (backpressure)")
@@ -430,15 +426,11 @@ struct EpollServerTests {
 
     @Test("remoteAddress is the peer's host:port: an IPv4 peer kept in one word, an IPv6 one as text")
     func remoteAddress() throws {
-        let echo = RecordingEcho()
-        let server = try startServer { _ in .accept(echo) }
-        defer { server.immediateStop() }
-        let raw = try RawClient(port: server.port)
-        defer { raw.close() }
-        _ = try raw.upgrade()
-        let port = try #require(raw.socket.localAddress?.port)
-        #expect(eventually { echo.connections.withLock { $0.count } == 1 })
-        #expect(echo.connections.withLock { $0.first?.remoteAddress } == "127.0.0.1:\(port)")
+        try withUpgradedRawClient { echo, raw in
+            let port = try #require(raw.socket.localAddress?.port)
+            #expect(eventually { echo.connections.withLock { $0.count } == 1 })
+            #expect(echo.connections.withLock { $0.first?.remoteAddress } == "127.0.0.1:\(port)")
+        }
         #expect(WSSocketAddress.describe(packedIPv4: 0xC0A8_0102 << 16 | 65535) == "192.168.1.2:65535")
 
         let echo6 = RecordingEcho()

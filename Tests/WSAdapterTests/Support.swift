@@ -84,6 +84,18 @@ func raiseDescriptorLimit(to count: Int) -> Bool {
     return setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0
 }
 
+/// Runs `body` with a one-loop echo server's handler and a raw client that has completed the
+/// opening handshake with it; stops both after.
+func withUpgradedRawClient(_ body: (RecordingEcho, RawClient) throws -> Void) throws {
+    let echo = RecordingEcho()
+    let server = try startServer { _ in .accept(echo) }
+    defer { server.immediateStop() }
+    let raw = try RawClient(port: server.port)
+    defer { raw.close() }
+    _ = try raw.upgrade()
+    try body(echo, raw)
+}
+
 /// A plain TCP client for raw bytes.
 struct RawClient {
     let socket: WSSocket

@@ -44,16 +44,9 @@ struct InboundBuffer: Sendable {
     @inline(__always)
     private mutating func write(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
-        let needed = end &+ bytes.count
-        if needed > storage.count {
-            let length = Swift.max(needed, storage.capacity, storage.count &* 2)
-            storage.append(contentsOf: repeatElement(0, count: length &- storage.count))
-        }
-        let at = end
-        unsafe storage.withUnsafeMutableBytes { all in
-            unsafe (all.baseAddress! + at).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-        }
-        end = needed
+        storage.lengthen(to: end &+ bytes.count)
+        unsafe storage.copyIn(bytes, at: end)
+        end &+= bytes.count
     }
 
     /// Drops consumed bytes: all of them when nothing is left, or moves the rest to the front
@@ -64,10 +57,8 @@ struct InboundBuffer: Sendable {
             end = 0
             unmaskedEnd = 0
         } else if readIndex >= 4096, readIndex &* 2 >= end {
-            let (from, n) = (readIndex, end &- readIndex)
-            unsafe storage.withUnsafeMutableBytes { all in
-                unsafe all.baseAddress!.copyMemory(from: all.baseAddress! + from, byteCount: n)
-            }
+            let n = end &- readIndex
+            storage.moveToFront(from: readIndex, count: n)
             unmaskedEnd = Swift.max(0, unmaskedEnd &- readIndex)
             readIndex = 0
             end = n
@@ -221,21 +212,11 @@ struct OutboundBuffer: Sendable {
 
     @inlinable var count: Int { end &- start }
 
-    /// Makes `storage` at least `end + n` bytes long (zeros past the old length, into the
-    /// capacity the array already has first).
-    @inline(__always)
-    private mutating func reserve(_ n: Int) {
-        let needed = end &+ n
-        guard needed > storage.count else { return }
-        let length = Swift.max(needed, storage.capacity, storage.count &* 2)
-        storage.append(contentsOf: repeatElement(0, count: length &- storage.count))
-    }
-
     /// Appends one frame: header, then payload, masked in place when `header.maskKey` is set.
     @inline(__always)
     mutating func appendFrame(_ header: WSFrameHeader, payload: UnsafeRawBufferPointer) {
         compact()
-        reserve(WSFrameHeader.maxLength &+ payload.count)
+        storage.lengthen(to: end &+ WSFrameHeader.maxLength &+ payload.count)
         let at = end
         end = unsafe storage.withUnsafeMutableBytes { all in
             let headerLength = unsafe header.encode(to: all.baseAddress! + at)
@@ -302,10 +283,8 @@ struct OutboundBuffer: Sendable {
     /// in `consume`, which would move a large message again after each partial write.
     private mutating func compact() {
         if start >= 4096, start &* 2 >= end {
-            let (s, n) = (start, end &- start)
-            unsafe storage.withUnsafeMutableBytes { all in
-                unsafe all.baseAddress!.copyMemory(from: all.baseAddress! + s, byteCount: n)
-            }
+            let n = end &- start
+            storage.moveToFront(from: start, count: n)
             start = 0
             end = n
         }
@@ -314,11 +293,8 @@ struct OutboundBuffer: Sendable {
     /// Appends bytes as they are (the opening handshake's HTTP heads).
     mutating func appendRaw(_ bytes: [UInt8]) {
         compact()
-        reserve(bytes.count)
-        let at = end
-        unsafe storage.withUnsafeMutableBytes { all in
-            unsafe bytes.withUnsafeBytes { unsafe (all.baseAddress! + at).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        }
+        storage.lengthen(to: end &+ bytes.count)
+        unsafe bytes.withUnsafeBytes { unsafe storage.copyIn($0, at: end) }
         end &+= bytes.count
     }
 
@@ -336,6 +312,36 @@ struct OutboundBuffer: Sendable {
     /// Releases the storage if nothing is pending (see ``WSProtocol/releaseIdleMemory()``).
     mutating func releaseIfEmpty() {
         if count == 0 { storage = []; start = 0; end = 0 }
+    }
+}
+
+/// What both byte buffers do to their storage, whose length only grows (the bytes past a
+/// buffer's `end` are left over from earlier use).
+extension [UInt8] {
+    /// Makes the array at least `length` bytes long: zeros past the old length, into the
+    /// capacity the array already has first, else at least doubling it.
+    @inline(__always)
+    mutating func lengthen(to length: Int) {
+        guard length > count else { return }
+        let target = Swift.max(length, capacity, count &* 2)
+        append(contentsOf: repeatElement(0, count: target &- count))
+    }
+
+    /// Copies `bytes` over the array's bytes from `offset` (which must be within its length).
+    @inline(__always)
+    mutating func copyIn(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        guard bytes.count > 0 else { return }
+        unsafe withUnsafeMutableBytes { all in
+            unsafe (all.baseAddress! + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        }
+    }
+
+    /// Moves the `count` bytes at `from` to the front.
+    @inline(__always)
+    mutating func moveToFront(from: Int, count: Int) {
+        unsafe withUnsafeMutableBytes { all in
+            unsafe all.baseAddress!.copyMemory(from: all.baseAddress! + from, byteCount: count)
+        }
     }
 }
 

@@ -172,10 +172,19 @@ extension WSUpgradeRequest {
     /// (no header line starts with such a byte): a python-websockets request head of 218
     /// bytes keeps 61. ``init(compactHead:)`` reads it back.
     package var compactHead: [UInt8] {
+        let startLine = "GET \(head.path ?? "/") HTTP/1.1"
+        // `Host` first, then the other fields, each coded once.
+        var fields = HTTPFields()
+        if let host = head.authority { fields[.hostField] = host }
+        fields.append(contentsOf: head.headerFields)
+        let coded = fields.map(CompactField.init)
         var out: [UInt8] = []
         // Kept for the connection's lifetime: allocated to measure, not grown by doubling.
-        out.reserveCapacity(Self.compactSize(self))
-        Self.writeCompact(self, into: &out)
+        out.reserveCapacity(coded.reduce(startLine.utf8.count + 4) { $0 + $1.size })
+        out += startLine.utf8
+        out += [13, 10]
+        for field in coded { field.write(to: &out) }
+        out += [13, 10]
         return out
     }
 
@@ -234,18 +243,6 @@ extension WSUpgradeRequest {
         "X-Forwarded-For", "Sec-WebSocket-Version", "Upgrade", "Connection",
     ]
 
-    /// The request's fields in the order the compact form keeps them: `Host` first.
-    private static func fields(of request: WSUpgradeRequest) -> HTTPFields {
-        var fields = HTTPFields()
-        if let host = request.head.authority { fields[.hostField] = host }
-        fields.append(contentsOf: request.head.headerFields)
-        return fields
-    }
-
-    private static func startLine(of request: WSUpgradeRequest) -> String {
-        "GET \(request.head.path ?? "/") HTTP/1.1"
-    }
-
     /// How one field is written: a whole-line code, a name code and the value, or as it is.
     private enum CompactField {
         case line(UInt8)
@@ -270,17 +267,9 @@ extension WSUpgradeRequest {
             case .raw(let name, let value): name.utf8.count + 2 + value.utf8.count + 2
             }
         }
-    }
 
-    private static func compactSize(_ request: WSUpgradeRequest) -> Int {
-        fields(of: request).reduce(startLine(of: request).utf8.count + 4) { $0 + CompactField($1).size }
-    }
-
-    private static func writeCompact(_ request: WSUpgradeRequest, into out: inout [UInt8]) {
-        out += startLine(of: request).utf8
-        out += [13, 10]
-        for field in fields(of: request) {
-            switch CompactField(field) {
+        func write(to out: inout [UInt8]) {
+            switch self {
             case .line(let code):
                 out.append(code)
             case .name(let code, let value):
@@ -294,6 +283,6 @@ extension WSUpgradeRequest {
                 out += [13, 10]
             }
         }
-        out += [13, 10]
     }
 }
+
