@@ -1187,8 +1187,8 @@ def handshake():
 class Compressor:
     """One direction's compression context, as RFC 7692 §7.2.1 describes it."""
 
-    def __init__(self, window=15, takeover=True, level=6, strategy=zlib.Z_DEFAULT_STRATEGY):
-        self.args = (level, zlib.DEFLATED, -window, 8, strategy)
+    def __init__(self, window=15, takeover=True, level=6, strategy=zlib.Z_DEFAULT_STRATEGY, mem_level=8):
+        self.args = (level, zlib.DEFLATED, -window, mem_level, strategy)
         self.takeover = takeover
         self.c = zlib.compressobj(*self.args)
 
@@ -1414,6 +1414,34 @@ def deflate_sending():
     assert zlib.decompressobj(-8).decompress(wire + b"\x00\x00\xff\xff") == data
     f.command("sendText", data.decode())
     f.out(f.out_frame(TEXT, wire, rsv=RSV1))
+
+    # Whole messages under no context takeover: under 1 KiB our compressor has memory level 4
+    # (its 4 KiB hash table is what the reset after each message clears), and the bytes are
+    # still zlib's at level 8, because zlib ends a block at 1,023 symbols. At 1,024 bytes of
+    # literals level 4 would end a block one symbol early: one byte more, so that size is
+    # compressed at the configured level. Between the sends a compressed message is received,
+    # which needs a decompressor of the connection's own (given up again when idle: the lent-
+    # buffer replay releases idle memory after every step).
+    f = deflate_fixture("send/small-whole-messages", "server",
+                        "No context takeover: a message under 1 KiB gives zlib's bytes at memory level 8 though compressed at 4; "
+                        "at 1,024 bytes (where level 4 would add a byte) the configured level; a received message between",
+                        "7692 §7.1.1.1, §7.2.1",
+                        agreed="permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+    chat = b'{"type":"chat","room":"lobby","text":"hello hello, is anyone in the lobby?"}'
+    rng = random.Random(1000)  # noise1024 is one whose level-4 compression is a byte longer
+    noise1023 = bytes(rng.randrange(256) for _ in range(1023))
+    noise1024 = bytes(rng.randrange(256) for _ in range(1024))
+    def ours(data): return Compressor(takeover=False).message(data)
+    assert Compressor(takeover=False, mem_level=4).message(noise1023) == ours(noise1023)
+    assert len(Compressor(takeover=False, mem_level=4).message(noise1024)) == len(ours(noise1024)) + 1  # 1,031 against 1,030
+    f.command("sendText", chat.decode())
+    f.receive(f.frame(TEXT, ours(b"hello back"), rsv=RSV1))
+    f.events(text("hello back"))
+    f.command("sendText", chat.decode())
+    f.command("sendBinary", hexs(noise1023))
+    f.command("sendBinary", hexs(noise1024))
+    f.out(f.out_frame(TEXT, ours(chat), rsv=RSV1), f.out_frame(TEXT, ours(chat), rsv=RSV1),
+          f.out_frame(BINARY, ours(noise1023), rsv=RSV1), f.out_frame(BINARY, ours(noise1024), rsv=RSV1))
 
 
 def deflate_handshake():

@@ -70,8 +70,8 @@ public struct WSPerMessageDeflate: WSExtensionNegotiator {
 
         /// zlib's memLevel, 1–9: memory for the compressor's hash table,
         /// `2^(memoryLevel + 9)` bytes. Default 8 (128 KiB); lower costs some ratio and speed.
-        /// The most used: a whole message of at most 1 KiB compressed without context takeover
-        /// uses at most 4, whose table is cheaper to clear after each message.
+        /// The most used: a whole message under 1 KiB compressed without context takeover uses at
+        /// most 4, whose table is cheaper to clear after each message (the bytes are the same).
         public var memoryLevel: Int = 8
 
         /// Messages shorter than this many bytes are sent uncompressed (fragmented messages,
