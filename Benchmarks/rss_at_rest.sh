@@ -23,7 +23,8 @@ for run in "wsx echo-server" "wsx echo-server --api service" "service-tour"; do
     "$dir/${argv[0]}" "${argv[@]:1}" --port 0 --loops 2 >"$work/log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do grep -q listening "$work/log" && break; sleep 0.1; done
-    url=$(grep -o 'ws://[^ ]*' "$work/log")
+    url=$(grep -o 'ws://[^ ]*' "$work/log" || true)
+    if [ -z "$url" ]; then echo "$run: did not start: $(cat "$work/log")" >&2; exit 1; fi
     sleep 1
     read -r rss anon file < <(awk '/^VmRSS/ {r=$2} /^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print r, a, f}' "/proc/$pid/status")
     [ "${argv[0]}" = service-tour ] && url="${url}echo"

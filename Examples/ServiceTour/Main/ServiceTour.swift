@@ -10,6 +10,7 @@ import Dispatch
 import Glibc
 import ServiceLifecycle
 import ServiceTour
+import Synchronization
 import WSService
 
 @main
@@ -26,14 +27,14 @@ struct ServiceTour: ParsableCommand {
     /// life (BENCHMARKS.md, "RSS at rest").
     func run() throws {
         let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var outcome: Result<Void, any Error> = .success(())
+        let outcome = Mutex<Result<Void, any Error>>(.success(()))
         let command = self
         Task {
-            do { try await command.serve() } catch { outcome = .failure(error) }
+            do { try await command.serve() } catch { outcome.withLock { $0 = .failure(error) } }
             done.signal()
         }
         done.wait()
-        try outcome.get()
+        try outcome.withLock { $0 }.get()
     }
 
     private func serve() async throws {
