@@ -30,6 +30,8 @@ flags=(-c release --build-path "$path" --static-swift-stdlib -Xswiftc -static-ex
 if [ "$order" = 1 ]; then
     flags+=(-Xlinker "--symbol-ordering-file=$PWD/Deploy/symbols.order" -Xlinker --no-warn-symbol-ordering)
 fi
+# SwiftPM does not know that the order file is an input of the link: relink every time.
+rm -f "$path/release/wsx" "$path/release/service-tour"
 swift build "${flags[@]}" --product wsx
 swift build "${flags[@]}" --product service-tour
 echo "static binaries: $path/release/wsx $path/release/service-tour"
