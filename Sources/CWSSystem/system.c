@@ -24,8 +24,8 @@ int cws_affinity_cpu_count(void) {
     return CPU_COUNT(&set);
 }
 
-int cws_set_mmap_threshold(size_t bytes) {
-    return mallopt(M_MMAP_THRESHOLD, (int)bytes);
+int cws_set_malloc_thresholds(size_t mmap_bytes, size_t trim_bytes) {
+    return mallopt(M_MMAP_THRESHOLD, (int)mmap_bytes) && mallopt(M_TRIM_THRESHOLD, (int)trim_bytes);
 }
 
 int cws_trim_heap(void) {

@@ -177,12 +177,16 @@ struct EchoServer: ParsableCommand {
     }
 
     func run() throws {
-        // Buffers of 256 KiB and more come from mmap and go back to the system when freed.
-        // glibc otherwise raises this threshold to the largest block freed so far (up to 32
-        // MiB), and the freed buffers of connections closed under a flood stay in the heap:
-        // measured, peak RSS under the amplification attack was 300–327 MiB against a 256 MiB
-        // budget with glibc's default, 258–263 MiB with this (Benchmarks/hardening.py).
-        _ = cws_set_mmap_threshold(256 << 10)
+        // Buffers of 2 MiB and more (past the default 1 MiB message limit) come from mmap and go
+        // back to the system when freed. glibc otherwise raises this threshold to the largest
+        // block freed so far (up to 32 MiB), and the freed buffers of connections closed under
+        // a flood stay in the heap. Below it, a heap keeps up to 4 MiB free at its top (glibc's
+        // own ratio of the two). Measured (Benchmarks/hardening.py, six runs each), peak RSS
+        // growth under the amplification attack against a 256 MiB budget: 300–327 MiB with
+        // glibc's defaults, 256–285 MiB with a 256 KiB mmap threshold, 263–294 MiB with these.
+        // The 256 KiB threshold mapped and faulted in fresh pages for every 1 MiB message the
+        // service layer copies: its 1 MiB echo ran at 0.55× (BENCHMARKS.md, "Services").
+        _ = cws_set_malloc_thresholds(2 << 20, 4 << 20)
         var config = try configuration()
         if let tlsCertificate, let tlsKey {
             config.tls = try WSTLSContext.server(certificateChainFile: tlsCertificate, privateKeyFile: tlsKey,

@@ -19,9 +19,12 @@ int cws_affinity_cpu_count(void);
 long cws_recv(int fd, void *buffer, size_t length, int flags);
 long cws_send(int fd, const void *buffer, size_t length, int flags);
 
-/// mallopt(M_MMAP_THRESHOLD): allocations of `bytes` and more come from mmap and go back to the
-/// system when freed (glibc's threshold is otherwise dynamic, up to 32 MiB). 1 on success.
-int cws_set_mmap_threshold(size_t bytes);
+/// mallopt(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD): allocations of `mmap_bytes` and more come from
+/// mmap and go back to the system when freed; a heap gives its free top back to the system once
+/// it exceeds `trim_bytes`. (glibc's thresholds are otherwise dynamic: the mmap threshold rises
+/// to the largest block freed so far, up to 32 MiB, and the trim threshold to twice that.)
+/// 1 on success.
+int cws_set_malloc_thresholds(size_t mmap_bytes, size_t trim_bytes);
 
 /// malloc_trim(0): gives the free pages of every malloc arena back to the system (glibc keeps
 /// them otherwise, at the peak). 1 if memory was released.
