@@ -6,10 +6,11 @@ start-up and echo path run a few hundred KiB of functions spread over 15 MB of s
 code keeps megabytes of it resident. Linked in the order written here (lld's
 --symbol-ordering-file), the functions that ran are adjacent and the rest stays on disk.
 
-It builds both programs statically without an order, runs each server under callgrind (instructions per
-address), drives it with its own client over loopback (handshakes with and without
-permessage-deflate, text and binary echoes, a close), and writes every function that ran, the
-busiest first, so that the message path shares the fewest pages.
+It builds both programs statically without an order, runs each server under callgrind
+(instructions per address), drives it with its own client over loopback (handshakes with and
+without permessage-deflate, text and binary echoes, a close), and writes every function that
+ran, the busiest first, so that the message path shares the fewest pages. Code without a symbol
+(functions of private linkage) cannot be named, and stays where the linker puts it.
 
     Deploy/make-order.py            (needs valgrind)
 
@@ -93,9 +94,12 @@ def profile(product, args, path):
     return ran
 
 ran = collections.Counter()
-for product, args, path in [("wsx", ["echo-server"], "/"), ("wsx", ["echo-server", "--api", "service"], "/"),
-                            ("service-tour", [], "/echo")]:
-    ran.update(profile(product, args, path))
+try:
+    for product, args, path in [("wsx", ["echo-server"], "/"), ("wsx", ["echo-server", "--api", "service"], "/"),
+                                ("service-tour", [], "/echo")]:
+        ran.update(profile(product, args, path))
+finally:
+    shutil.rmtree(work)
 target = os.path.join(root, "Deploy", "symbols.order")
 with open(target, "w") as f:
     f.write("# The functions that ran in wsx echo-server (both APIs) and service-tour, at start-up and on the\n")
@@ -104,5 +108,4 @@ with open(target, "w") as f:
     # functions in nearly the same order (rates on a shared machine vary from run to run).
     for name in sorted(ran, key=lambda name: (-ran[name].bit_length(), name)):
         f.write(name + "\n")
-shutil.rmtree(work)
 print(f"{target}: {len(ran)} functions")
