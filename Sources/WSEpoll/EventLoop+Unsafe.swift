@@ -228,15 +228,13 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    /// Queues `c` for a flush at the end of this loop iteration (a command changed its engine),
-    /// unless `c` is being drained: its drain's caller flushes and settles it right after.
-    /// (Connections call it through `scheduleFlush()`, which tests the same first.)
+    /// Queues `c` for a flush at the end of this loop iteration (a command changed its engine).
+    /// Only through `WSEpollConnection.scheduleFlush()`, which skips a connection already queued
+    /// or being drained (its drain's caller flushes and settles it right after).
     @inline(__always)
     func markDirty(_ c: WSEpollConnection) {
-        if !c.isDirty && !c.isBeingDrained {
-            c.isDirty = true
-            dirty.append(c)
-        }
+        c.isDirty = true
+        dirty.append(c)
     }
 
     // MARK: Running
@@ -334,7 +332,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 drop(c)
             case .open, .closeReceived:
                 try? c.engine.close(code: .goingAway, reason: "server stopping")
-                markDirty(c)
+                c.scheduleFlush()
             case .closeSent, .closing, .closed:
                 break
             }

@@ -246,7 +246,8 @@ public final class WSEpollConnection: @unchecked Sendable {
 
     /// Queues a flush at the end of the loop's turn (owning loop only), unless one is queued or
     /// the connection's events are being handed out: that drain's caller flushes it. Tested
-    /// here, so that the loop is not even loaded (a retain and a release) in either case.
+    /// here and only here, so that the loop is not even loaded (a retain and a release) in
+    /// either case.
     @inline(__always)
     func scheduleFlush() {
         if !isDirty && !isBeingDrained { loop.markDirty(self) }
