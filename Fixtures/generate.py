@@ -303,6 +303,57 @@ def lengths():
 
 
 # ---------------------------------------------------------------------------------------------
+# Many frames in one read: adapters take whole messages in place (WSProtocol.nextDirectMessage)
+# and leave the rest to the general parser; the transcript is the same however the read is cut.
+
+def reads():
+    for role in ROLES:
+        f = fixture(f"core/reads/{role}-messages-in-one-read", role,
+                    "§5.2, §5.4, §5.5: one read holding text, binary, empty, 125- and 126-byte (16-bit length) "
+                    "messages, a Ping, a fragmented message and one more message gives each event in order",
+                    "6455 §5.2, §5.4, §5.5")
+        b125 = bytes((i * 5) % 256 for i in range(125))
+        b126 = bytes((i * 3 + 1) % 256 for i in range(126))
+        f.receive(f.frame(TEXT, b"a"), f.frame(BINARY, b"\x00\x01\x02"), f.frame(BINARY, b""), f.frame(BINARY, b125),
+                  f.frame(BINARY, b126), f.frame(PING, b"p"), f.frame(TEXT, "h\u00e9".encode()),
+                  f.frame(TEXT, b"fr", fin=False), f.frame(CONT, b"ag"), f.frame(BINARY, b"end"))
+        f.events(text("a"), binary(b"\x00\x01\x02"), binary(b""), binary(b125), binary(b126), ping(b"p"),
+                 text("h\u00e9"), text("frag"), binary(b"end"))
+        f.out(f.out_frame(PONG, b"p"))
+
+        f = fixture(f"core/reads/{role}-message-then-partial", role,
+                    "§5.2: a read that ends inside the next frame's header, then inside its payload: the whole "
+                    "message is delivered at once, the next when its last byte arrives", "6455 §5.2")
+        first, second = f.frame(BINARY, b"one"), f.frame(TEXT, b"second message")
+        f.receive(first, second[:1])
+        f.events(binary(b"one"))
+        f.receive(second[1:6])
+        f.events()
+        f.receive(second[6:])
+        f.events(text("second message"))
+
+        f = fixture(f"core/reads/{role}-invalid-utf8-after-messages", role,
+                    "§8.1: valid messages, then a text message with invalid UTF-8 (FF) and one more message, in one "
+                    "read: the valid ones are delivered, the connection fails with 1007 at the bad one, and what "
+                    "follows is discarded", "6455 §8.1")
+        violation(f, [f.frame(TEXT, b"ok"), f.frame(BINARY, b"\x01"), f.frame(TEXT, b"ab\xffcd"), f.frame(TEXT, b"after")],
+                  "invalidUTF8", 1007, before=[text("ok"), binary(b"\x01")])
+
+        f = fixture(f"core/reads/{role}-limit-in-one-read", role,
+                    "maxMessageSize enforced exactly inside one read: a 100-byte message passes, the 101-byte "
+                    "one after it fails 1009 at its header", "6455 §7.4.1 (1009)", {"maxMessageSize": 100})
+        violation(f, [f.frame(BINARY, bytes(100)), f.frame(BINARY, bytes(101))], "frameTooBig", 1009,
+                  before=[binary(bytes(100))])
+
+        f = fixture(f"core/reads/{role}-close-after-messages", role,
+                    "§5.5.1: messages then the peer's Close in one read: the messages, then closeReceived, and "
+                    "our Close echoes the code (not the reason), and the message after the Close is discarded",
+                    "6455 §5.5.1")
+        f.receive(f.frame(TEXT, b"x"), f.frame(CLOSE, close_payload(1000, "bye")), f.frame(TEXT, b"ignored"))
+        f.events(text("x"), close_received(1000, "bye"))
+        f.out(f.out_close(1000), eos=role == "server")
+
+# ---------------------------------------------------------------------------------------------
 # §5.4 fragmentation, §5.5 control frames interleaved
 
 def fragmentation():
@@ -1561,6 +1612,7 @@ def application_fail():
 def main():
     rfc_examples()
     lengths()
+    reads()
     fragmentation()
     frame_rules()
     utf8()

@@ -406,7 +406,10 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     /// Whether the connection is over (``Event/closed(_:)`` has been produced).
-    public var isClosed: Bool { lifecycle == .closed }
+    public var isClosed: Bool {
+        if case .closed = state { return true }
+        return false
+    }
 
     /// How the connection ended, once closed.
     public var closeInfo: CloseInfo? {
@@ -682,6 +685,39 @@ public struct WSProtocol: ~Copyable, Sendable {
         return processTimers().map { .event($0) }
     }
 
+    /// Whether the next message may be parsed straight from the caller's buffer
+    /// (``nextDirectMessage(in:at:)``): exactly when ``pull()`` would come to
+    /// ``singleFrameMessage()`` first with those bytes buffered. Open (a closing connection takes
+    /// the general path), nothing buffered or pending, no message or frame in progress, input
+    /// not ended.
+    @usableFromInline @inline(__always)
+    var acceptsDirectMessage: Bool {
+        guard case .open = state, pending.isEmpty, inbound.readable == 0, message == nil, !inputEnded else { return false }
+        return isBetweenFrames
+    }
+
+    /// Whether the engine is known to have no event until more input or time: open, nothing
+    /// pending, buffered or in progress, input not ended and no timer due. Then ``nextEvent()``
+    /// would return nil, and an adapter that fed every byte to ``nextDirectMessage(in:at:)``
+    /// may skip the drain. False says nothing: drain as usual (there may be no event either).
+    @inlinable @inline(__always)
+    public var hasNoEvents: Bool { acceptsDirectMessage && !timerDue }
+
+    /// An open connection's earliest timer has come (false in any other state).
+    @usableFromInline var timerDue: Bool {
+        guard case .open(let t) = state, let earliest = t.earliest else { return false }
+        return now >= earliest
+    }
+
+    /// Records a message of `frameLength` bytes (header included) taken by
+    /// ``nextDirectMessage(in:at:)``: the stream offset and the idle timer, as
+    /// ``singleFrameMessage()`` does.
+    @inline(__always)
+    mutating func noteDirectMessage(frameLength: Int) {
+        streamOffset += Int64(frameLength)
+        noteDataActivity()
+    }
+
     /// At a frame boundary (the parser has nothing to do without more input then).
     private var isBetweenFrames: Bool {
         if case .header = frame { return true }
@@ -741,9 +777,28 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// handles; for the frames it takes, it does exactly what the general parser would.
     @inline(__always)
     private mutating func singleFrameMessage() -> Pulled? {
-        let readable = inbound.readable
+        guard let layout = singleFrameLayout(readable: inbound.readable, peek: { inbound.peek($0) }) else { return nil }
+        let key: WSMaskKey? = layout.masked ? inbound.peekKey(layout.headerLength) : nil
+        consume(layout.headerLength + (layout.masked ? 4 : 0))
+        noteDataActivity()
+        if let key { inbound.unmask(layout.length, key: key, phase: 0, after: 0) }
+        if layout.kind == .text {
+            var utf8 = WSUTF8Validator()
+            if let bad = inbound.validateUTF8(layout.length, with: &utf8) { return failInvalidUTF8(validPrefix: bad) }
+            guard utf8.isComplete else { return failIncompleteText(layout.length) }
+        }
+        return .piece(Piece(kind: layout.kind, range: take(layout.length), isFinal: true, isMessage: !limits.streaming))
+    }
+
+    /// A whole message in one frame, as ``singleFrameMessage()`` and ``nextDirectMessage(in:at:)``
+    /// take it: its kind, header length (without the masking key), payload length and whether
+    /// it is masked; nil for any other frame, or one not yet complete in the `readable` bytes
+    /// that `peek` reads. Only the state the two callers checked before is assumed (open or
+    /// closing, between frames, no message in progress); the frame's own checks are here.
+    @inline(__always)
+    func singleFrameLayout(readable: Int, peek: (Int) -> UInt8) -> (kind: WSMessageKind, headerLength: Int, length: Int, masked: Bool)? {
         guard readable >= 2 else { return nil }
-        let b0 = inbound.peek(0), b1 = inbound.peek(1)
+        let b0 = peek(0), b1 = peek(1)
         guard b0 == 0x81 || b0 == 0x82 else { return nil }
         let masked = b1 & 0x80 != 0
         guard masked == (role == .server) else { return nil }
@@ -751,7 +806,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         var headerLength = 2
         if length == 126 {
             guard readable >= 4 else { return nil }
-            length = Int(inbound.peek(2)) << 8 | Int(inbound.peek(3))
+            length = Int(peek(2)) << 8 | Int(peek(3))
             guard length >= 126 else { return nil }
             headerLength = 4
         } else if length == 127 {
@@ -759,18 +814,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         }
         guard UInt64(length) <= limits.maxFrameSize, UInt64(length) <= limits.maxMessageSize,
               readable >= headerLength + (masked ? 4 : 0) + length else { return nil }
-        let key: WSMaskKey? = masked ? inbound.peekKey(headerLength) : nil
-        if masked { headerLength += 4 }
-
-        consume(headerLength)
-        noteDataActivity()
-        if let key { inbound.unmask(length, key: key, phase: 0, after: 0) }
-        if b0 == 0x81 {
-            var utf8 = WSUTF8Validator()
-            if let bad = inbound.validateUTF8(length, with: &utf8) { return failInvalidUTF8(validPrefix: bad) }
-            guard utf8.isComplete else { return failIncompleteText(length) }
-        }
-        return .piece(Piece(kind: b0 == 0x81 ? .text : .binary, range: take(length), isFinal: true, isMessage: !limits.streaming))
+        return (b0 == 0x81 ? .text : .binary, headerLength, length, masked)
     }
 
     /// The RFC 6455 rules (§5.1–§5.5) and configured limits a frame header can break, in the
@@ -1471,6 +1515,30 @@ public struct WSProtocol: ~Copyable, Sendable {
         try sendMessage(bytes, kind: kind, compress: compress)
     }
 
+    /// Whether a whole message of `count` bytes goes out as one plain frame with nothing else to
+    /// decide (``send(_:kind:compress:)``'s fast path, in `WSProtocol+Unsafe.swift`): open or
+    /// closing on the peer's side, no fragmented or queued message, not encoded by the
+    /// transform, one fragment, unmasked (a server). Then ``sendMessage(_:kind:compress:)``
+    /// would check the room and append exactly that frame.
+    @inline(__always)
+    func sendsAsOnePlainFrame(_ count: Int, compress: Bool) -> Bool {
+        // A server has no masking keys (`maskKeys` is nil exactly then; comparing the optional
+        // would copy its existential).
+        guard transform == nil || !compress, role == .server, queuedSends.isEmpty, case .none = sending,
+              count <= configuration.outboundFragmentSize else { return false }
+        switch state {
+        case .open, .closeReceived: return true
+        case .handshaking, .closeSent, .closing, .closed: return false
+        }
+    }
+
+    /// After a data frame is queued: writability, and the idle timer (data in either direction).
+    @inline(__always)
+    mutating func noteDataQueued() {
+        updateWritability()
+        noteDataActivity()
+    }
+
     mutating func sendMessage(_ bytes: some Collection<UInt8>, kind: WSMessageKind, compress: Bool) throws(WSUsageError) {
         try requireSendable()
         guard case .none = sending else { throw .fragmentedMessageInProgress }
@@ -1615,8 +1683,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     @inline(__always)
     private mutating func appendData(_ bytes: some Collection<UInt8>, opcode: WSOpcode, fin: Bool) {
         outbound.appendMessage(bytes, opcode: opcode, fin: fin, fragmentSize: configuration.outboundFragmentSize, keys: &maskKeys)
-        updateWritability()
-        noteDataActivity()
+        noteDataQueued()
     }
 
     /// Sends a Ping with an empty payload.
@@ -1690,7 +1757,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     }
 
     @inline(__always)
-    private func requireRoom(for payloadCount: Int) throws(WSUsageError) {
+    func requireRoom(for payloadCount: Int) throws(WSUsageError) {
         let fragment = configuration.outboundFragmentSize
         let frames = payloadCount < fragment ? 1 : payloadCount / fragment + 1
         let total = outbound.count + queuedBytes + payloadCount + frames * WSFrameHeader.maxLength

@@ -73,6 +73,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// slice: served again in the next turn, after the other connections' events.
     @exclusivity(unchecked) private var pendingWork: [WSEpollConnection] = []
     private let readBuffer: UnsafeMutableRawBufferPointer
+    /// Messages in the read buffer are lent to a handler (`drain`).
+    @exclusivity(unchecked) private var readBufferLent = false
     /// The engine buffers lent to the connection being served, so that idle connections hold
     /// none (`WSProtocol.SpareBuffers`): borrowed for each read's bytes, given back once its
     /// events are handled and the replies written.
@@ -485,6 +487,10 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     /// Flush, read while allowed, then settle the connection's fate and timer.
     private func service(_ c: WSEpollConnection) {
+        // A handler's command that serves another connection (an upgrade decided at once, a
+        // client adopted) while the read buffer holds a message lent to it and the bytes after
+        // it: that connection is served at the end of the turn instead.
+        if readBufferLent { return c.scheduleFlush() }
         c.wasActive = true
         // What waited for the socket to take it (every turn ends with the rest flushed).
         if c.engine.bufferedAmount > 0 || c.stream.hasPendingOutput || c.readPaused || c.writabilityWanted { flush(c) }
@@ -512,9 +518,8 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
                 if n < readBuffer.count && !c.peerHungUp && c.stream.tls == nil { c.readable = false }
                 c.engine.tick(now: now)
                 c.engine.borrowBuffers(from: &spare)
-                c.engine.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<n]))
             }
-            drain(c)
+            drain(c, read: n)
             flush(c)
             c.engine.returnBuffers(to: &spare)
             account(c)
@@ -525,14 +530,35 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         settle(c)
     }
 
-    /// Hands every event the engine has to the application. Data goes to the handler as a span
-    /// of the engine's own buffer (a shared slice, no copy), which stays valid while the handler
-    /// sends on the connection.
+    /// Feeds the engine the `read` bytes just read into the read buffer, if any, and hands every
+    /// event it has to the application. Data goes to the handler as a span, valid during the
+    /// call: of the read buffer itself for whole messages the engine takes in place
+    /// (``WSProtocol/nextDirectMessage(in:at:)``), otherwise of the engine's own buffer, into
+    /// which the rest is copied. The read buffer is not read into again while it is lent (see
+    /// `service`).
     /// Every caller flushes and settles `c` afterwards (or releases it).
-    private func drain(_ c: WSEpollConnection) {
+    private func drain(_ c: WSEpollConnection, read: Int = 0) {
         let outer = c.isBeingDrained
         c.isBeingDrained = true
         defer { c.isBeingDrained = outer }
+        if read > 0 {
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: readBuffer[..<read])
+            var taken = 0
+            var paused = false
+            readBufferLent = true
+            while !paused, taken < read, let (kind, range) = c.engine.nextDirectMessage(in: bytes, at: &taken) {
+                let message = UnsafeRawBufferPointer(rebasing: bytes[range]).assumingMemoryBound(to: UInt8.self)
+                c.handler?.received(c, kind: kind, data: message.span, isFinal: true)
+                // As below: a reply being compressed in slices has the rest wait for next turn.
+                paused = c.engine.hasPendingWork
+            }
+            readBufferLent = false
+            if taken < read { c.engine.receive(UnsafeRawBufferPointer(rebasing: bytes[taken...])) }
+            if paused || (taken == read && c.engine.hasNoEvents) {
+                c.serviceHooks?.drained(c)
+                return
+            }
+        }
         events: while true {
             let step = c.engine.nextSharedData()
             switch step.found {

@@ -16,10 +16,19 @@ public enum WSReplayMode: Hashable, Sendable, CustomStringConvertible {
     /// form), as after every command; events are taken as the adapter takes them
     /// (``drainStepping(_:)``).
     case lentBuffers(seed: UInt64)
+    /// Lent buffers as ``lentBuffers(seed:)``, each piece fed as the epoll adapter feeds a read
+    /// (``WSFixtureRunner/receiveDirect(_:into:onMessage:)``): whole messages taken in place
+    /// with ``WSProtocol/nextDirectMessage(in:at:)``, the rest received and drained; the drain
+    /// is checked to find nothing when ``WSProtocol/hasNoEvents`` says so. Pieces are random
+    /// splits, or each step whole when `seed` is nil.
+    case directReads(seed: UInt64?)
 
-    /// The ways every fixture is replayed: whole, byte by byte, two seeds of random splits, and
-    /// random splits with lent buffers.
-    public static let standard: [WSReplayMode] = [.whole, .byteByByte, .randomSplits(seed: 1), .randomSplits(seed: 2), .lentBuffers(seed: 3)]
+    /// The ways every fixture is replayed: whole, byte by byte, two seeds of random splits,
+    /// random splits with lent buffers, and read in place, whole and in random splits.
+    public static let standard: [WSReplayMode] = [
+        .whole, .byteByByte, .randomSplits(seed: 1), .randomSplits(seed: 2), .lentBuffers(seed: 3),
+        .directReads(seed: nil), .directReads(seed: 4),
+    ]
 
     public var description: String {
         switch self {
@@ -27,6 +36,8 @@ public enum WSReplayMode: Hashable, Sendable, CustomStringConvertible {
         case .byteByByte: "byte-by-byte"
         case .randomSplits(let seed): "random splits (seed \(seed))"
         case .lentBuffers(let seed): "lent buffers (seed \(seed))"
+        case .directReads(let seed?): "direct reads (seed \(seed))"
+        case .directReads(nil): "direct reads (whole)"
         }
     }
 }
@@ -51,8 +62,12 @@ public enum WSFixtureRunner {
         }
 
         var spare = WSProtocol.SpareBuffers()
-        var lending = false
-        if case .lentBuffers = mode { lending = true }
+        var lending = false, direct = false
+        switch mode {
+        case .lentBuffers: lending = true
+        case .directReads: (lending, direct) = (true, true)
+        case .whole, .byteByByte, .randomSplits: break
+        }
         var events: [WSProtocol.Event] = []
         var written: [UInt8] = []
         var endOfStream = false
@@ -86,8 +101,18 @@ public enum WSFixtureRunner {
             case .receive(let bytes):
                 for chunk in split(bytes, mode: mode, salt: UInt64(n)) {
                     if lending { engine.borrowBuffers(from: &spare) }
-                    engine.receive(chunk)
-                    drain(n, &engine)
+                    if direct {
+                        let streaming = engine.configuration.delivery == .streaming
+                        let quiet = receiveDirect(chunk, into: &engine) { _, kind, bytes in
+                            events.append(dataEvent(kind, Array(bytes), streaming: streaming))
+                        }
+                        let before = events.count
+                        drain(n, &engine)
+                        if quiet && events.count != before { fail(n, "hasNoEvents, then the drain found \(events[before...].map(render))") }
+                    } else {
+                        engine.receive(chunk)
+                        drain(n, &engine)
+                    }
                     if lending {
                         engine.returnBuffers(to: &spare)
                         engine.releaseIdleMemory()
@@ -191,11 +216,11 @@ public enum WSFixtureRunner {
     /// Cuts `bytes` into the reads `mode` feeds; `salt` varies the random splits between steps.
     public static func split(_ bytes: [UInt8], mode: WSReplayMode, salt: UInt64) -> [ArraySlice<UInt8>] {
         switch mode {
-        case .whole:
+        case .whole, .directReads(nil):
             return [bytes[...]]
         case .byteByByte:
             return bytes.indices.map { bytes[$0...$0] }
-        case .randomSplits(let seed), .lentBuffers(let seed):
+        case .randomSplits(let seed), .lentBuffers(let seed), .directReads(let seed?):
             var rng = WSSeededRandom(seed: seed &* 0x1000_0001 &+ salt)
             var pieces: [ArraySlice<UInt8>] = []
             var i = 0
@@ -208,6 +233,36 @@ public enum WSFixtureRunner {
             }
             return pieces
         }
+    }
+
+    /// Feeds `bytes` to `engine` as the epoll adapter feeds a read: from a buffer of its own,
+    /// each whole message the engine takes in place (``WSProtocol/nextDirectMessage(in:at:)``)
+    /// goes to `onMessage` (which may use the engine: an echo), then the rest is received the
+    /// general way, to be drained by the caller. Returns whether every byte was taken in place
+    /// and the engine then reported ``WSProtocol/hasNoEvents`` (the adapter skips the drain).
+    public static func receiveDirect(_ bytes: some Collection<UInt8>, into engine: inout WSProtocol,
+                                     onMessage: (inout WSProtocol, WSMessageKind, [UInt8]) -> Void) -> Bool {
+        var buffer = Array(bytes)
+        var taken = 0
+        // Each message is copied out of the buffer before `onMessage` may use the engine.
+        while let (kind, payload) = nextDirect(&buffer, &taken, &engine) {
+            onMessage(&engine, kind, payload)
+        }
+        if taken < buffer.count { engine.receive(buffer[taken...]) }
+        return taken == buffer.count && engine.hasNoEvents
+    }
+
+    private static func nextDirect(_ buffer: inout [UInt8], _ taken: inout Int, _ engine: inout WSProtocol) -> (WSMessageKind, [UInt8])? {
+        buffer.withUnsafeMutableBytes { raw in
+            guard let (kind, range) = engine.nextDirectMessage(in: raw, at: &taken) else { return nil }
+            return (kind, Array(raw[range]))
+        }
+    }
+
+    /// The event ``WSProtocol/nextEvent()`` returns for a whole message of `kind`.
+    public static func dataEvent(_ kind: WSMessageKind, _ bytes: [UInt8], streaming: Bool) -> WSProtocol.Event {
+        if streaming { return .fragment(WSFragment(kind: kind, data: bytes[...], isFinal: true)) }
+        return kind == .text ? .text(String(decoding: bytes, as: UTF8.self)) : .binary(bytes[...])
     }
 
     /// Drains `engine` with ``WSProtocol/nextEvent(lendingData:)`` and rebuilds from the lent
