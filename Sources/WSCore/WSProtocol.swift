@@ -690,7 +690,7 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// ``singleFrameMessage()`` first with those bytes buffered. Open (a closing connection takes
     /// the general path), nothing buffered or pending, no message or frame in progress, input
     /// not ended.
-    @usableFromInline @inline(__always)
+    @inline(__always)
     var acceptsDirectMessage: Bool {
         guard case .open = state, pending.isEmpty, inbound.readable == 0, message == nil, !inputEnded else { return false }
         return isBetweenFrames
@@ -700,13 +700,10 @@ public struct WSProtocol: ~Copyable, Sendable {
     /// pending, buffered or in progress, input not ended and no timer due. Then ``nextEvent()``
     /// would return nil, and an adapter that fed every byte to ``nextDirectMessage(in:at:)``
     /// may skip the drain. False says nothing: drain as usual (there may be no event either).
-    @inlinable @inline(__always)
-    public var hasNoEvents: Bool { acceptsDirectMessage && !timerDue }
-
-    /// An open connection's earliest timer has come (false in any other state).
-    @usableFromInline var timerDue: Bool {
-        guard case .open(let t) = state, let earliest = t.earliest else { return false }
-        return now >= earliest
+    public var hasNoEvents: Bool {
+        guard acceptsDirectMessage else { return false }
+        guard case .open(let t) = state, let earliest = t.earliest else { return true }
+        return now < earliest
     }
 
     /// Records a message of `frameLength` bytes (header included) taken by
