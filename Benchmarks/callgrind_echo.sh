@@ -6,6 +6,7 @@
 #
 #   Benchmarks/callgrind_echo.sh [BINARY]     (default .build/release/wsx; from the repository root)
 #   API=service Benchmarks/callgrind_echo.sh  (the service layer's echo: `echo-server --api service`)
+#   FLIGHT=16 Benchmarks/callgrind_echo.sh     (16 messages in flight per connection; default 1)
 #
 # Needs valgrind and wsload (`cc -O2 -o /tmp/wsload ../shared/tools/wsload/wsload.c`; WSLOAD
 # overrides the path). The binary is copied and its debug info stripped (valgrind cannot read
@@ -21,7 +22,7 @@ valgrind --tool=callgrind --toggle-collect='*EventLoopC3runyyF' --callgrind-out-
     "$work/wsx" echo-server --port "$port" --loops 1 --api "${API:-raw}" >"$work/log" 2>"$work/err" &
 pid=$!
 for _ in $(seq 240); do grep -q listening "$work/log" 2>/dev/null && break; sleep 0.5; done
-taskset -c 1 "$wsload" -q -c 10 -p 1 -s 16 -t binary -d 8 -w 0 "ws://127.0.0.1:$port/" >"$work/wsload"
+taskset -c 1 "$wsload" -q -c 10 -p "${FLIGHT:-1}" -s 16 -t binary -d 8 -w 0 "ws://127.0.0.1:$port/" >"$work/wsload"
 kill -TERM "$pid"
 wait "$pid" 2>/dev/null || true
 msgs=$(sed -nE 's/^RESULT.* msgs=([0-9]+).*/\1/p' "$work/wsload")

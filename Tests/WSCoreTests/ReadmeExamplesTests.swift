@@ -47,6 +47,38 @@ struct ReadmeExamplesTests {
         #expect(engine.bufferCapacity == 0 && spare.capacity > 0)
     }
 
+    @Test("reading in place: whole messages echoed from the read buffer, the rest received and drained")
+    func readingInPlace() throws {
+        var ws = try WSProtocol(role: .server, now: .zero)
+        var input: [UInt8] = []
+        for (opcode, payload) in [(WSOpcode.text, Array("hi".utf8)), (.binary, [1, 2, 3]), (.ping, [7]), (.text, Array("after".utf8))] {
+            var masked = payload
+            WSMaskKey(1, 2, 3, 4).apply(to: &masked)
+            WSFrameHeader(fin: true, opcode: opcode, maskKey: WSMaskKey(1, 2, 3, 4), payloadLength: UInt64(payload.count)).encode(into: &input)
+            input += masked
+        }
+        let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 16)
+        defer { readBuffer.deallocate() }
+        readBuffer.copyBytes(from: input)
+        let n = input.count
+        var drained: [WSProtocol.Event] = []
+
+        let read = UnsafeMutableRawBufferPointer(rebasing: readBuffer[..<n])   // n bytes just read
+        var taken = 0
+        while let (kind, range) = ws.nextDirectMessage(in: read, at: &taken) {
+            try ws.send(UnsafeRawBufferPointer(rebasing: read[range]), kind: kind)   // echo
+        }
+        if taken < n { ws.receive(UnsafeRawBufferPointer(rebasing: read[taken...])) }
+        if !ws.hasNoEvents { while let e = ws.nextEvent() { drained.append(e) } }
+
+        // The two messages before the Ping were taken in place and echoed; the Ping and what
+        // follows it went the general way.
+        #expect(taken == 8 + 9)
+        #expect(drained == [.ping([7]), .text("after")])
+        let written = ws.withOutboundBytes { Array($0) }
+        #expect(written == [0x81, 2] + Array("hi".utf8) + [0x82, 3, 1, 2, 3] + [0x8A, 1, 7])
+    }
+
     @Test("time: keepalive deadlines as the README describes")
     func time() throws {
         var config = WSProtocol.Configuration()
