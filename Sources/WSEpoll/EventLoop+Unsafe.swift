@@ -780,6 +780,7 @@ final class EventLoop: TaskExecutor, @unchecked Sendable {
         armTimer(c)
     }
 
+    @inline(__always)
     private func armTimer(_ c: WSEpollConnection) {
         var deadline = c.engine.nextDeadline ?? c.engine.upgradeDecisionDeadline
         if let l = c.lingerDeadline, deadline == nil || l < deadline! { deadline = l }
