@@ -3,8 +3,10 @@
 //
 // Per readiness event the loop runs four verbs: read (into one buffer shared by the loop's
 // connections), feed the engine, drain its events to the handler, write what the engine
-// queued. It decides nothing about the protocol: every rule, timer and close code is the
-// engine's. What is the loop's:
+// queued. Whole messages the engine takes in place (`nextDirectMessage`) go to the handler
+// straight from the read buffer; the rest of a read is copied into the engine. It decides
+// nothing about the protocol: every rule, timer and close code is the engine's. What is the
+// loop's:
 // - Edge-triggered registration (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) made once per
 //   connection, never modified: reads run until a short read or EAGAIN; a write the kernel does
 //   not finish leaves the rest in the engine's outbound buffer until EPOLLOUT.
