@@ -1523,10 +1523,7 @@ public struct WSProtocol: ~Copyable, Sendable {
         // would copy its existential).
         guard transform == nil || !compress, role == .server, queuedSends.isEmpty, case .none = sending,
               count <= configuration.outboundFragmentSize else { return false }
-        switch state {
-        case .open, .closeReceived: return true
-        case .handshaking, .closeSent, .closing, .closed: return false
-        }
+        return acceptsSends
     }
 
     /// After a data frame is queued: writability, and the idle timer (data in either direction).
@@ -1747,9 +1744,16 @@ public struct WSProtocol: ~Copyable, Sendable {
 
     /// Data and control frames may be sent while open, and after the peer's Close until ours.
     private func requireSendable() throws(WSUsageError) {
+        guard acceptsSends else { throw .notOpen }
+    }
+
+    /// Whether data and control frames may be sent: open, or the peer's Close received and ours
+    /// not yet sent.
+    @inline(__always)
+    private var acceptsSends: Bool {
         switch state {
-        case .open, .closeReceived: return
-        case .handshaking, .closeSent, .closing, .closed: throw .notOpen
+        case .open, .closeReceived: true
+        case .handshaking, .closeSent, .closing, .closed: false
         }
     }
 
